@@ -1,0 +1,70 @@
+"""statefun-wsgi: Apache Flink Stateful Functions (2.x) in any WSGI app.
+
+Usage::
+
+    from google.protobuf.wrappers_pb2 import Int64Value, StringValue
+    from statefun_wsgi import StatefulFunctions, StatefunMiddleware
+
+    functions = StatefulFunctions()
+
+    @functions.bind("example/counter")
+    def count(context, message: StringValue):
+        seen = context.state("count").unpack(Int64Value) or Int64Value()
+        seen.value += 1
+        context.state("count").pack(seen)
+        context.pack_and_send_egress("example/out", seen)
+
+    wsgi = StatefunMiddleware(None, functions)   # gunicorn app:wsgi
+
+The names follow the StateFun 2.x Python SDK (``statefun``), so its functions run
+here unchanged.
+"""
+
+from __future__ import annotations
+
+from .context import Address, BatchContext, State
+from .egress import kafka_egress_record, kinesis_egress_record
+from .errors import (
+    ConfigurationError,
+    FunctionInvocationError,
+    LengthRequiredError,
+    MalformedRequestError,
+    MethodNotAllowedError,
+    MissingStateError,
+    OverloadedError,
+    RequestError,
+    RequestTooLargeError,
+    StatefunError,
+    UnexpectedMessageTypeError,
+    UnknownFunctionError,
+    UnsupportedMediaTypeError,
+)
+from .functions import StatefulFunction, StatefulFunctions
+from .handler import AsyncRequestReplyHandler, RequestReplyHandler
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Address",
+    "AsyncRequestReplyHandler",
+    "BatchContext",
+    "ConfigurationError",
+    "FunctionInvocationError",
+    "LengthRequiredError",
+    "MalformedRequestError",
+    "MethodNotAllowedError",
+    "MissingStateError",
+    "OverloadedError",
+    "RequestError",
+    "RequestReplyHandler",
+    "RequestTooLargeError",
+    "State",
+    "StatefulFunction",
+    "StatefulFunctions",
+    "StatefunError",
+    "UnexpectedMessageTypeError",
+    "UnknownFunctionError",
+    "UnsupportedMediaTypeError",
+    "kafka_egress_record",
+    "kinesis_egress_record",
+]

@@ -1,0 +1,328 @@
+"""The context a function receives: its address, its caller, its state, and the
+ways to send messages.
+
+Usage, inside a bound function::
+
+    @functions.bind("example/greeter", states=["seen_count"])
+    def greet(context, message: GreetRequest):
+        seen = context.state("seen_count").unpack(Int64Value) or Int64Value()
+        seen.value += 1
+        context.state("seen_count").pack(seen)
+        context.pack_and_send("example/formatter", message.name, seen)
+        context.pack_and_send_after(timedelta(minutes=5), context.address.typename(),
+                                    context.address.identity, Reminder(name=message.name))
+        context.pack_and_send_egress("example/greets", kafka_egress_record("greets", text, key=message.name))
+
+One :class:`BatchContext` serves one batch (one request), shared by its invocations
+in order, so each invocation sees the state the ones before it left. Nothing in it
+is shared with another request.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, NamedTuple, Optional, Type, TypeVar
+
+from google.protobuf.any_pb2 import Any
+from google.protobuf.message import DecodeError, Message
+
+from ._proto.request_reply_pb2 import Address as AddressMessage
+from ._proto.request_reply_pb2 import FromFunction
+from .errors import MissingStateError, UnexpectedMessageTypeError
+from .functions import split_typename, type_name_of_url
+
+if TYPE_CHECKING:
+    from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+
+    from .functions import StatefulFunction
+
+__all__ = ["Address", "BatchContext", "State"]
+
+M = TypeVar("M", bound=Message)
+
+_TYPE_URL_PREFIX = "type.googleapis.com/"
+_MODIFY = FromFunction.PersistedValueMutation.MODIFY
+_DELETE = FromFunction.PersistedValueMutation.DELETE
+
+
+class Address(NamedTuple):
+    """A function address. ``identity`` is the id (``id`` is a Python builtin)."""
+
+    namespace: str
+    type: str
+    identity: str
+
+    def typename(self) -> str:
+        """``"namespace/type"``."""
+        return f"{self.namespace}/{self.type}"
+
+
+def pack_any(message: Message) -> Any:
+    """Pack a message into an ``Any`` (the same as ``Any().Pack(message)``, faster)."""
+    if isinstance(message, Any):
+        raise TypeError("the message is already a google.protobuf.Any: use the method without 'pack_and_'")
+    try:
+        full_name = message.DESCRIPTOR.full_name
+    except AttributeError:
+        raise TypeError(f"expected a protobuf message, got {type(message).__name__}") from None
+    return Any(type_url=_TYPE_URL_PREFIX + full_name, value=message.SerializeToString())
+
+
+def _check_any(message: object, method: str) -> None:
+    if type(message) is not Any and not isinstance(message, Any):
+        raise TypeError(
+            f"{method}() takes a google.protobuf.Any, got {type(message).__name__}: "
+            f"use pack_and_{method}() to pack a message first"
+        )
+
+
+def delay_in_ms(delay: timedelta) -> int:
+    """A ``timedelta`` as whole milliseconds (rounded down); negative is an error."""
+    if not isinstance(delay, timedelta):
+        raise TypeError(f"a delay is a datetime.timedelta, got {type(delay).__name__}")
+    if delay < timedelta(0):
+        raise ValueError(f"a delay cannot be negative, got {delay!r}")
+    return (delay.days * 86_400 + delay.seconds) * 1000 + delay.microseconds // 1000
+
+
+class State:
+    """A handle on one state of the current function, from ``context.state(name)``.
+
+    ``value`` is the stored ``google.protobuf.Any`` (``None`` when absent); assign to
+    it or ``del`` it to change the state. :meth:`unpack` and :meth:`pack` convert
+    between the stored ``Any`` and a message class.
+    """
+
+    __slots__ = ("_context", "name")
+
+    def __init__(self, context: BatchContext, name: str) -> None:
+        self._context = context
+        self.name = name
+
+    @property
+    def value(self) -> Optional[Any]:
+        return self._context[self.name]
+
+    @value.setter
+    def value(self, value: Optional[Any]) -> None:
+        self._context[self.name] = value
+
+    @value.deleter
+    def value(self) -> None:
+        del self._context[self.name]
+
+    def unpack(self, message_type: Type[M]) -> Optional[M]:
+        """The value as a ``message_type``, or ``None`` when the state is absent.
+
+        Raises :class:`~statefun_wsgi.errors.UnexpectedMessageTypeError` when the
+        stored value is of another type.
+        """
+        stored = self._context[self.name]
+        if stored is None:
+            return None
+        expected = message_type.DESCRIPTOR.full_name
+        if type_name_of_url(stored.type_url) != expected:
+            raise UnexpectedMessageTypeError(
+                f"state {self.name!r} holds a {stored.type_url!r}, not a {expected}"
+            )
+        try:
+            return message_type.FromString(stored.value)
+        except DecodeError as exc:
+            raise UnexpectedMessageTypeError(f"state {self.name!r} does not parse as {expected}: {exc}") from exc
+
+    def pack(self, message: Message) -> None:
+        """Store ``message`` (packed into an ``Any``) as the new value."""
+        self._context[self.name] = pack_any(message)
+
+    def __repr__(self) -> str:
+        return f"<State {self.name!r}>"
+
+
+class BatchContext:
+    """What a function sees of the runtime during one batch. See the module docstring."""
+
+    __slots__ = (
+        "_target",
+        "_address",
+        "_caller",
+        "_caller_address",
+        "_function",
+        "_state_bytes",
+        "_state_values",
+        "_changed",
+        "_response",
+        "_outgoing",
+        "_delayed",
+        "_egresses",
+    )
+
+    def __init__(
+        self,
+        target: AddressMessage,
+        state_bytes: dict[str, bytes],
+        function: Optional[StatefulFunction] = None,
+    ) -> None:
+        self._target = target
+        self._address: Optional[Address] = None
+        self._caller: Optional[AddressMessage] = None
+        self._caller_address: Optional[Address] = None
+        self._function = function
+        self._state_bytes = state_bytes
+        self._state_values: dict[str, Optional[Any]] = {}
+        self._changed: dict[str, None] = {}  # an ordered set of changed state names
+        self._response = FromFunction()
+        result = self._response.invocation_result
+        self._outgoing: RepeatedCompositeFieldContainer[FromFunction.Invocation] = result.outgoing_messages
+        self._delayed: RepeatedCompositeFieldContainer[FromFunction.DelayedInvocation] = result.delayed_invocations
+        self._egresses: RepeatedCompositeFieldContainer[FromFunction.EgressMessage] = result.outgoing_egresses
+
+    # -- addresses ---------------------------------------------------------------
+
+    @property
+    def address(self) -> Address:
+        """This function's own address."""
+        if self._address is None:
+            target = self._target
+            self._address = Address(target.namespace, target.type, target.id)
+        return self._address
+
+    @property
+    def caller(self) -> Optional[Address]:
+        """The address that sent the current message, or ``None`` for an ingress."""
+        caller = self._caller
+        if caller is None:
+            return None
+        if self._caller_address is None:
+            self._caller_address = Address(caller.namespace, caller.type, caller.id)
+        return self._caller_address
+
+    def _set_caller(self, caller: Optional[AddressMessage]) -> None:
+        self._caller = caller
+        self._caller_address = None
+
+    # -- state -------------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> Optional[Any]:
+        try:
+            return self._state_values[name]
+        except KeyError:
+            pass
+        try:
+            raw = self._state_bytes[name]
+        except KeyError:
+            raise self._missing_state(name) from None
+        value: Optional[Any] = None
+        if raw:
+            try:
+                value = Any.FromString(raw)
+            except DecodeError as exc:
+                raise UnexpectedMessageTypeError(f"state {name!r} is not a serialized google.protobuf.Any: {exc}") from exc
+        self._state_values[name] = value
+        return value
+
+    def __setitem__(self, name: str, value: Optional[Any]) -> None:
+        if value is not None and not isinstance(value, Any):
+            raise TypeError(
+                f"state values are google.protobuf.Any (or None to delete), got {type(value).__name__}: "
+                f"use context.state({name!r}).pack(message)"
+            )
+        if name not in self._state_bytes:
+            raise self._missing_state(name)
+        self._state_values[name] = value
+        self._changed[name] = None
+
+    def __delitem__(self, name: str) -> None:
+        self[name] = None
+
+    def state(self, name: str) -> State:
+        """A handle on state ``name`` with ``value``, ``unpack()`` and ``pack()``."""
+        if name not in self._state_bytes:
+            raise self._missing_state(name)
+        return State(self, name)
+
+    def _missing_state(self, name: object) -> MissingStateError:
+        known = ", ".join(sorted(self._state_bytes)) or "none"
+        typename = f"{self._target.namespace}/{self._target.type}"
+        return MissingStateError(
+            f"state {name!r} was not sent by the runtime for {typename} (states sent: {known}); "
+            f"register it in module.yaml under the function's spec: states: [{name}]"
+        )
+
+    # -- messages ----------------------------------------------------------------
+
+    def send(self, typename: str, id: str, message: Any) -> None:
+        """Send ``message`` (an ``Any``) to the function ``typename`` with this ``id``."""
+        _check_any(message, "send")
+        namespace, name = split_typename(typename)
+        self._outgoing.add(target=AddressMessage(namespace=namespace, type=name, id=id), argument=message)
+
+    def pack_and_send(self, typename: str, id: str, message: Message) -> None:
+        """Pack ``message`` into an ``Any`` and :meth:`send` it."""
+        namespace, name = split_typename(typename)
+        self._outgoing.add(target=AddressMessage(namespace=namespace, type=name, id=id), argument=pack_any(message))
+
+    def reply(self, message: Any) -> None:
+        """Send ``message`` (an ``Any``) back to the caller of the current message."""
+        _check_any(message, "reply")
+        self._outgoing.add(target=self._reply_target(), argument=message)
+
+    def pack_and_reply(self, message: Message) -> None:
+        """Pack ``message`` into an ``Any`` and :meth:`reply` with it."""
+        self._outgoing.add(target=self._reply_target(), argument=pack_any(message))
+
+    def _reply_target(self) -> AddressMessage:
+        if self._caller is None:
+            raise ValueError(
+                "cannot reply: the current message came from an ingress and has no caller; "
+                "use send() with an explicit address"
+            )
+        return self._caller
+
+    def send_after(self, delay: timedelta, typename: str, id: str, message: Any) -> None:
+        """Send ``message`` (an ``Any``) after ``delay`` (whole milliseconds; not negative)."""
+        _check_any(message, "send_after")
+        namespace, name = split_typename(typename)
+        self._delayed.add(
+            delay_in_ms=delay_in_ms(delay),
+            target=AddressMessage(namespace=namespace, type=name, id=id),
+            argument=message,
+        )
+
+    def pack_and_send_after(self, delay: timedelta, typename: str, id: str, message: Message) -> None:
+        """Pack ``message`` into an ``Any`` and :meth:`send_after` it."""
+        milliseconds = delay_in_ms(delay)
+        namespace, name = split_typename(typename)
+        self._delayed.add(
+            delay_in_ms=milliseconds,
+            target=AddressMessage(namespace=namespace, type=name, id=id),
+            argument=pack_any(message),
+        )
+
+    def send_egress(self, typename: str, message: Any) -> None:
+        """Send ``message`` (an ``Any``) to the egress ``typename`` (``"namespace/name"``)."""
+        _check_any(message, "send_egress")
+        namespace, name = split_typename(typename)
+        self._egresses.add(egress_namespace=namespace, egress_type=name, argument=message)
+
+    def pack_and_send_egress(self, typename: str, message: Message) -> None:
+        """Pack ``message`` into an ``Any`` and :meth:`send_egress` it."""
+        namespace, name = split_typename(typename)
+        self._egresses.add(egress_namespace=namespace, egress_type=name, argument=pack_any(message))
+
+    # -- the reply -----------------------------------------------------------------
+
+    def _finish(self) -> FromFunction:
+        """The reply: everything sent, plus one mutation per changed state."""
+        if self._changed:
+            mutations = self._response.invocation_result.state_mutations
+            values = self._state_values
+            for name in self._changed:
+                value = values[name]
+                if value is None:
+                    mutations.add(mutation_type=_DELETE, state_name=name)
+                else:
+                    mutations.add(mutation_type=_MODIFY, state_name=name, state_value=value.SerializeToString())
+        return self._response
+
+    def __repr__(self) -> str:
+        return f"<BatchContext {self.address.typename()}/{self.address.identity}>"

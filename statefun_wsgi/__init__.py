@@ -40,7 +40,9 @@ from .errors import (
     UnsupportedMediaTypeError,
 )
 from .functions import StatefulFunction, StatefulFunctions
+from .endpoint import Endpoint, Reply
 from .handler import AsyncRequestReplyHandler, RequestReplyHandler
+from .middleware import StatefunMiddleware
 
 __version__ = "0.1.0"
 
@@ -48,6 +50,7 @@ __all__ = [
     "Address",
     "AsyncRequestReplyHandler",
     "BatchContext",
+    "Endpoint",
     "ConfigurationError",
     "FunctionInvocationError",
     "LengthRequiredError",
@@ -56,12 +59,14 @@ __all__ = [
     "MissingStateError",
     "OverloadedError",
     "RequestError",
+    "Reply",
     "RequestReplyHandler",
     "RequestTooLargeError",
     "State",
     "StatefulFunction",
     "StatefulFunctions",
     "StatefunError",
+    "StatefunMiddleware",
     "UnexpectedMessageTypeError",
     "UnknownFunctionError",
     "UnsupportedMediaTypeError",

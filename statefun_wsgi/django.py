@@ -1,0 +1,104 @@
+"""Django middleware that serves StateFun functions on one path of a Django project.
+
+The only module of statefun-wsgi that imports Django. In ``settings.py``::
+
+    MIDDLEWARE = [
+        "statefun_wsgi.django.StatefunMiddleware",   # first: before CSRF and the rest
+        "django.middleware.security.SecurityMiddleware",
+        ...
+    ]
+    STATEFUN_FUNCTIONS = "myproject.functions:functions"   # or "myproject.functions.functions"
+    STATEFUN_PATH = "/statefun"                            # optional
+    STATEFUN_MAX_BODY_SIZE = 32 * 1024 * 1024              # optional, bytes
+
+It must come first in ``MIDDLEWARE``: it answers batches itself, so no later
+middleware (CSRF, sessions, authentication) sees them. It reads the request stream
+with its own limit, so ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB by default) does not
+cap batches, whose states can be larger.
+
+Alternatively, wrap the WSGI application in ``wsgi.py`` with
+:class:`statefun_wsgi.StatefunMiddleware`; both give the same replies.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, Optional
+
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse
+
+from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, Endpoint
+from .errors import ConfigurationError
+
+__all__ = ["StatefunMiddleware", "load_object"]
+
+
+def load_object(dotted_path: str) -> Any:
+    """Import ``"pkg.module:attr"`` or ``"pkg.module.attr"`` and return the attribute."""
+    if ":" in dotted_path:
+        module_name, _, attribute = dotted_path.partition(":")
+    else:
+        module_name, _, attribute = dotted_path.rpartition(".")
+    if not module_name or not attribute:
+        raise ImportError(f"{dotted_path!r} is not a dotted path like 'pkg.module:attr' or 'pkg.module.attr'")
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ImportError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    return obj
+
+
+class StatefunMiddleware:
+    """Answer StateFun batches on ``STATEFUN_PATH``; hand every other request on.
+
+    :param get_response: the rest of the middleware chain, as Django passes it.
+    :param settings: a settings object to read ``STATEFUN_*`` from (for tests);
+        ``django.conf.settings`` by default. Read once, here.
+
+    Raises ``ImproperlyConfigured`` for a missing or wrong setting.
+    """
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse], settings: Optional[Any] = None) -> None:
+        if settings is None:
+            from django.conf import settings
+        self.get_response = get_response
+        dotted_path = getattr(settings, "STATEFUN_FUNCTIONS", None)
+        if not dotted_path or not isinstance(dotted_path, str):
+            raise ImproperlyConfigured(
+                "STATEFUN_FUNCTIONS must name your StatefulFunctions, e.g. 'myproject.functions:functions'"
+            )
+        try:
+            functions = load_object(dotted_path)
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"STATEFUN_FUNCTIONS = {dotted_path!r} cannot be imported: {exc}") from exc
+        self.path = getattr(settings, "STATEFUN_PATH", DEFAULT_PATH)
+        if not isinstance(self.path, str) or not self.path.startswith("/"):
+            raise ImproperlyConfigured(f"STATEFUN_PATH must start with '/', got {self.path!r}")
+        max_body_size = getattr(settings, "STATEFUN_MAX_BODY_SIZE", DEFAULT_MAX_BODY_SIZE)
+        try:
+            self.endpoint = Endpoint(functions, max_body_size=max_body_size)
+        except ConfigurationError as exc:
+            setting = "STATEFUN_MAX_BODY_SIZE" if "max_body_size" in str(exc) else "STATEFUN_FUNCTIONS"
+            raise ImproperlyConfigured(f"{setting}: {exc}") from exc
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info != self.path:
+            return self.get_response(request)
+        meta = request.META
+        if "wsgi.input" in meta:  # WSGI: read the server's stream, not Django's capped body
+            reply = self.endpoint.respond_to_environ(meta)
+        else:  # ASGI: Django has spooled the body; read it through the request
+            reply = self.endpoint.respond(
+                request.method or "GET", meta.get("CONTENT_TYPE"), meta.get("CONTENT_LENGTH") or None, request
+            )
+        response = HttpResponse(reply.body, status=reply.status)
+        for name, value in reply.headers:
+            response[name] = value
+        return response

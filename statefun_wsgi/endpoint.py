@@ -1,0 +1,221 @@
+"""The HTTP face of the request-reply handler, free of any web framework.
+
+:class:`Endpoint` turns one request (method, content type, content length, body
+stream) into one :class:`Reply` (status, headers, body). The WSGI middleware and the
+Django middleware only translate to and from it, so every status decision lives here.
+
+Usage::
+
+    endpoint = Endpoint(functions, max_body_size=32 * 1024 * 1024)
+    reply = endpoint.respond_to_environ(environ)    # from any WSGI environ
+    start_response(reply.status_line, reply.headers)
+    return [reply.body]
+
+Statuses follow how the StateFun runtime reacts: it retries 5xx, 408 and 429, and
+fails the job at once on any other 4xx. So a request that can never succeed gets a
+4xx, and a failure that may pass on retry (a function raised) gets a 5xx.
+
+=====  ===========================================================================
+200    the batch ran; ``application/octet-stream`` body (a ``FromFunction``)
+400    the body is not a ``ToFunction`` invocation batch, or it ended early
+404    no function is bound to the target type
+405    not a ``POST`` (``Allow: POST``)
+411    neither ``Content-Length`` nor a server-decoded chunked body
+413    the body is over ``max_body_size``
+415    a ``Content-Type`` other than ``application/octet-stream`` / ``application/x-protobuf``
+500    a function raised (the traceback goes to the ``statefun_wsgi`` logger)
+=====  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import IO, TYPE_CHECKING, Callable, List, NamedTuple, Optional, Tuple, Union
+
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import LimitedStream, get_input_stream
+
+from .errors import (
+    ConfigurationError,
+    LengthRequiredError,
+    MalformedRequestError,
+    MethodNotAllowedError,
+    RequestTooLargeError,
+    StatefunError,
+    UnsupportedMediaTypeError,
+)
+from .functions import StatefulFunctions
+from .handler import RequestReplyHandler
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_PATH", "Endpoint", "Reply"]
+
+logger = logging.getLogger("statefun_wsgi")
+
+DEFAULT_PATH = "/statefun"
+#: 32 MiB: a batch carries every registered state, so it can be far larger than one message.
+DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
+
+#: What the runtime sends (and what some proxies rewrite it to).
+ACCEPTED_CONTENT_TYPES = frozenset({"application/octet-stream", "application/x-protobuf"})
+
+Headers = List[Tuple[str, str]]
+BatchHandler = Callable[[bytes], bytes]
+
+
+class Reply(NamedTuple):
+    """An HTTP reply: status code, headers, body."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+    @property
+    def status_line(self) -> str:
+        """``"200 OK"``: the status as WSGI's ``start_response`` wants it."""
+        return f"{self.status} {HTTP_STATUS_CODES.get(self.status, 'Unknown')}"
+
+
+def _error_reply(error: StatefunError) -> Reply:
+    # One line, never a traceback: the runtime logs it, people read it.
+    text = " ".join(str(error).split()) or type(error).__name__
+    body = f"{error.status} {HTTP_STATUS_CODES.get(error.status, 'Error')}: {text}\n".encode("utf-8", "replace")
+    headers: Headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    if isinstance(error, MethodNotAllowedError):
+        headers.append(("Allow", "POST"))
+    return Reply(error.status, headers, body)
+
+
+def as_handler(functions: Union[StatefulFunctions, RequestReplyHandler, BatchHandler]) -> BatchHandler:
+    """A ``bytes -> bytes`` handler from a registry or a handler."""
+    if isinstance(functions, StatefulFunctions):
+        return RequestReplyHandler(functions)
+    if callable(functions):
+        return functions
+    raise ConfigurationError(
+        f"expected a StatefulFunctions or a RequestReplyHandler, got {type(functions).__name__}"
+    )
+
+
+class Endpoint:
+    """Serves StateFun batches over HTTP, whatever the host framework.
+
+    :param functions: a :class:`~statefun_wsgi.StatefulFunctions` registry, or a
+        handler (``bytes -> bytes``) such as :class:`~statefun_wsgi.RequestReplyHandler`.
+    :param max_body_size: the largest body accepted, in bytes. Checked against
+        ``Content-Length`` before reading, and enforced while reading chunked bodies.
+    """
+
+    def __init__(
+        self,
+        functions: Union[StatefulFunctions, RequestReplyHandler, BatchHandler],
+        *,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        if not isinstance(max_body_size, int) or isinstance(max_body_size, bool) or max_body_size <= 0:
+            raise ConfigurationError(f"max_body_size must be a positive number of bytes, got {max_body_size!r}")
+        self.handler = as_handler(functions)
+        self.max_body_size = max_body_size
+
+    def respond(
+        self,
+        method: str,
+        content_type: Optional[str],
+        content_length: Optional[str],
+        stream: IO[bytes],
+    ) -> Reply:
+        """Answer a request whose body is read from ``stream``.
+
+        With a ``content_length``, exactly that many bytes are read; without one,
+        ``stream`` is read to its end, and no further than ``max_body_size``.
+        :meth:`respond_to_environ` does the same from a WSGI ``environ``.
+        """
+        try:
+            self._check_headers(method, content_type, content_length)
+        except StatefunError as error:
+            return self._fail(error)
+        if content_length is None:
+            stream = LimitedStream(stream, self.max_body_size, is_max=True)
+        return self._read_and_run(stream, content_length)
+
+    def respond_to_environ(self, environ: WSGIEnvironment) -> Reply:
+        """Answer the request a WSGI ``environ`` describes (its ``wsgi.input`` is read)."""
+        method = environ.get("REQUEST_METHOD", "GET")
+        content_type = environ.get("CONTENT_TYPE")
+        content_length = environ.get("CONTENT_LENGTH") or None
+        try:
+            self._check_headers(method, content_type, content_length)
+            if content_length is None and "wsgi.input_terminated" not in environ:
+                raise LengthRequiredError(
+                    "the body needs a Content-Length (or chunked encoding on a server that decodes it)"
+                )
+            try:
+                stream = get_input_stream(environ, safe_fallback=False, max_content_length=self.max_body_size)
+            except RequestEntityTooLarge:
+                raise RequestTooLargeError(f"the body is larger than the limit of {self.max_body_size} bytes") from None
+        except StatefunError as error:
+            return self._fail(error)
+        return self._read_and_run(stream, content_length)
+
+    def _read_and_run(self, stream: IO[bytes], content_length: Optional[str]) -> Reply:
+        try:
+            body = _read_all(stream, None if content_length is None else int(content_length))
+        except RequestEntityTooLarge:
+            return self._fail(RequestTooLargeError(f"the body is larger than the limit of {self.max_body_size} bytes"))
+        except ClientDisconnected:
+            return self._fail(
+                MalformedRequestError(f"the body ended before its Content-Length of {content_length} bytes")
+            )
+        return self._run(body)
+
+    def _check_headers(self, method: str, content_type: Optional[str], content_length: Optional[str]) -> None:
+        if method != "POST":
+            raise MethodNotAllowedError(f"{method} is not allowed here: StateFun sends batches with POST")
+        if content_type:
+            media_type = content_type.split(";", 1)[0].strip().lower()
+            if media_type not in ACCEPTED_CONTENT_TYPES:
+                raise UnsupportedMediaTypeError(
+                    f"Content-Type {content_type!r} is not application/octet-stream (a serialized ToFunction)"
+                )
+        if content_length is not None:
+            if not content_length.isdigit() or not content_length.isascii():
+                raise MalformedRequestError(f"Content-Length {content_length!r} is not a number of bytes")
+            if int(content_length) > self.max_body_size:
+                raise RequestTooLargeError(
+                    f"the body of {content_length} bytes is larger than the limit of {self.max_body_size} bytes"
+                )
+
+    def _run(self, body: bytes) -> Reply:
+        try:
+            reply = self.handler(body)
+        except StatefunError as error:
+            return self._fail(error)
+        except Exception:
+            logger.exception("the request-reply handler failed unexpectedly")
+            return _error_reply(_UnexpectedError("the request-reply handler failed unexpectedly; see the server log"))
+        headers: Headers = [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(reply)))]
+        return Reply(200, headers, reply)
+
+    def _fail(self, error: StatefunError) -> Reply:
+        if error.status >= 500:
+            cause = error.__cause__
+            logger.error("%s", error, exc_info=(type(cause), cause, cause.__traceback__) if cause else None)
+        else:
+            logger.warning("rejected a request: %s", error)
+        return _error_reply(error)
+
+
+class _UnexpectedError(StatefunError):
+    status = 500
+
+
+def _read_all(stream: IO[bytes], expected: Optional[int]) -> bytes:
+    if expected is None:
+        return stream.read()
+    body = stream.read(expected)
+    if len(body) < expected:  # a short read: gather the rest (raises if the client left)
+        body += stream.read()
+    return body

@@ -1,0 +1,1 @@
+"""Runnable examples of statefun-wsgi (run them from the repository root)."""

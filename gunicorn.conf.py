@@ -1,0 +1,63 @@
+"""gunicorn settings we recommend for serving StateFun functions.
+
+    gunicorn -c gunicorn.conf.py app:wsgi
+
+Every setting can be overridden by an environment variable (named beside it) or
+on the command line. The numbers follow the StateFun runtime's HTTP client (OkHttp):
+it keeps pooled keep-alive connections (idle up to 1 minute) and waits for a batch
+up to the function's ``timeout`` (1 minute by default) before retrying it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return default if value in (None, "") else int(value)
+
+
+# Where the runtime's module.yaml endpoint points (http://<host>:8000/statefun).
+bind = os.environ.get("STATEFUN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+
+# A batch is CPU work in Python: one process per core uses every core with no GIL
+# contention. (WEB_CONCURRENCY is the variable most platforms set.)
+workers = _int("WEB_CONCURRENCY", multiprocessing.cpu_count())
+
+# gthread keeps the runtime's pooled keep-alive connections open (the sync worker
+# closes every connection after one request, so each batch would pay a new TCP
+# handshake) and lets a worker hold many idle connections while it computes.
+worker_class = os.environ.get("STATEFUN_WORKER_CLASS", "gthread")
+threads = _int("STATEFUN_THREADS", 4)
+
+# Longer than OkHttp's 1-minute idle time, so the runtime always closes an idle
+# connection first and never writes a batch into one the server just dropped.
+keepalive = _int("STATEFUN_KEEPALIVE", 75)
+
+# A batch may legitimately run until the runtime's call timeout (1 minute by
+# default); the runtime gives up on it after that and retries. Kill a worker only
+# when it is stuck beyond that.
+timeout = _int("STATEFUN_TIMEOUT", 70)
+
+# On SIGTERM, let accepted batches finish: the runtime waits up to its call timeout.
+graceful_timeout = _int("STATEFUN_GRACEFUL_TIMEOUT", 60)
+
+# More pending connections than the default 2048 is pointless for one runtime;
+# fewer drops bursts. Keep gunicorn's default.
+backlog = _int("STATEFUN_BACKLOG", 2048)
+
+# Batches carry state: no request line or header limits are relevant, but keep
+# gunicorn's defaults for everything that reaches the port.
+limit_request_line = 4094
+
+# Logging: access log on stdout with latency in microseconds (%(D)s); errors on stderr.
+accesslog = os.environ.get("STATEFUN_ACCESS_LOG", "-") or None
+errorlog = "-"
+loglevel = os.environ.get("STATEFUN_LOG_LEVEL", "info")
+access_log_format = os.environ.get(
+    "STATEFUN_ACCESS_LOG_FORMAT", '%(h)s "%(r)s" %(s)s %(B)s %(D)sus'
+)
+if accesslog == "off":
+    accesslog = None

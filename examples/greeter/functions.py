@@ -45,7 +45,7 @@ def greeter(context, message: Union[GreetRequest, GreetResponse, Reminder]) -> N
         if seen_count.value == 1:
             context.pack_and_send_after(REMINDER_DELAY, "example/greeter", name, Reminder(name=name))
     elif isinstance(message, GreetResponse):
-        record = kafka_egress_record(topic="greetings", key=message.name, value=message)
+        record = kafka_egress_record(topic="greetings", key=message.name, value=message.greeting)
         context.pack_and_send_egress(GREETS_EGRESS, record)
     else:
         text = f"Hi {message.name}, still there? Come back soon!"

@@ -1,0 +1,153 @@
+"""How the local runtime reaches functions: in process, or over HTTP like the real
+runtime (one POST per batch, pooled keep-alive connections).
+
+A transport is a callable ``transport(function_spec, request_bytes) -> reply_bytes``
+that raises :class:`TransportError`, retryable or not by the runtime's rules.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+from typing import Callable, Dict, Optional, Tuple
+from urllib.parse import unquote, urlsplit
+
+from ..errors import StatefunError
+from ..module_yaml import FunctionSpec
+
+__all__ = ["RETRYABLE_STATUSES", "HttpTransport", "InProcessTransport", "Transport", "TransportError"]
+
+#: Statuses the runtime retries (with backoff, until the function's timeout); any
+#: other 4xx fails the job at once. (Every 5xx is retried too.)
+RETRYABLE_STATUSES = frozenset({408, 409, 420, 429, 499})
+
+Transport = Callable[[FunctionSpec, bytes], bytes]
+
+
+class TransportError(Exception):
+    """A call that did not produce a usable reply. ``retryable`` follows the runtime."""
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+def is_retryable_status(status: int) -> bool:
+    return status >= 500 or status in RETRYABLE_STATUSES
+
+
+class InProcessTransport:
+    """Calls a request-reply handler directly: no HTTP, same statuses.
+
+    :param handler: ``bytes -> bytes``, e.g. ``RequestReplyHandler(functions)``.
+    """
+
+    def __init__(self, handler: Callable[[bytes], bytes]) -> None:
+        self.handler = handler
+
+    def __call__(self, spec: FunctionSpec, request: bytes) -> bytes:
+        try:
+            return self.handler(request)
+        except StatefunError as error:
+            raise TransportError(f"{error.status}: {error}", retryable=is_retryable_status(error.status)) from error
+        except Exception as error:  # anything else is a server error: retried
+            raise TransportError(f"500: {type(error).__name__}: {error}", retryable=True) from error
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.socket_path)
+        self.sock = sock
+
+
+_Target = Tuple[str, str, Optional[int], str, str]  # scheme, host, port, unix socket, path
+
+
+def _parse_endpoint(endpoint: str) -> _Target:
+    parts = urlsplit(endpoint)
+    scheme = parts.scheme
+    if scheme in ("http+unix", "https+unix"):
+        # http+unix:///run/app.sock/statefun: the socket path ends at ".sock".
+        full = unquote(parts.netloc + parts.path) if parts.netloc else parts.path
+        socket_path, marker, rest = full.partition(".sock")
+        if not marker:
+            raise ValueError(f"{endpoint!r}: a unix endpoint names a socket file ending in .sock")
+        return scheme, "localhost", None, socket_path + marker, rest or "/"
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return scheme, parts.hostname or "localhost", parts.port, "", path
+
+
+class HttpTransport:
+    """POSTs batches to the function's endpoint, as the runtime does.
+
+    Connections are kept alive and reused, one pool per thread. A reply counts
+    only if the status is 2xx, there is a body and the ``Content-Type`` is exactly
+    ``application/octet-stream``; statuses are retried as the runtime retries them.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._targets: Dict[str, _Target] = {}
+
+    def _connection(self, spec: FunctionSpec, target: _Target) -> http.client.HTTPConnection:
+        pool: Dict[_Target, http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
+        connection = pool.get(target)
+        if connection is None:
+            scheme, host, port, socket_path, _ = target
+            timeout = max(spec.connect_timeout, spec.read_timeout, spec.write_timeout).total_seconds()
+            if socket_path:
+                connection = _UnixHTTPConnection(socket_path, timeout)
+            elif scheme.startswith("https"):
+                connection = http.client.HTTPSConnection(host, port, timeout=timeout)
+            else:
+                connection = http.client.HTTPConnection(host, port, timeout=timeout)
+            pool[target] = connection
+        return connection
+
+    def _drop(self, target: _Target) -> None:
+        connection = self._local.__dict__.get("pool", {}).pop(target, None)
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        """Close this thread's connections."""
+        for connection in self._local.__dict__.pop("pool", {}).values():
+            connection.close()
+
+    def __call__(self, spec: FunctionSpec, request: bytes) -> bytes:
+        target = self._targets.get(spec.endpoint)
+        if target is None:
+            target = self._targets[spec.endpoint] = _parse_endpoint(spec.endpoint)
+        connection = self._connection(spec, target)
+        try:
+            connection.request("POST", target[4], body=request, headers={"Content-Type": "application/octet-stream"})
+            response = connection.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop(target)
+            raise TransportError(f"{spec.endpoint}: {type(exc).__name__}: {exc}", retryable=True) from exc
+        if response.will_close:
+            self._drop(target)
+        status = response.status
+        if not 200 <= status < 300:
+            text = body[:300].decode("utf-8", "replace").strip()
+            raise TransportError(f"{spec.endpoint} answered {status}: {text}", retryable=is_retryable_status(status))
+        content_type = response.getheader("Content-Type")
+        if content_type != "application/octet-stream":
+            raise TransportError(
+                f"{spec.endpoint} answered Content-Type {content_type!r}, not exactly 'application/octet-stream'",
+                retryable=False,
+            )
+        if not body:
+            raise TransportError(f"{spec.endpoint} answered {status} with no body", retryable=False)
+        return body

@@ -265,6 +265,15 @@ class LocalRuntime:
                 raise TimeoutError(f"the local runtime was not idle after {timeout} s")
             self._wait(deadline)
 
+    def serve(self, stop: threading.Event) -> None:
+        """Keep delivering (new messages, delayed ones when due) until ``stop`` is set.
+
+        Raises :class:`FunctionCallFailedError` when a batch fails for good.
+        """
+        while not stop.is_set():
+            self.run_until_idle(timeout=None)
+            self._wait(None)
+
     def advance(self, delta: timedelta) -> None:
         """Move the virtual clock forward by ``delta``, delivering delayed messages
         in order of their due time and expiring state on the way."""

@@ -196,10 +196,15 @@ def _message_annotation(typename: str, func: Callable[..., TypingAny]) -> Typing
     message_parameter = positional[1]
     annotation = message_parameter.annotation
     if isinstance(annotation, str):
-        # ``from __future__ import annotations`` or a quoted hint: resolve it.
+        # ``from __future__ import annotations`` or a quoted hint: resolve this one
+        # alone, in the function's globals (the context's annotation may name a
+        # type imported only under ``if TYPE_CHECKING:``).
         target = func if inspect.isroutine(func) else getattr(func, "__call__", func)
+        holder = types.SimpleNamespace(__annotations__={message_parameter.name: annotation})
         try:
-            annotation = typing.get_type_hints(target).get(message_parameter.name, inspect.Parameter.empty)
+            annotation = typing.get_type_hints(
+                holder, globalns=getattr(inspect.unwrap(target), "__globals__", None)
+            )[message_parameter.name]
         except Exception as exc:
             raise ConfigurationError(
                 f"cannot bind {typename}: cannot resolve the annotation {message_parameter.annotation!r} "

@@ -43,6 +43,9 @@ class _Batch:
     def __init__(self, functions: StatefulFunctions, request_bytes: RequestBytes) -> None:
         request = ToFunction()
         try:
+            if type(request_bytes) is not bytes:
+                # upb on some Python versions (3.9) refuses a bytearray.
+                request_bytes = bytes(request_bytes)
             request.ParseFromString(request_bytes)
         except (DecodeError, ValueError, TypeError, RuntimeError) as exc:
             raise MalformedRequestError(f"the body is not a serialized ToFunction: {exc}") from None

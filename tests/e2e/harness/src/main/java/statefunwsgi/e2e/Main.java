@@ -1,6 +1,7 @@
 package statefunwsgi.e2e;
 
 import com.google.protobuf.Any;
+import org.apache.flink.configuration.Configuration;
 import org.apache.flink.statefun.flink.harness.Harness;
 import org.apache.flink.statefun.sdk.io.EgressIdentifier;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -18,12 +19,23 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
  *
  * <p>Other system properties: {@code e2e.checkpoint.interval} (default {@code 1s}), {@code
  * e2e.restart.delay} (default {@code 1s}), {@code e2e.restart.attempts} (default 1000), {@code
- * e2e.log.level} (default WARN; log4j 1.2 output goes to stderr).
+ * e2e.log.level} (default WARN; log4j 1.2 output goes to stderr). Each may also be given as a
+ * program argument {@code -Dkey=value} after the main class.
  */
 public final class Main {
   private Main() {}
 
   public static void main(String[] args) throws Exception {
+    // -Dkey=value given after the main class work like JVM -D options (easy to append).
+    for (String arg : args) {
+      int eq = arg.indexOf('=');
+      if (arg.startsWith("-D") && eq > 2) {
+        System.setProperty(arg.substring(2, eq), arg.substring(eq + 1));
+      } else {
+        System.err.println("E2E-HARNESS error: unknown argument " + arg + " (expected -Dkey=value)");
+        System.exit(2);
+      }
+    }
     // Before anything touches log4j: our own config (stderr, WARN), unless the caller set one.
     if (System.getProperty("log4j.configuration") == null) {
       System.setProperty("log4j.configuration", "statefunwsgi-e2e-log4j.properties");
@@ -39,7 +51,16 @@ public final class Main {
     }
     FileEgressConsumer.touch(egressFile);
 
+    // The MiniCluster: parallelism 1, one slot, its REST endpoint on a free port of loopback.
+    Configuration cluster = new Configuration();
+    cluster.setString("rest.bind-address", "127.0.0.1");
+    cluster.setString("rest.address", "127.0.0.1");
+    cluster.setString("rest.bind-port", "0");
+    cluster.setString("taskmanager.host", "127.0.0.1");
+    cluster.setString("jobmanager.rpc.address", "127.0.0.1");
+    cluster.setString("taskmanager.numberOfTaskSlots", "1");
     StreamExecutionEnvironment.setDefaultLocalParallelism(1);
+    LocalCluster.install(cluster);
 
     Harness harness =
         new Harness()
@@ -62,6 +83,15 @@ public final class Main {
     }
     System.err.println(
         "E2E-HARNESS starting: egresses=" + names + " egress-file=" + egressFile);
-    harness.start(); // runs the streaming job; returns only if the job ends (it fails for good)
+    try {
+      harness.start(); // runs the streaming job; returns only if the job ends
+      System.err.println("E2E-HARNESS job ended");
+    } catch (Throwable t) {
+      System.err.println("E2E-HARNESS job failed for good:");
+      t.printStackTrace();
+      // The MiniCluster leaves non-daemon threads behind: exit explicitly so the test sees it.
+      System.exit(1);
+    }
+    System.exit(0);
   }
 }

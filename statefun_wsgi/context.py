@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, NamedTuple, Optional, Type, TypeVar
 from google.protobuf.any_pb2 import Any
 from google.protobuf.message import DecodeError, Message
 
-from ._proto.request_reply_pb2 import Address as AddressMessage
-from ._proto.request_reply_pb2 import FromFunction
+from ._proto.request_reply_view_pb2 import Address as AddressMessage
+from ._proto.request_reply_view_pb2 import FromFunction, ToFunction
 from .errors import MissingStateError, UnexpectedMessageTypeError
 from .functions import split_typename, type_name_of_url
 
@@ -57,15 +57,28 @@ class Address(NamedTuple):
         return f"{self.namespace}/{self.type}"
 
 
-def pack_any(message: Message) -> Any:
-    """Pack a message into an ``Any`` (the same as ``Any().Pack(message)``, faster)."""
+_TYPE_URLS: dict[type, str] = {}
+
+
+def type_url_of(message: Message) -> str:
+    """``"type.googleapis.com/<full name>"`` for a message (cached per class)."""
+    try:
+        return _TYPE_URLS[type(message)]
+    except KeyError:
+        pass
     if isinstance(message, Any):
         raise TypeError("the message is already a google.protobuf.Any: use the method without 'pack_and_'")
     try:
         full_name = message.DESCRIPTOR.full_name
     except AttributeError:
         raise TypeError(f"expected a protobuf message, got {type(message).__name__}") from None
-    return Any(type_url=_TYPE_URL_PREFIX + full_name, value=message.SerializeToString())
+    type_url = _TYPE_URLS[type(message)] = _TYPE_URL_PREFIX + full_name
+    return type_url
+
+
+def pack_any(message: Message) -> Any:
+    """Pack a message into an ``Any`` (the same as ``Any().Pack(message)``, faster)."""
+    return Any(type_url=type_url_of(message), value=message.SerializeToString())
 
 
 def _check_any(message: object, method: str) -> None:
@@ -147,7 +160,7 @@ class BatchContext:
         "_caller",
         "_caller_address",
         "_function",
-        "_state_bytes",
+        "_states",
         "_state_values",
         "_changed",
         "_response",
@@ -159,7 +172,7 @@ class BatchContext:
     def __init__(
         self,
         target: AddressMessage,
-        state_bytes: dict[str, bytes],
+        states: dict[str, ToFunction.PersistedValue],
         function: Optional[StatefulFunction] = None,
     ) -> None:
         self._target = target
@@ -167,7 +180,7 @@ class BatchContext:
         self._caller: Optional[AddressMessage] = None
         self._caller_address: Optional[Address] = None
         self._function = function
-        self._state_bytes = state_bytes
+        self._states = states  # as sent: parsed lazily, on first use
         self._state_values: dict[str, Optional[Any]] = {}
         self._changed: dict[str, None] = {}  # an ordered set of changed state names
         self._response = FromFunction()
@@ -208,15 +221,11 @@ class BatchContext:
         except KeyError:
             pass
         try:
-            raw = self._state_bytes[name]
+            sent = self._states[name]
         except KeyError:
             raise self._missing_state(name) from None
-        value: Optional[Any] = None
-        if raw:
-            try:
-                value = Any.FromString(raw)
-            except DecodeError as exc:
-                raise UnexpectedMessageTypeError(f"state {name!r} is not a serialized google.protobuf.Any: {exc}") from exc
+        state_value = sent.state_value
+        value = state_value if state_value.ByteSize() else None  # absent: sent empty
         self._state_values[name] = value
         return value
 
@@ -226,7 +235,7 @@ class BatchContext:
                 f"state values are google.protobuf.Any (or None to delete), got {type(value).__name__}: "
                 f"use context.state({name!r}).pack(message)"
             )
-        if name not in self._state_bytes:
+        if name not in self._states:
             raise self._missing_state(name)
         self._state_values[name] = value
         self._changed[name] = None
@@ -236,12 +245,12 @@ class BatchContext:
 
     def state(self, name: str) -> State:
         """A handle on state ``name`` with ``value``, ``unpack()`` and ``pack()``."""
-        if name not in self._state_bytes:
+        if name not in self._states:
             raise self._missing_state(name)
         return State(self, name)
 
     def _missing_state(self, name: object) -> MissingStateError:
-        known = ", ".join(sorted(self._state_bytes)) or "none"
+        known = ", ".join(sorted(self._states)) or "none"
         typename = f"{self._target.namespace}/{self._target.type}"
         return MissingStateError(
             f"state {name!r} was not sent by the runtime for {typename} (states sent: {known}); "
@@ -253,13 +262,26 @@ class BatchContext:
     def send(self, typename: str, id: str, message: Any) -> None:
         """Send ``message`` (an ``Any``) to the function ``typename`` with this ``id``."""
         _check_any(message, "send")
-        namespace, name = split_typename(typename)
-        self._outgoing.add(target=AddressMessage(namespace=namespace, type=name, id=id), argument=message)
+        self._new_outgoing(typename, id).argument.CopyFrom(message)
 
     def pack_and_send(self, typename: str, id: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send` it."""
+        type_url, value = type_url_of(message), message.SerializeToString()
+        argument = self._new_outgoing(typename, id).argument
+        argument.type_url = type_url
+        argument.value = value
+
+    def _new_outgoing(self, typename: str, id: str) -> FromFunction.Invocation:
+        # Validate before adding, so that a failed call leaves nothing half-built.
         namespace, name = split_typename(typename)
-        self._outgoing.add(target=AddressMessage(namespace=namespace, type=name, id=id), argument=pack_any(message))
+        if type(id) is not str:
+            raise TypeError(f"an id is a str, got {type(id).__name__}")
+        invocation = self._outgoing.add()
+        target = invocation.target
+        target.namespace = namespace
+        target.type = name
+        target.id = id
+        return invocation
 
     def reply(self, message: Any) -> None:
         """Send ``message`` (an ``Any``) back to the caller of the current message."""
@@ -268,7 +290,11 @@ class BatchContext:
 
     def pack_and_reply(self, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`reply` with it."""
-        self._outgoing.add(target=self._reply_target(), argument=pack_any(message))
+        caller = self._reply_target()
+        type_url, value = type_url_of(message), message.SerializeToString()
+        argument = self._outgoing.add(target=caller).argument
+        argument.type_url = type_url
+        argument.value = value
 
     def _reply_target(self) -> AddressMessage:
         if self._caller is None:
@@ -281,33 +307,42 @@ class BatchContext:
     def send_after(self, delay: timedelta, typename: str, id: str, message: Any) -> None:
         """Send ``message`` (an ``Any``) after ``delay`` (whole milliseconds; not negative)."""
         _check_any(message, "send_after")
-        namespace, name = split_typename(typename)
-        self._delayed.add(
-            delay_in_ms=delay_in_ms(delay),
-            target=AddressMessage(namespace=namespace, type=name, id=id),
-            argument=message,
-        )
+        self._new_delayed(delay, typename, id).argument.CopyFrom(message)
 
     def pack_and_send_after(self, delay: timedelta, typename: str, id: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_after` it."""
+        type_url, value = type_url_of(message), message.SerializeToString()
+        argument = self._new_delayed(delay, typename, id).argument
+        argument.type_url = type_url
+        argument.value = value
+
+    def _new_delayed(self, delay: timedelta, typename: str, id: str) -> FromFunction.DelayedInvocation:
         milliseconds = delay_in_ms(delay)
         namespace, name = split_typename(typename)
-        self._delayed.add(
-            delay_in_ms=milliseconds,
-            target=AddressMessage(namespace=namespace, type=name, id=id),
-            argument=pack_any(message),
-        )
+        if type(id) is not str:
+            raise TypeError(f"an id is a str, got {type(id).__name__}")
+        delayed = self._delayed.add(delay_in_ms=milliseconds)
+        target = delayed.target
+        target.namespace = namespace
+        target.type = name
+        target.id = id
+        return delayed
 
     def send_egress(self, typename: str, message: Any) -> None:
         """Send ``message`` (an ``Any``) to the egress ``typename`` (``"namespace/name"``)."""
         _check_any(message, "send_egress")
-        namespace, name = split_typename(typename)
-        self._egresses.add(egress_namespace=namespace, egress_type=name, argument=message)
+        self._new_egress(typename).argument.CopyFrom(message)
 
     def pack_and_send_egress(self, typename: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_egress` it."""
+        type_url, value = type_url_of(message), message.SerializeToString()
+        argument = self._new_egress(typename).argument
+        argument.type_url = type_url
+        argument.value = value
+
+    def _new_egress(self, typename: str) -> FromFunction.EgressMessage:
         namespace, name = split_typename(typename)
-        self._egresses.add(egress_namespace=namespace, egress_type=name, argument=pack_any(message))
+        return self._egresses.add(egress_namespace=namespace, egress_type=name)
 
     # -- the reply -----------------------------------------------------------------
 
@@ -321,7 +356,7 @@ class BatchContext:
                 if value is None:
                     mutations.add(mutation_type=_DELETE, state_name=name)
                 else:
-                    mutations.add(mutation_type=_MODIFY, state_name=name, state_value=value.SerializeToString())
+                    mutations.add(mutation_type=_MODIFY, state_name=name).state_value.CopyFrom(value)
         return self._response
 
     def __repr__(self) -> str:

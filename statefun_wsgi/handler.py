@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Union
 
 from google.protobuf.message import DecodeError
 
-from ._proto.request_reply_pb2 import ToFunction
+from ._proto.request_reply_view_pb2 import ToFunction
 from .context import BatchContext
 from .errors import FunctionInvocationError, MalformedRequestError, MissingStateError, UnknownFunctionError
 from .functions import StatefulFunctions
@@ -48,7 +48,10 @@ class _Batch:
                 request_bytes = bytes(request_bytes)
             request.ParseFromString(request_bytes)
         except (DecodeError, ValueError, TypeError, RuntimeError) as exc:
-            raise MalformedRequestError(f"the body is not a serialized ToFunction: {exc}") from None
+            raise MalformedRequestError(
+                f"the body is not a serialized ToFunction (or a state value is not a serialized "
+                f"google.protobuf.Any): {exc}"
+            ) from None
         if not request.HasField("invocation"):
             raise MalformedRequestError("the ToFunction carries no invocation batch (field 100)")
         batch = request.invocation
@@ -61,16 +64,16 @@ class _Batch:
             raise UnknownFunctionError(
                 f"no function is bound to {target.namespace}/{target.type} (bound: {bound})"
             )
-        state_bytes = {state.state_name: state.state_value for state in batch.state}
+        states = {state.state_name: state for state in batch.state}
         if function.states is not None:
-            missing = [name for name in function.states if name not in state_bytes]
+            missing = [name for name in function.states if name not in states]
             if missing:
                 raise FunctionInvocationError(
                     f"{function.typename} declares state {missing[0]!r} but the runtime did not send it; "
                     f"add '- {missing[0]}' under 'states:' of {function.typename} in module.yaml"
                 ) from MissingStateError(missing[0])
         self.function: StatefulFunction = function
-        self.context = BatchContext(target, state_bytes, function)
+        self.context = BatchContext(target, states, function)
         self.invocations = batch.invocations
 
     def failure(self, index: int, exc: BaseException) -> FunctionInvocationError:
@@ -106,11 +109,13 @@ class RequestReplyHandler:
         func = function.func
         unpack = function.unpack
         context = batch.context
-        set_caller = context._set_caller
         index = 0
         try:
             for index, invocation in enumerate(batch.invocations):
-                set_caller(invocation.caller if invocation.HasField("caller") else None)
+                if invocation.HasField("caller"):
+                    context._set_caller(invocation.caller)
+                elif context._caller is not None:
+                    context._set_caller(None)
                 argument = invocation.argument
                 func(context, argument if unpack is None else unpack(argument))
         except Exception as exc:

@@ -31,6 +31,7 @@ from google.protobuf.wrappers_pb2 import BoolValue, BytesValue, Int64Value, Stri
 from statefun_wsgi import (
     Address,
     BatchContext,
+    MalformedRequestError,
     MissingStateError,
     RequestReplyHandler,
     State,
@@ -526,14 +527,17 @@ def test_user_code_can_catch_the_missing_state_as_a_key_error():
     assert egress.message.value.startswith("state 'unknown' was not sent by the runtime")
 
 
-def test_a_stored_value_that_is_not_an_any_is_a_type_error():
-    def fn(context, message):
-        context["broken"]
+def test_a_stored_value_that_is_not_an_any_makes_the_batch_malformed():
+    # States are parsed with the request: a corrupt one is a 400, before any function runs.
+    called = []
 
-    invoke_failure(
-        fn, UnexpectedMessageTypeError, match=r"state 'broken' is not a serialized google.protobuf.Any",
-        messages=[HELLO], state={"broken": b"\xff\xff\xff"},
-    )
+    def fn(context, message):
+        called.append(context["broken"])
+
+    body = request(messages=[HELLO], state={"broken": b"\xff\xff\xff"})
+    with pytest.raises(MalformedRequestError, match=r"state value is not a serialized google.protobuf.Any"):
+        RequestReplyHandler(bind(fn))(body)
+    assert called == []
 
 
 # -- state: context.state(name) ----------------------------------------------------------

@@ -1,0 +1,186 @@
+"""Serving benchmark: requests/s and p50/p99 latency for a one-invocation counter batch
+through gunicorn, side by side in one run:
+
+* ceiling   -- the same gunicorn serving a bare WSGI app that reads the body and returns fixed bytes
+* ours      -- statefun-wsgi's StatefunMiddleware
+* official  -- the official apache-flink-statefun 2.2.2 SDK behind Flask, as its docs show
+
+Every server gets the same gunicorn settings; the load generator is wrk (Debian's ``wrk``).
+
+    python bench/bench_serving.py            # ~2 minutes
+    python bench/bench_serving.py --quick    # ~30 s
+
+Targets: ours >= 0.85 x ceiling and >= 2 x official (requests/s). Writes
+bench/results/serving.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from google.protobuf.any_pb2 import Any  # noqa: E402
+from google.protobuf.wrappers_pb2 import Int64Value, StringValue  # noqa: E402
+
+from statefun_wsgi import RequestReplyHandler, StatefulFunctions  # noqa: E402
+from statefun_wsgi._proto.request_reply_pb2 import ToFunction  # noqa: E402
+
+OFFICIAL_PYTHON = HERE / ".venvs" / "official-default" / "bin" / "python"
+# "-c /dev/null": identical explicit settings for all three, not the repository's gunicorn.conf.py
+# (gunicorn reads ./gunicorn.conf.py by default), so no access log either.
+GUNICORN_SETTINGS = ["-c", "/dev/null", "--workers", "2", "--worker-class", "gthread", "--threads", "4", "--keep-alive", "75",
+                     "--log-level", "warning"]
+
+
+def counter_request() -> bytes:
+    request = ToFunction()
+    batch = request.invocation
+    batch.target.namespace, batch.target.type, batch.target.id = "bench", "counter", "user-1"
+    state = Any()
+    state.Pack(Int64Value(value=41))
+    batch.state.add(state_name="count", state_value=state.SerializeToString())
+    argument = Any()
+    argument.Pack(StringValue(value="hello"))
+    batch.invocations.add(argument=argument)
+    return request.SerializeToString()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(name: str, python: Path, app: str, env: dict) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    command = [str(python), "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", *GUNICORN_SETTINGS]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process, port
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"{name}: gunicorn exited with {process.returncode}")
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"{name}: gunicorn did not start")
+
+
+def wrk(port: int, script: Path, seconds: int, connections: int) -> dict:
+    output = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}/statefun"],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+
+    def percentile(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    return {"rps": rps, "p50_ms": percentile("50"), "p99_ms": percentile("99"),
+            "non_2xx": int(errors.group(1)) if errors else 0,
+            "socket_errors": socket_errors.group(1) if socket_errors else None}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short rounds (~30 s in all)")
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    if not OFFICIAL_PYTHON.exists():
+        raise SystemExit("run bench/bench_handler.py first: it creates the official SDK's virtualenv")
+    subprocess.run([str(OFFICIAL_PYTHON), "-m", "pip", "install", "-q", "flask", "gunicorn"], check=True)
+    seconds, rounds = (4, 2) if args.quick else (10, 3)
+
+    body = counter_request()
+    functions = StatefulFunctions()
+    sys.path.insert(0, str(HERE))
+    import scenarios
+
+    scenarios.register(functions)
+    reply = RequestReplyHandler(functions)(body)
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    (work / "request.bin").write_bytes(body)
+    (work / "reply.bin").write_bytes(reply)
+    script = work / "post.lua"
+    script.write_text(
+        'local f = io.open("%s", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/octet-stream"\n' % (work / "request.bin")
+    )
+    env = {"BENCH_CEILING_REPLY": str(work / "reply.bin"), "PYTHONPATH": str(ROOT)}
+    servers = {
+        "ceiling": (Path(sys.executable), "bench._serving_apps:ceiling"),
+        "ours": (Path(sys.executable), "bench._serving_apps:ours"),
+        "official": (OFFICIAL_PYTHON, "bench._serving_apps:official"),
+    }
+    results: dict[str, list[dict]] = {name: [] for name in servers}
+    running = {name: start(name, python, app, env) for name, (python, app) in servers.items()}
+    try:
+        for name, (_, port) in running.items():  # warm up, and check replies are right
+            wrk(port, script, 1, args.connections)
+        for round_number in range(rounds):
+            for name, (_, port) in running.items():
+                result = wrk(port, script, seconds, args.connections)
+                results[name].append(result)
+                print(f"round {round_number + 1} {name:9} {result['rps']:9.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
+                      f"p99 {result['p99_ms']:.2f} ms  non-2xx {result['non_2xx']}", flush=True)
+    finally:
+        for process, _ in running.values():
+            process.terminate()
+        for process, _ in running.values():
+            process.wait(timeout=30)
+
+    summary = {
+        name: {
+            "rps": statistics.median(r["rps"] for r in runs),
+            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "non_2xx": sum(r["non_2xx"] for r in runs),
+        }
+        for name, runs in results.items()
+    }
+    ours = summary["ours"]["rps"]
+    ratio_ceiling = ours / summary["ceiling"]["rps"]
+    ratio_official = ours / summary["official"]["rps"]
+    lines = [
+        f"gunicorn {' '.join(GUNICORN_SETTINGS)}; wrk -t1 -c{args.connections}, {rounds} rounds x {seconds} s, "
+        "median; one-invocation counter batch",
+        "",
+        "| server | req/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---:|---:|---:|---:|",
+        *(f"| {name} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['non_2xx']} |"
+          for name, s in summary.items()),
+        "",
+        f"ours / ceiling = {ratio_ceiling:.2f} (target >= 0.85); ours / official = {ratio_official:.2f} (target >= 2)",
+    ]
+    text = "\n".join(lines)
+    print("\n" + text)
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "serving.md").write_text(text + "\n")
+    (HERE / "results" / "serving.json").write_text(json.dumps({"summary": summary, "runs": results}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -30,6 +30,8 @@ from django.http import HttpRequest, HttpResponse
 
 from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, Endpoint
 from .errors import ConfigurationError
+from .functions import StatefulFunctions
+from .handler import RequestReplyHandler
 
 __all__ = ["StatefunMiddleware", "load_object"]
 
@@ -40,7 +42,7 @@ def load_object(dotted_path: str) -> Any:
         module_name, _, attribute = dotted_path.partition(":")
     else:
         module_name, _, attribute = dotted_path.rpartition(".")
-    if not module_name or not attribute:
+    if not module_name or not attribute or module_name.startswith("."):  # relative imports need a package
         raise ImportError(f"{dotted_path!r} is not a dotted path like 'pkg.module:attr' or 'pkg.module.attr'")
     module = importlib.import_module(module_name)
     obj: Any = module
@@ -78,6 +80,12 @@ class StatefunMiddleware:
             functions = load_object(dotted_path)
         except ImportError as exc:
             raise ImproperlyConfigured(f"STATEFUN_FUNCTIONS = {dotted_path!r} cannot be imported: {exc}") from exc
+        # A bound function is callable too: catch that mix-up here, not as a 500 on every batch.
+        if not isinstance(functions, (StatefulFunctions, RequestReplyHandler)):
+            raise ImproperlyConfigured(
+                f"STATEFUN_FUNCTIONS = {dotted_path!r} is a {type(functions).__name__}, "
+                "not a StatefulFunctions (or a RequestReplyHandler)"
+            )
         self.path = getattr(settings, "STATEFUN_PATH", DEFAULT_PATH)
         if not isinstance(self.path, str) or not self.path.startswith("/"):
             raise ImproperlyConfigured(f"STATEFUN_PATH must start with '/', got {self.path!r}")

@@ -46,7 +46,7 @@ from .errors import (
     UnsupportedMediaTypeError,
 )
 from .functions import StatefulFunctions
-from .handler import RequestReplyHandler
+from .handler import AsyncRequestReplyHandler, RequestReplyHandler
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -93,6 +93,11 @@ def as_handler(functions: Union[StatefulFunctions, RequestReplyHandler, BatchHan
     """A ``bytes -> bytes`` handler from a registry or a handler."""
     if isinstance(functions, StatefulFunctions):
         return RequestReplyHandler(functions)
+    if isinstance(functions, AsyncRequestReplyHandler):  # callable, but returns a coroutine
+        raise ConfigurationError(
+            "an AsyncRequestReplyHandler cannot answer WSGI requests: pass the StatefulFunctions "
+            "(or a RequestReplyHandler)"
+        )
     if callable(functions):
         return functions
     raise ConfigurationError(
@@ -130,7 +135,7 @@ class Endpoint:
         """Answer a request whose body is read from ``stream``.
 
         With a ``content_length``, exactly that many bytes are read; without one,
-        ``stream`` is read to its end, and no further than ``max_body_size``.
+        ``stream`` is read to its end, and no further than one byte past ``max_body_size`` (413).
         :meth:`respond_to_environ` does the same from a WSGI ``environ``.
         """
         try:
@@ -138,7 +143,7 @@ class Endpoint:
         except StatefunError as error:
             return self._fail(error)
         if content_length is None:
-            stream = LimitedStream(stream, self.max_body_size, is_max=True)
+            stream = LimitedStream(stream, self.max_body_size + 1, is_max=True)
         return self._read_and_run(stream, content_length)
 
     def respond_to_environ(self, environ: WSGIEnvironment) -> Reply:
@@ -153,7 +158,9 @@ class Endpoint:
                     "the body needs a Content-Length (or chunked encoding on a server that decodes it)"
                 )
             try:
-                stream = get_input_stream(environ, safe_fallback=False, max_content_length=self.max_body_size)
+                # One byte over the limit: reading to the end of a stream capped at exactly the
+                # limit stops there silently, so a larger body would look complete.
+                stream = get_input_stream(environ, safe_fallback=False, max_content_length=self.max_body_size + 1)
             except RequestEntityTooLarge:
                 raise RequestTooLargeError(f"the body is larger than the limit of {self.max_body_size} bytes") from None
         except StatefunError as error:
@@ -161,11 +168,18 @@ class Endpoint:
         return self._read_and_run(stream, content_length)
 
     def _read_and_run(self, stream: IO[bytes], content_length: Optional[str]) -> Reply:
+        expected = None if content_length is None else int(content_length)
         try:
-            body = _read_all(stream, None if content_length is None else int(content_length))
+            body = _read_all(stream, expected)
         except RequestEntityTooLarge:
-            return self._fail(RequestTooLargeError(f"the body is larger than the limit of {self.max_body_size} bytes"))
+            body = None
         except ClientDisconnected:
+            return self._fail(
+                MalformedRequestError(f"the body ended before its Content-Length of {content_length} bytes")
+            )
+        if body is None or len(body) > self.max_body_size:
+            return self._fail(RequestTooLargeError(f"the body is larger than the limit of {self.max_body_size} bytes"))
+        if expected is not None and len(body) < expected:  # a stream the server terminates ended early
             return self._fail(
                 MalformedRequestError(f"the body ended before its Content-Length of {content_length} bytes")
             )
@@ -216,6 +230,9 @@ def _read_all(stream: IO[bytes], expected: Optional[int]) -> bytes:
     if expected is None:
         return stream.read()
     body = stream.read(expected)
-    if len(body) < expected:  # a short read: gather the rest (raises if the client left)
-        body += stream.read()
+    while len(body) < expected:  # a short read: gather the rest, never past `expected`
+        more = stream.read(expected - len(body))
+        if not more:  # the stream ended early; the caller answers 400
+            break
+        body += more
     return body

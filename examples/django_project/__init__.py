@@ -1,0 +1,1 @@
+"""A minimal Django project hosting the greeter functions beside its own views."""

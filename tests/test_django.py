@@ -1,0 +1,310 @@
+"""Tests for statefun_wsgi.django: the Django middleware, in a real Django.
+
+Django is configured once for the process with the example project's settings
+(``examples/django_project/settings.py``) through ``settings.configure``, so no
+``DJANGO_SETTINGS_MODULE`` is left in the environment; tests that need other
+values use ``override_settings`` (restored after each test) or pass their own
+settings object to the middleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from types import SimpleNamespace
+from typing import Any, List
+
+import django
+import pytest
+from builders import Delayed, Sent, decode_reply, request
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from django.test import AsyncClient, Client, RequestFactory, override_settings
+from google.protobuf.wrappers_pb2 import BytesValue, Int64Value
+from servers import REPO
+
+from examples.greeter.functions import REMINDER_DELAY, functions
+from examples.greeter.messages_pb2 import FormatRequest, GreetRequest, Reminder
+from statefun_wsgi import RequestReplyHandler
+from statefun_wsgi.django import StatefunMiddleware, load_object
+
+
+def configure_django() -> None:
+    """Django with the example project's settings, once per process (idempotent)."""
+    if not settings.configured:
+        from examples.django_project import settings as example
+
+        settings.configure(**{name: getattr(example, name) for name in dir(example) if name.isupper()})
+    django.setup()
+
+
+configure_django()
+
+OCTET = "application/octet-stream"
+MIB = 1024 * 1024
+#: A 3 MB state value (a serialized Any, as the runtime sends): over DATA_UPLOAD_MAX_MEMORY_SIZE.
+BIG_STATE = BytesValue(value=b"s" * (3 * MIB))
+
+
+def greet_batch(name: str = "alice", seen: int = 0, **state: Any) -> bytes:
+    """A greeter batch: one GreetRequest for ``name`` who was seen ``seen`` times."""
+    count = Int64Value(value=seen) if seen else None
+    return request("example/greeter", name, state={"seen_count": count, **state}, messages=[GreetRequest(name=name)])
+
+
+def assert_greeted(status: int, content_type: str, body: bytes, name: str = "alice", visits: int = 1) -> None:
+    assert status == 200, body
+    assert content_type == OCTET
+    reply = decode_reply(body)
+    assert reply.sent == [Sent.to("example/formatter", name, FormatRequest(name=name, visits=visits))]
+    expected_delayed = [] if visits > 1 else [
+        Delayed.to(int(REMINDER_DELAY.total_seconds() * 1000), "example/greeter", name, Reminder(name=name))
+    ]
+    assert reply.delayed == expected_delayed
+    assert reply.mutations["seen_count"].message == Int64Value(value=visits)
+
+
+def post_batch(client: Client, body: bytes, path: str = "/statefun") -> Any:
+    return client.post(path, data=body, content_type=OCTET)
+
+
+# -- the example project through Django's test client ------------------------------------
+
+
+@pytest.fixture
+def client() -> Client:
+    # enforce_csrf_checks: the test client skips CSRF unless told otherwise.
+    return Client(enforce_csrf_checks=True)
+
+
+def test_a_batch_is_served_by_the_middleware(client: Client) -> None:
+    response = post_batch(client, greet_batch())
+    assert_greeted(response.status_code, response["Content-Type"], response.content)
+    assert response["Content-Length"] == str(len(response.content))
+
+
+def test_a_second_visit_mutates_the_count_and_sends_no_reminder(client: Client) -> None:
+    response = post_batch(client, greet_batch("bob", seen=4))
+    assert_greeted(response.status_code, response["Content-Type"], response.content, "bob", visits=5)
+
+
+def test_csrf_protects_the_site_but_does_not_block_batches(client: Client) -> None:
+    assert "django.middleware.csrf.CsrfViewMiddleware" in settings.MIDDLEWARE
+    # The site's own POST without a token is refused: CSRF is on ...
+    assert client.post("/hello/", {"name": "eve"}).status_code == 403
+    # ... and with one it passes ...
+    form = client.get("/hello/")
+    token = form.content.decode().split('name="csrfmiddlewaretoken" value="', 1)[1].split('"', 1)[0]
+    assert client.post("/hello/", {"name": "eve", "csrfmiddlewaretoken": token}).content == b"Hello eve, from Django.\n"
+    # ... while a batch needs no token, no cookie.
+    fresh = Client(enforce_csrf_checks=True)
+    response = post_batch(fresh, greet_batch())
+    assert_greeted(response.status_code, response["Content-Type"], response.content)
+
+
+def test_a_batch_over_data_upload_max_memory_size_is_accepted(client: Client) -> None:
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 2621440  # Django's default, left alone
+    body = greet_batch(big=BIG_STATE)  # a 3 MB state, sent with every batch
+    assert len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    response = post_batch(client, body)
+    assert_greeted(response.status_code, response["Content-Type"], response.content)
+
+
+def test_the_same_body_through_request_body_would_be_refused() -> None:
+    # What the middleware avoids: Django's own body access is capped at 2.5 MB.
+    body = greet_batch(big=BIG_STATE)
+    django_request = RequestFactory().post("/statefun", data=body, content_type=OCTET)
+    with pytest.raises(RequestDataTooBig):
+        django_request.body  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "content"),
+    [
+        pytest.param("/", 200, b'"app": "django"', id="index"),
+        pytest.param("/hello/", 200, b'name="csrfmiddlewaretoken"', id="form"),
+        pytest.param("/nope/", 404, b"", id="not-found-by-django"),
+    ],
+)
+def test_other_urls_reach_the_views(client: Client, path: str, status: int, content: bytes) -> None:
+    response = client.get(path)
+    assert response.status_code == status
+    assert content in response.content
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "content_type", "status", "fragment"),
+    [
+        pytest.param("get", b"", OCTET, 405, b"GET is not allowed", id="405-get"),
+        pytest.param("put", greet_batch(), OCTET, 405, b"PUT is not allowed", id="405-put"),
+        pytest.param("post", b"\xff garbage", OCTET, 400, b"not a serialized ToFunction", id="400-garbage"),
+        pytest.param("post", greet_batch(), "application/json", 415, b"application/json", id="415-json"),
+        pytest.param("post", request("example/nobody", "x", messages=[GreetRequest()]), OCTET, 404,
+                     b"no function is bound to example/nobody", id="404-unknown-function"),
+    ],
+)
+def test_errors_are_the_endpoints(client: Client, method: str, body: bytes, content_type: str, status: int,
+                                  fragment: bytes) -> None:
+    if method == "get":
+        response = client.get("/statefun")
+    else:
+        response = getattr(client, method)("/statefun", data=body, content_type=content_type)
+    assert response.status_code == status
+    assert fragment in response.content
+    assert response.content.count(b"\n") == 1
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    if status == 405:
+        assert response["Allow"] == "POST"
+
+
+@override_settings(STATEFUN_PATH="/functions", STATEFUN_MAX_BODY_SIZE=64 * 1024)
+def test_settings_are_read_from_django_settings() -> None:
+    client = Client()  # a new client loads the middleware chain with these settings
+    response = post_batch(client, greet_batch(), "/functions")
+    assert_greeted(response.status_code, response["Content-Type"], response.content)
+    assert post_batch(client, greet_batch(), "/statefun").status_code == 404  # now Django's URL
+    too_large = greet_batch(big=BytesValue(value=b"x" * 64 * 1024))
+    assert post_batch(client, too_large, "/functions").status_code == 413
+
+
+def test_served_under_asgi_too() -> None:
+    # Under ASGI there is no wsgi.input: the middleware reads the request's own stream.
+    async def post() -> Any:
+        return await AsyncClient().post("/statefun", data=greet_batch(big=BIG_STATE), content_type=OCTET)
+
+    response = asyncio.run(post())
+    assert_greeted(response.status_code, response["Content-Type"], response.content)
+
+
+# -- the middleware alone, with RequestFactory and an injected settings object ---------------
+
+
+class Views:
+    """Stands in for the rest of the chain: records the requests handed on."""
+
+    def __init__(self) -> None:
+        self.requests: List[HttpRequest] = []
+        self.response = HttpResponse(b"from the view")
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        self.requests.append(request)
+        return self.response
+
+
+def make(**values: Any) -> StatefunMiddleware:
+    return StatefunMiddleware(Views(), settings=SimpleNamespace(**values))
+
+
+@pytest.mark.parametrize(
+    "dotted_path",
+    [
+        pytest.param("examples.greeter.functions:functions", id="colon"),
+        pytest.param("examples.greeter.functions.functions", id="dots"),
+        pytest.param(f"{__name__}:HOLDER.functions", id="colon-nested-attribute"),
+        pytest.param(f"{__name__}:HANDLER", id="request-reply-handler"),
+    ],
+)
+def test_request_factory_batch_is_served(dotted_path: str) -> None:
+    middleware = make(STATEFUN_FUNCTIONS=dotted_path)
+    response = middleware(RequestFactory().post("/statefun", data=greet_batch(), content_type=OCTET))
+    assert_greeted(response.status_code, response["Content-Type"], response.content)
+    assert middleware.get_response.requests == []
+
+
+HOLDER = SimpleNamespace(functions=functions)
+HANDLER = RequestReplyHandler(functions)
+
+
+def test_request_factory_other_paths_are_handed_on_untouched() -> None:
+    middleware = make(STATEFUN_FUNCTIONS="examples.greeter.functions:functions")
+    django_request = RequestFactory().post("/statefun/", data=greet_batch(), content_type=OCTET)
+    response = middleware(django_request)
+    assert middleware.get_response.requests == [django_request]
+    assert response is middleware.get_response.response
+
+
+def test_injected_settings_defaults_and_overrides() -> None:
+    default = make(STATEFUN_FUNCTIONS="examples.greeter.functions:functions")
+    assert default.path == "/statefun"
+    assert default.endpoint.max_body_size == 32 * MIB
+    custom = make(STATEFUN_FUNCTIONS="examples.greeter.functions:functions", STATEFUN_PATH="/fn",
+                  STATEFUN_MAX_BODY_SIZE=1024)
+    factory = RequestFactory()
+    served = custom(factory.post("/fn", data=greet_batch(), content_type=OCTET))
+    assert_greeted(served.status_code, served["Content-Type"], served.content)
+    over = greet_batch(big=BytesValue(value=b"x" * 1024))
+    too_large = custom(factory.post("/fn", data=over, content_type=OCTET))
+    assert too_large.status_code == 413
+    assert b"limit of 1024 bytes" in too_large.content
+
+
+def test_the_middleware_reads_the_wsgi_stream_not_request_body() -> None:
+    middleware = make(STATEFUN_FUNCTIONS="examples.greeter.functions:functions")
+    body = greet_batch(big=BIG_STATE)
+    response = middleware(RequestFactory().post("/statefun", data=body, content_type=OCTET))
+    assert_greeted(response.status_code, response["Content-Type"], response.content)
+
+
+FUNCTIONS = "examples.greeter.functions:functions"
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        pytest.param({}, "STATEFUN_FUNCTIONS must name your StatefulFunctions", id="functions-missing"),
+        pytest.param({"STATEFUN_FUNCTIONS": None}, "STATEFUN_FUNCTIONS must name", id="functions-none"),
+        pytest.param({"STATEFUN_FUNCTIONS": ""}, "STATEFUN_FUNCTIONS must name", id="functions-empty"),
+        pytest.param({"STATEFUN_FUNCTIONS": functions}, "STATEFUN_FUNCTIONS must name", id="functions-object"),
+        pytest.param({"STATEFUN_FUNCTIONS": "no_such_module_at_all:functions"}, "cannot be imported",
+                     id="module-missing"),
+        pytest.param({"STATEFUN_FUNCTIONS": "examples.greeter.functions:nope"}, "has no attribute 'nope'",
+                     id="attribute-missing-colon"),
+        pytest.param({"STATEFUN_FUNCTIONS": "examples.greeter.functions.nope"}, "has no attribute 'nope'",
+                     id="attribute-missing-dots"),
+        pytest.param({"STATEFUN_FUNCTIONS": "functions"}, "is not a dotted path", id="no-module"),
+        pytest.param({"STATEFUN_FUNCTIONS": "examples.greeter.functions:"}, "is not a dotted path",
+                     id="no-attribute"),
+        pytest.param({"STATEFUN_FUNCTIONS": ".greeter.functions:functions"}, "is not a dotted path",
+                     id="relative"),
+        pytest.param({"STATEFUN_FUNCTIONS": "examples.greeter.functions:greeter"},
+                     "is a function, not a StatefulFunctions", id="a-bound-function"),
+        pytest.param({"STATEFUN_FUNCTIONS": "examples.greeter.functions:REMINDER_DELAY"},
+                     "is a timedelta, not a StatefulFunctions", id="not-callable"),
+        pytest.param({"STATEFUN_FUNCTIONS": FUNCTIONS, "STATEFUN_PATH": "statefun"}, "STATEFUN_PATH must start",
+                     id="path-relative"),
+        pytest.param({"STATEFUN_FUNCTIONS": FUNCTIONS, "STATEFUN_PATH": ""}, "STATEFUN_PATH must start",
+                     id="path-empty"),
+        pytest.param({"STATEFUN_FUNCTIONS": FUNCTIONS, "STATEFUN_PATH": None}, "STATEFUN_PATH must start",
+                     id="path-none"),
+        pytest.param({"STATEFUN_FUNCTIONS": FUNCTIONS, "STATEFUN_MAX_BODY_SIZE": 0}, "STATEFUN_MAX_BODY_SIZE",
+                     id="max-body-size-zero"),
+        pytest.param({"STATEFUN_FUNCTIONS": FUNCTIONS, "STATEFUN_MAX_BODY_SIZE": "32MiB"}, "STATEFUN_MAX_BODY_SIZE",
+                     id="max-body-size-string"),
+        pytest.param({"STATEFUN_FUNCTIONS": FUNCTIONS, "STATEFUN_MAX_BODY_SIZE": None}, "STATEFUN_MAX_BODY_SIZE",
+                     id="max-body-size-none"),
+        pytest.param({"STATEFUN_FUNCTIONS": FUNCTIONS, "STATEFUN_MAX_BODY_SIZE": 1.5}, "STATEFUN_MAX_BODY_SIZE",
+                     id="max-body-size-float"),
+    ],
+)
+def test_bad_settings_are_improperly_configured(values: dict, match: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=match):
+        make(**values)
+
+
+@override_settings(STATEFUN_FUNCTIONS="no_such_module_at_all:functions")
+def test_bad_django_settings_fail_when_the_chain_is_built() -> None:
+    with pytest.raises(ImproperlyConfigured, match="cannot be imported"):
+        Client().get("/")
+
+
+def test_load_object() -> None:
+    assert load_object("examples.greeter.functions:functions") is functions
+    assert load_object("examples.greeter.functions.functions") is functions
+    assert load_object(f"{__name__}:HOLDER.functions") is functions
+
+
+def test_only_the_django_adapter_imports_django() -> None:
+    code = "import sys, statefun_wsgi, app; assert 'django' not in sys.modules, sorted(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=30)

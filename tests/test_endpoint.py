@@ -1,0 +1,357 @@
+"""Tests for statefun_wsgi.endpoint: every status the endpoint answers, and why.
+
+The runtime fails the Flink job at once on a 4xx other than 408/429 and retries a
+5xx, so each status here is part of the contract (see docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Optional
+
+import pytest
+from builders import Egress, Mutation, decode_reply, request, to_function
+from google.protobuf.wrappers_pb2 import BytesValue, Int64Value, StringValue
+from werkzeug.http import HTTP_STATUS_CODES
+
+from statefun_wsgi import (
+    AsyncRequestReplyHandler,
+    ConfigurationError,
+    Endpoint,
+    Reply,
+    RequestReplyHandler,
+    StatefulFunctions,
+)
+from statefun_wsgi.endpoint import DEFAULT_MAX_BODY_SIZE
+
+OCTET = "application/octet-stream"
+LIMIT = 4096  # a small max_body_size keeps the size cases cheap
+
+functions = StatefulFunctions()
+
+
+@functions.bind("example/counter", states=["count"])
+def counter(context, message: StringValue) -> None:
+    count = context.state("count").unpack(Int64Value) or Int64Value()
+    count.value += 1
+    context.state("count").pack(count)
+    context.pack_and_send_egress("example/out", StringValue(value=f"{message.value} #{count.value}"))
+
+
+@functions.bind("example/boom")
+def boom(context, message: StringValue) -> None:
+    raise ValueError("boom\nand a second line")
+
+
+def counter_request(value: int = 41, text: str = "hi", **state: object) -> bytes:
+    return request("example/counter", "alice", state={"count": Int64Value(value=value), **state},
+                   messages=[StringValue(value=text)])
+
+
+def padded_request(size: int) -> bytes:
+    """A valid counter batch of exactly ``size`` bytes (an unregistered state pads it)."""
+    padding = max(0, size - len(counter_request(padding=BytesValue())))
+    for _ in range(10):
+        data = counter_request(padding=BytesValue(value=b"x" * padding))
+        if len(data) == size:
+            return data
+        padding -= len(data) - size  # the length varints grow by a byte or two
+    raise AssertionError(f"cannot pad a batch to exactly {size} bytes")
+
+
+GOOD = counter_request()
+AUTO = object()
+
+
+class RecordingStream(io.BytesIO):
+    """A ``wsgi.input`` that counts the bytes handed out."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        super().__init__(data)
+        self.calls = 0
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        self.calls += 1
+        return super().read(size)
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        self.calls += 1
+        return super().readinto(buffer)
+
+
+def environ(
+    body: bytes = GOOD,
+    *,
+    method: str = "POST",
+    content_type: Optional[str] = OCTET,
+    content_length: object = AUTO,
+    terminated: bool = False,
+    stream: Optional[io.BytesIO] = None,
+) -> dict:
+    """A WSGI environ for the function path. ``terminated`` = the server decoded a chunked body."""
+    env: dict = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/statefun",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.input": stream if stream is not None else RecordingStream(body),
+    }
+    if content_type is not None:
+        env["CONTENT_TYPE"] = content_type
+    if content_length is AUTO:
+        content_length = None if terminated else str(len(body))
+    if content_length is not None:
+        env["CONTENT_LENGTH"] = content_length
+    if terminated:
+        env["wsgi.input_terminated"] = True
+    return env
+
+
+@pytest.fixture
+def endpoint() -> Endpoint:
+    return Endpoint(functions, max_body_size=LIMIT)
+
+
+def assert_ok(reply: Reply) -> None:
+    assert reply.status == 200, reply.body
+    assert reply.status_line == "200 OK"
+    assert reply.headers == [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(reply.body)))]
+    decoded = decode_reply(reply.body)
+    assert decoded.egresses == [Egress.to("example/out", StringValue(value="hi #42"))]
+    assert decoded.mutations == {"count": Mutation.modify(Int64Value(value=42))}
+
+
+def assert_error(reply: Reply, status: int, fragment: str) -> None:
+    """An error reply: the status, one line of text naming the problem, no traceback."""
+    text = reply.body.decode("utf-8")
+    assert reply.status == status, text
+    assert reply.status_line == f"{status} {HTTP_STATUS_CODES[status]}"
+    assert text.startswith(f"{status} {HTTP_STATUS_CODES[status]}: "), text
+    assert text.endswith("\n") and text.count("\n") == 1, text
+    assert fragment in text, text
+    assert "Traceback" not in text
+    headers = dict(reply.headers)
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert headers["Content-Length"] == str(len(reply.body))
+    assert ("Allow" in headers) == (status == 405)
+
+
+# -- 200 -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        pytest.param(OCTET, id="octet-stream"),
+        pytest.param(None, id="missing"),
+        pytest.param("", id="empty"),
+        pytest.param("application/x-protobuf", id="x-protobuf"),
+        pytest.param("application/octet-stream; charset=binary", id="charset-suffix"),
+        pytest.param("Application/Octet-Stream", id="other-casing"),
+    ],
+)
+def test_a_batch_is_answered_200_with_exactly_octet_stream(endpoint: Endpoint, content_type: Optional[str]) -> None:
+    assert_ok(endpoint.respond_to_environ(environ(content_type=content_type)))
+
+
+def test_a_chunked_body_decoded_by_the_server_is_read_to_its_end(endpoint: Endpoint) -> None:
+    assert_ok(endpoint.respond_to_environ(environ(terminated=True)))
+
+
+def test_content_length_and_a_terminated_stream_read_exactly_that_length(endpoint: Endpoint) -> None:
+    stream = RecordingStream(GOOD + b"next request")
+    assert_ok(endpoint.respond_to_environ(environ(stream=stream, content_length=str(len(GOOD)), terminated=True)))
+    assert stream.tell() == len(GOOD)
+
+
+def test_a_stream_that_returns_short_reads_is_gathered() -> None:
+    class Trickle(io.BytesIO):
+        def read(self, size: Optional[int] = -1) -> bytes:
+            return super().read(min(7, size) if size is not None and size >= 0 else 7)
+
+    assert_ok(Endpoint(functions).respond_to_environ(environ(stream=Trickle(GOOD), terminated=True,
+                                                             content_length=str(len(GOOD)))))
+
+
+@pytest.mark.parametrize("terminated", [False, True], ids=["content-length", "chunked"])
+def test_a_body_of_exactly_max_body_size_is_accepted(endpoint: Endpoint, terminated: bool) -> None:
+    body = padded_request(LIMIT)
+    assert len(body) == LIMIT
+    assert_ok(endpoint.respond_to_environ(environ(body, terminated=terminated)))
+
+
+def test_a_handler_or_a_plain_callable_can_be_served() -> None:
+    assert_ok(Endpoint(RequestReplyHandler(functions)).respond_to_environ(environ()))
+    assert_ok(Endpoint(RequestReplyHandler(functions).__call__).respond_to_environ(environ()))
+
+
+def test_default_limit_is_32_mib() -> None:
+    assert Endpoint(functions).max_body_size == DEFAULT_MAX_BODY_SIZE == 32 * 1024 * 1024
+
+
+# -- errors: the status matrix ---------------------------------------------------------------
+
+ERRORS = [
+    # (environ, status, what the one line says)
+    pytest.param(environ(b"\xff\xfe not protobuf"), 400, "not a serialized ToFunction", id="400-garbage-body"),
+    pytest.param(environ(b""), 400, "no invocation batch", id="400-empty-body"),
+    pytest.param(environ(to_function("example/counter", "a").SerializeToString()), 400, "holds no invocations",
+                 id="400-no-invocations"),
+    pytest.param(environ(GOOD[:-3], content_length=str(len(GOOD))), 400, "ended before its Content-Length",
+                 id="400-shorter-than-content-length"),
+    pytest.param(environ(GOOD[:-3], content_length=str(len(GOOD)), terminated=True), 400,
+                 "ended before its Content-Length", id="400-shorter-than-content-length-terminated"),
+    pytest.param(environ(content_length="abc"), 400, "is not a number of bytes", id="400-content-length-word"),
+    pytest.param(environ(content_length="-1"), 400, "is not a number of bytes", id="400-content-length-negative"),
+    pytest.param(environ(content_length="1.5"), 400, "is not a number of bytes", id="400-content-length-fraction"),
+    pytest.param(environ(content_length="0x10"), 400, "is not a number of bytes", id="400-content-length-hex"),
+    pytest.param(environ(content_length="\uff11\uff10"), 400, "is not a number of bytes",
+                 id="400-content-length-fullwidth-digits"),
+    pytest.param(environ(request("example/nobody", "a", messages=[StringValue()])), 404,
+                 "no function is bound to example/nobody", id="404-unknown-function"),
+    pytest.param(environ(content_length=None), 411, "needs a Content-Length", id="411-no-length"),
+    pytest.param(environ(b"\0" * (LIMIT + 1)), 413, f"limit of {LIMIT} bytes", id="413-content-length"),
+    pytest.param(environ(b"\0" * (LIMIT + 1), terminated=True), 413, f"limit of {LIMIT} bytes",
+                 id="413-chunked-one-byte-over"),
+    pytest.param(environ(b"\0" * (LIMIT * 10), terminated=True), 413, f"limit of {LIMIT} bytes",
+                 id="413-chunked-far-over"),
+    pytest.param(environ(content_type="text/plain"), 415, "'text/plain' is not application/octet-stream",
+                 id="415-text-plain"),
+    pytest.param(environ(content_type="application/json"), 415, "'application/json'", id="415-json"),
+    pytest.param(environ(content_type="text/plain; charset=utf-8"), 415, "text/plain", id="415-text-charset"),
+    pytest.param(environ(content_type="application/octet-streams"), 415, "octet-streams", id="415-near-miss"),
+    # Which check wins when several fail: method, then content type, then length.
+    pytest.param(environ(method="GET", content_type="text/plain"), 405, "GET is not allowed",
+                 id="405-before-415"),
+    pytest.param(environ(content_type="text/plain", content_length="abc"), 415, "text/plain", id="415-before-400"),
+    pytest.param(environ(content_type="text/plain", content_length=None), 415, "text/plain", id="415-before-411"),
+]
+
+
+@pytest.mark.parametrize(("env", "status", "fragment"), ERRORS)
+def test_error_statuses(endpoint: Endpoint, env: dict, status: int, fragment: str) -> None:
+    assert_error(endpoint.respond_to_environ(env), status, fragment)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_other_methods_get_405_with_allow_post(endpoint: Endpoint, method: str) -> None:
+    env = environ(method=method)
+    reply = endpoint.respond_to_environ(env)
+    assert_error(reply, 405, f"{method} is not allowed")
+    assert ("Allow", "POST") in reply.headers
+    assert env["wsgi.input"].calls == 0
+
+
+def test_413_by_content_length_is_decided_before_reading(endpoint: Endpoint) -> None:
+    stream = RecordingStream(b"\0" * (LIMIT + 1))
+    reply = endpoint.respond_to_environ(environ(stream=stream, content_length=str(LIMIT + 1)))
+    assert_error(reply, 413, f"the body of {LIMIT + 1} bytes is larger than the limit of {LIMIT} bytes")
+    assert stream.calls == 0 and stream.tell() == 0
+
+
+def test_413_while_reading_a_chunked_body_stops_reading_just_past_the_limit(endpoint: Endpoint) -> None:
+    stream = RecordingStream(b"\0" * (LIMIT * 100))
+    reply = endpoint.respond_to_environ(environ(stream=stream, terminated=True))
+    assert_error(reply, 413, f"limit of {LIMIT} bytes")
+    assert LIMIT < stream.tell() <= LIMIT + 1
+
+
+def test_411_does_not_read_the_body(endpoint: Endpoint) -> None:
+    env = environ(content_length=None)
+    assert_error(endpoint.respond_to_environ(env), 411, "Content-Length")
+    assert env["wsgi.input"].calls == 0
+
+
+# -- 500: user code raised -------------------------------------------------------------------
+
+
+def test_a_function_that_raises_gets_500_one_line_and_the_traceback_is_logged(
+    endpoint: Endpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = request("example/boom", "b", messages=[StringValue(value="x")])
+    with caplog.at_level(logging.ERROR, logger="statefun_wsgi"):
+        reply = endpoint.respond_to_environ(environ(body))
+    assert_error(reply, 500, "example/boom (id 'b') raised ValueError in invocation 1 of 1: boom and a second line")
+    [record] = [r for r in caplog.records if r.name == "statefun_wsgi"]
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None and record.exc_info[0] is ValueError
+    assert "Traceback (most recent call last)" in caplog.text
+    assert 'raise ValueError("boom\\nand a second line")' in caplog.text
+
+
+def test_a_handler_that_fails_unexpectedly_gets_500_and_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(body: bytes) -> bytes:
+        raise RuntimeError("secret internals")
+
+    with caplog.at_level(logging.ERROR, logger="statefun_wsgi"):
+        reply = Endpoint(broken).respond_to_environ(environ())
+    assert_error(reply, 500, "failed unexpectedly; see the server log")
+    assert b"secret internals" not in reply.body
+    [record] = [r for r in caplog.records if r.name == "statefun_wsgi"]
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+    assert "secret internals" in caplog.text
+
+
+def test_rejected_requests_are_logged_as_warnings(endpoint: Endpoint, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="statefun_wsgi"):
+        endpoint.respond_to_environ(environ(content_type="text/plain"))
+    [record] = [r for r in caplog.records if r.name == "statefun_wsgi"]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    assert "rejected a request" in record.getMessage()
+
+
+# -- respond(): the same decisions without a WSGI environ ---------------------------------------
+
+RESPOND = [
+    pytest.param("POST", OCTET, str(len(GOOD)), GOOD, 200, id="200-content-length"),
+    pytest.param("POST", None, None, GOOD, 200, id="200-read-to-end"),
+    pytest.param("POST", OCTET, None, padded_request(LIMIT), 200, id="200-read-to-end-exactly-the-limit"),
+    pytest.param("POST", OCTET, None, b"\0" * (LIMIT + 1), 413, id="413-read-to-end-over-the-limit"),
+    pytest.param("POST", OCTET, str(LIMIT + 1), b"", 413, id="413-content-length"),
+    pytest.param("POST", OCTET, str(len(GOOD) + 1), GOOD, 400, id="400-shorter-than-content-length"),
+    pytest.param("POST", OCTET, "twelve", GOOD, 400, id="400-invalid-content-length"),
+    pytest.param("PUT", OCTET, None, GOOD, 405, id="405-put"),
+    pytest.param("POST", "application/json", None, GOOD, 415, id="415-json"),
+]
+
+
+@pytest.mark.parametrize(("method", "content_type", "content_length", "body", "status"), RESPOND)
+def test_respond(endpoint: Endpoint, method: str, content_type: Optional[str], content_length: Optional[str],
+                 body: bytes, status: int) -> None:
+    stream = RecordingStream(body + b"trailing bytes never read" if content_length else body)
+    reply = endpoint.respond(method, content_type, content_length, stream)
+    if status == 200:
+        assert_ok(reply)
+    else:
+        assert reply.status == status, reply.body
+        assert_error(reply, status, "")
+    if content_length is not None and content_length.isdigit() and status != 413:
+        assert stream.tell() <= int(content_length)
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "max_body_size",
+    [pytest.param(0, id="zero"), pytest.param(-1, id="negative"), pytest.param(1.5, id="float"),
+     pytest.param("1024", id="string"), pytest.param(True, id="bool"), pytest.param(None, id="none")],
+)
+def test_a_bad_max_body_size_is_a_configuration_error(max_body_size: object) -> None:
+    with pytest.raises(ConfigurationError, match="max_body_size must be a positive number of bytes"):
+        Endpoint(functions, max_body_size=max_body_size)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("served", "match"),
+    [
+        pytest.param(object(), "expected a StatefulFunctions or a RequestReplyHandler, got object", id="object"),
+        pytest.param("examples.greeter.functions:functions", "got str", id="dotted-path-string"),
+        pytest.param(AsyncRequestReplyHandler(functions), "AsyncRequestReplyHandler cannot answer WSGI", id="async"),
+    ],
+)
+def test_what_cannot_be_served_is_a_configuration_error(served: object, match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        Endpoint(served)  # type: ignore[arg-type]

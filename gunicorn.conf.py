@@ -61,3 +61,10 @@ access_log_format = os.environ.get(
 )
 if accesslog == "off":
     accesslog = None
+
+# gunicorn 25+ opens a control socket at one fixed path (~/.gunicorn/gunicorn.ctl), so
+# two servers on one host (an app and a dev runtime, tests, blue/green) collide on it.
+# Off unless STATEFUN_CONTROL_SOCKET names a path. (Older gunicorn ignores these names.)
+control_socket_disable = not os.environ.get("STATEFUN_CONTROL_SOCKET")
+if os.environ.get("STATEFUN_CONTROL_SOCKET"):
+    control_socket = os.environ["STATEFUN_CONTROL_SOCKET"]

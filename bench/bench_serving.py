@@ -43,7 +43,7 @@ OFFICIAL_PYTHON = HERE / ".venvs" / "official-default" / "bin" / "python"
 # "-c /dev/null": identical explicit settings for all three, not the repository's gunicorn.conf.py
 # (gunicorn reads ./gunicorn.conf.py by default), so no access log either.
 GUNICORN_SETTINGS = ["-c", "/dev/null", "--workers", "2", "--worker-class", "gthread", "--threads", "4", "--keep-alive", "75",
-                     "--log-level", "warning"]
+                     "--log-level", "warning", "--no-control-socket"]
 
 
 def counter_request() -> bytes:

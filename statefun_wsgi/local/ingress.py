@@ -33,6 +33,8 @@ MAX_INGRESS_BODY = 16 * 1024 * 1024
 
 def parse_address(text: str) -> Tuple[str, str]:
     """``"ns/type/id"`` -> (``"ns/type"``, ``"id"``); the namespace may contain dots."""
+    if not isinstance(text, str):  # e.g. {"to": 1} in a --send-file line
+        raise ValueError(f"{text!r} is not an address like 'namespace/type/id'")
     parts = text.strip("/").rsplit("/", 2)
     if len(parts) != 3 or not all(parts):
         raise ValueError(f"{text!r} is not an address like 'namespace/type/id'")
@@ -65,7 +67,9 @@ class IngressApp:
                 return _reply(start_response, 200, None if value is None else any_to_json(value))
             return _reply(start_response, 404, f"no such resource: {path}")
         except (ValueError, KeyError, ConfigurationError) as exc:
-            return _reply(start_response, 400, str(exc).strip("'\""))
+            # A KeyError's str() is its repr: use its message. One line, whatever the message.
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            return _reply(start_response, 400, " ".join(str(message).split()))
 
     def _ingress(self, environ: WSGIEnvironment, start_response: StartResponse, address: str) -> Iterable[bytes]:
         typename, identity = parse_address(address)

@@ -9,6 +9,8 @@ from typing import Any as TypingAny
 from typing import Dict, Optional, Type, TypeVar
 
 from google.protobuf import descriptor_pool, json_format
+# The well-known types, so that JSON works for them in any process (``run`` imports no app).
+from google.protobuf import duration_pb2, empty_pb2, struct_pb2, timestamp_pb2, wrappers_pb2  # noqa: F401
 from google.protobuf.any_pb2 import Any
 from google.protobuf.message import Message
 

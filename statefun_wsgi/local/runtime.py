@@ -322,9 +322,12 @@ class LocalRuntime:
             return len(self._delayed)
 
     def close(self) -> None:
-        """Stop the worker threads (HTTP transport)."""
+        """Stop the worker threads and close the transport's connections (HTTP transport)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            close()
 
     def __enter__(self) -> LocalRuntime:
         return self
@@ -481,7 +484,6 @@ class LocalRuntime:
                     f"the reply changes state {mutation.state_name!r}, which module.yaml does not register"
                 )
 
-        del self._in_flight[address]
         now = self.clock.now()
         for message in result.outgoing_messages:
             target = message.target
@@ -506,6 +508,9 @@ class LocalRuntime:
                 else:
                     states.pop(mutation.state_name, None)
                     self._emit("state", address=address, name=mutation.state_name, value=None)
+        # Only now is the address free: messages it sent itself above joined its backlog
+        # (and must not make it ready a second time, which would start an empty batch).
+        del self._in_flight[address]
         if self._backlogs.get(address):
             self._ready.append(address)
 
@@ -521,7 +526,9 @@ class LocalRuntime:
                 return
             next_times = [entry[0] for entry in self._retries[:1]] + [d.due for d in self._delayed[:1]]
             if self.clock.virtual:
-                if self._in_flight:
+                # A batch waiting for its retry stays in _in_flight (its address is blocked),
+                # so only wait for calls when some batch is not merely waiting for a retry.
+                if len(self._in_flight) > len(self._retries):
                     self._condition.wait(0.05)
                 elif self._retries:  # the runtime spends this time retrying
                     assert isinstance(self.clock, VirtualClock)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Set, Tuple
 from urllib.parse import unquote, urlsplit
 
 from ..errors import StatefunError
@@ -98,6 +98,9 @@ class HttpTransport:
     def __init__(self) -> None:
         self._local = threading.local()
         self._targets: Dict[str, _Target] = {}
+        # Every open connection of every thread, so that close() reaches them all.
+        self._lock = threading.Lock()
+        self._open: Set[http.client.HTTPConnection] = set()
 
     def _connection(self, spec: FunctionSpec, target: _Target) -> http.client.HTTPConnection:
         pool: Dict[_Target, http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
@@ -112,16 +115,24 @@ class HttpTransport:
             else:
                 connection = http.client.HTTPConnection(host, port, timeout=timeout)
             pool[target] = connection
+            with self._lock:
+                self._open.add(connection)
         return connection
 
     def _drop(self, target: _Target) -> None:
         connection = self._local.__dict__.get("pool", {}).pop(target, None)
         if connection is not None:
+            with self._lock:
+                self._open.discard(connection)
             connection.close()
 
     def close(self) -> None:
-        """Close this thread's connections."""
-        for connection in self._local.__dict__.pop("pool", {}).values():
+        """Close every connection this transport opened, in any thread (call it once
+        no call is running, e.g. after the runtime's worker threads stopped)."""
+        self._local.__dict__.pop("pool", None)
+        with self._lock:
+            connections, self._open = self._open, set()
+        for connection in connections:
             connection.close()
 
     def __call__(self, spec: FunctionSpec, request: bytes) -> bytes:

@@ -1,0 +1,663 @@
+"""Tests for statefun_wsgi.local: the local runtime in process, on a virtual clock.
+
+Every test drives real functions through LocalRuntime.for_functions (the handler is
+called with the same ToFunction bytes the runtime would POST) and observes what the
+functions saw and what the runtime kept: batches, states, delayed messages, egress.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+from google.protobuf.any_pb2 import Any
+from google.protobuf.wrappers_pb2 import Int64Value, StringValue
+
+from examples.greeter import functions as greeter_module
+from examples.greeter.messages_pb2 import GreetRequest, GreetResponse
+from statefun_wsgi import (
+    Address,
+    ConfigurationError,
+    StatefulFunctions,
+    UnexpectedMessageTypeError,
+    kafka_egress_record,
+    kinesis_egress_record,
+)
+from statefun_wsgi.local import EgressRecord, FunctionCallFailedError, LocalRuntime, VirtualClock
+from statefun_wsgi.module_yaml import parse_module_yaml
+
+
+def text(value: str) -> StringValue:
+    return StringValue(value=value)
+
+
+def module(functions: Dict[str, str], egresses: Tuple[str, ...] = ()) -> object:
+    """A format 2.0 ModuleSpec: ``functions`` maps each type to its spec lines (YAML)."""
+    lines = ['version: "2.0"', "module:", "  meta:", "    type: remote", "  spec:", "    functions:"]
+    for typename, spec in functions.items():
+        lines += ["      - function:", "          meta:", f"            type: {typename}", "          spec:",
+                  "            endpoint: http://localhost:8000/statefun"]
+        lines += [" " * 12 + line for line in textwrap.dedent(spec).strip("\n").splitlines() if line.strip()]
+    if egresses:
+        lines.append("    egresses:")
+        for egress in egresses:
+            lines += ["      - egress:", "          meta:", "            type: statefun.kafka.io/generic-egress",
+                      f"            id: {egress}"]
+    return parse_module_yaml("\n".join(lines) + "\n")
+
+
+class Recorder:
+    """A function that records every invocation, grouped by batch (one context per batch)."""
+
+    def __init__(self) -> None:
+        self.calls: List[Tuple[object, str, Optional[Address]]] = []
+
+    def __call__(self, context, message: StringValue) -> None:
+        self.calls.append((context, message.value, context.caller))
+
+    @property
+    def values(self) -> List[str]:
+        return [value for _, value, _ in self.calls]
+
+    @property
+    def batches(self) -> List[List[str]]:
+        batches: List[List[str]] = []
+        last = None
+        for context, value, _ in self.calls:
+            if context is not last:
+                batches.append([])
+                last = context
+            batches[-1].append(value)
+        return batches
+
+
+def fan_out(count: int, target: str = "test/sink", id: str = "x"):
+    """A function that sends ``count`` messages (m1..mN) to ``target``/``id``."""
+
+    def send(context, message: StringValue) -> None:
+        for number in range(1, count + 1):
+            context.pack_and_send(target, id, text(f"m{number}"))
+
+    return send
+
+
+# -- batching --------------------------------------------------------------------------
+
+
+def test_messages_arriving_while_in_flight_go_as_one_batch_in_arrival_order() -> None:
+    sink = Recorder()
+    functions = StatefulFunctions()
+    functions.register("test/source", fan_out(3))
+    functions.register("test/sink", sink)
+    runtime = LocalRuntime.for_functions(functions)
+
+    runtime.send("test/source", "s", text("go"))
+    runtime.send("test/sink", "x", text("first"))
+    runtime.run_until_idle()
+
+    # "first" was in flight when the source's reply sent m1..m3: they waited and went together.
+    assert sink.batches == [["first"], ["m1", "m2", "m3"]]
+    assert runtime.batches_sent == 3  # source, sink, sink
+
+
+def test_batches_respect_max_num_batch_requests() -> None:
+    sink = Recorder()
+    functions = StatefulFunctions()
+    functions.register("test/source", fan_out(5))
+    functions.register("test/sink", sink)
+    spec = module({"test/source": "", "test/sink": "maxNumBatchRequests: 2"})
+    runtime = LocalRuntime.for_functions(functions, module_yaml=spec)
+
+    runtime.send("test/source", "s", text("go"))
+    runtime.send("test/sink", "x", text("first"))
+    runtime.run_until_idle()
+
+    assert sink.batches == [["first"], ["m1", "m2"], ["m3", "m4"], ["m5"]]
+    assert runtime.batches_sent == 5
+
+
+def test_batches_are_per_address() -> None:
+    sink = Recorder()
+    functions = StatefulFunctions()
+    functions.register("test/sink", sink)
+    runtime = LocalRuntime.for_functions(functions)
+    for number in range(3):
+        runtime.send("test/sink", "a", text(f"a{number}"))
+        runtime.send("test/sink", "b", text(f"b{number}"))
+    runtime.run_until_idle()
+
+    by_address: Dict[str, List[str]] = {}
+    for context, value, _ in sink.calls:
+        by_address.setdefault(context.address.identity, []).append(value)
+    assert by_address == {"a": ["a0", "a1", "a2"], "b": ["b0", "b1", "b2"]}
+    for batch in sink.batches:  # no batch mixes addresses
+        assert len({value[0] for value in batch}) == 1
+
+
+def test_a_function_can_message_itself() -> None:
+    """A countdown that sends itself the next number: every step runs exactly once."""
+    seen: List[int] = []
+    functions = StatefulFunctions()
+
+    @functions.bind("test/countdown", states=["steps"])
+    def countdown(context, message: Int64Value) -> None:
+        seen.append(message.value)
+        steps = context.state("steps").unpack(Int64Value) or Int64Value()
+        steps.value += 1
+        context.state("steps").pack(steps)
+        if message.value > 0:
+            context.pack_and_send("test/countdown", context.address.identity, Int64Value(value=message.value - 1))
+
+    runtime = LocalRuntime.for_functions(functions)
+    runtime.send("test/countdown", "c", Int64Value(value=5))
+    runtime.run_until_idle()
+    assert seen == [5, 4, 3, 2, 1, 0]
+    assert runtime.state("test/countdown", "c", "steps", Int64Value) == Int64Value(value=6)
+
+
+# -- state -------------------------------------------------------------------------------
+
+
+def counter_functions() -> StatefulFunctions:
+    functions = StatefulFunctions()
+
+    @functions.bind("test/counter", states=["count"])
+    def count(context, message: StringValue) -> None:
+        current = context.state("count").unpack(Int64Value) or Int64Value()
+        current.value += 1
+        context.state("count").pack(current)
+        context.pack_and_send_egress("test/out", Int64Value(value=current.value))
+
+    return functions
+
+
+def test_state_persists_across_batches() -> None:
+    runtime = LocalRuntime.for_functions(counter_functions())
+    assert runtime.state("test/counter", "a", "count") is None
+
+    runtime.send("test/counter", "a", text("one"))
+    runtime.run_until_idle()
+    runtime.send("test/counter", "a", text("two"))
+    runtime.send("test/counter", "b", text("one"))
+    runtime.run_until_idle()
+    runtime.send("test/counter", "a", text("three"))
+    runtime.run_until_idle()
+
+    assert runtime.state("test/counter", "a", "count", Int64Value) == Int64Value(value=3)
+    assert runtime.state("test/counter", "b", "count", Int64Value) == Int64Value(value=1)
+    stored = runtime.state("test/counter", "a", "count")
+    assert isinstance(stored, Any) and stored.type_url.endswith("/google.protobuf.Int64Value")
+    with pytest.raises(UnexpectedMessageTypeError):
+        runtime.state("test/counter", "a", "count", StringValue)
+    with pytest.raises(KeyError, match="no registered state 'other'"):
+        runtime.state("test/counter", "a", "other")
+    values = [record.unpack(Int64Value).value for record in runtime.egress("test/out")]
+    assert sorted(values) == [1, 1, 2, 3]
+
+
+def test_only_registered_states_are_sent() -> None:
+    seen_states: List[List[str]] = []
+    functions = StatefulFunctions()
+
+    @functions.bind("test/reader")  # declares nothing: relies on module.yaml
+    def reader(context, message: StringValue) -> None:
+        seen_states.append(sorted(name for name in ("a", "b") if context.state(name).value is None))
+        context.state(message.value).value  # noqa: B018 - reading it is the test
+
+    spec = module({"test/reader": "states:\n  - name: a\n  - name: b\ntimeout: 1s"})
+    runtime = LocalRuntime.for_functions(functions, module_yaml=spec)
+    runtime.send("test/reader", "r", text("a"))
+    runtime.run_until_idle()
+    assert seen_states == [["a", "b"]]  # both sent, both absent
+
+    runtime.send("test/reader", "r", text("unregistered"))
+    with pytest.raises(FunctionCallFailedError) as info:
+        runtime.run_until_idle()
+    assert info.value.address == Address("test", "reader", "r")
+    assert "'unregistered'" in info.value.reason
+    assert "module.yaml" in info.value.reason
+
+
+def test_a_declared_state_missing_from_module_yaml_names_the_line_to_add() -> None:
+    functions = StatefulFunctions()
+    functions.register("test/fn", lambda context, message: None, states=["kept", "forgotten"])
+    spec = module({"test/fn": "states:\n  - name: kept\ntimeout: 1s"})
+    runtime = LocalRuntime.for_functions(functions, module_yaml=spec)
+    runtime.send("test/fn", "f", text("hi"))
+    with pytest.raises(FunctionCallFailedError) as info:
+        runtime.run_until_idle()
+    assert "'forgotten'" in info.value.reason
+    assert "add '- forgotten' under 'states:' of test/fn in module.yaml" in info.value.reason
+
+
+def test_send_to_an_unknown_type_is_refused() -> None:
+    runtime = LocalRuntime.for_functions(counter_functions())
+    with pytest.raises(ConfigurationError, match="no function type test/nowhere"):
+        runtime.send("test/nowhere", "a", text("x"))
+
+
+# -- delayed messages ------------------------------------------------------------------------
+
+
+def test_delayed_messages_fire_after_their_delay_in_due_order() -> None:
+    clock = VirtualClock()
+    fired: List[Tuple[str, float, Optional[Address]]] = []
+    functions = StatefulFunctions()
+
+    @functions.bind("test/timer")
+    def timer(context, message: StringValue) -> None:
+        context.pack_and_send_after(timedelta(seconds=3), "test/log", "l", text("late"))
+        context.pack_and_send_after(timedelta(seconds=1), "test/log", "l", text("early"))
+        context.pack_and_send_after(timedelta(seconds=1), "test/log", "l", text("early-second"))
+
+    @functions.bind("test/log")
+    def log(context, message: StringValue) -> None:
+        fired.append((message.value, clock.now(), context.caller))
+
+    runtime = LocalRuntime.for_functions(functions, clock=clock)
+    runtime.send("test/timer", "t", text("start"))
+    runtime.run_until_idle()
+    assert fired == [] and runtime.pending_delayed == 3
+
+    runtime.advance(timedelta(milliseconds=999))
+    assert fired == []
+    runtime.advance(timedelta(milliseconds=2))  # t = 1.001
+    assert [(value, when) for value, when, _ in fired] == [("early", 1.0), ("early-second", 1.0)]
+    assert runtime.pending_delayed == 1
+    runtime.advance(timedelta(seconds=1.5))  # t = 2.501
+    assert len(fired) == 2
+    runtime.advance(timedelta(seconds=10))
+    assert [(value, when) for value, when, _ in fired] == [("early", 1.0), ("early-second", 1.0), ("late", 3.0)]
+    assert {caller for _, _, caller in fired} == {Address("test", "timer", "t")}
+    assert runtime.pending_delayed == 0
+    assert clock.now() == pytest.approx(12.501)
+
+
+def test_advance_needs_a_virtual_clock() -> None:
+    from statefun_wsgi.local import SystemClock
+
+    runtime = LocalRuntime.for_functions(counter_functions(), clock=SystemClock())
+    with pytest.raises(ConfigurationError, match="VirtualClock"):
+        runtime.advance(timedelta(seconds=1))
+
+
+# -- expiry ----------------------------------------------------------------------------------
+
+EXPIRING = """
+states:
+  - name: written
+    expireAfter: 10s
+    expireMode: after-write
+  - name: invoked
+    expireAfter: 10s
+    expireMode: after-invoke
+  - name: kept
+"""
+
+
+def test_expire_after_write_versus_after_invoke() -> None:
+    seen: List[Dict[str, Optional[str]]] = []
+    functions = StatefulFunctions()
+
+    @functions.bind("test/ttl")
+    def ttl(context, message: StringValue) -> None:
+        if message.value == "set":
+            for name in ("written", "invoked", "kept"):
+                context.state(name).pack(text(name))
+        else:  # only reads
+            seen.append({
+                name: (None if context.state(name).value is None else context.state(name).unpack(StringValue).value)
+                for name in ("written", "invoked", "kept")
+            })
+
+    runtime = LocalRuntime.for_functions(functions, module_yaml=module({"test/ttl": EXPIRING}))
+
+    def value(name: str) -> Optional[str]:
+        stored = runtime.state("test/ttl", "t", name, StringValue)
+        return None if stored is None else stored.value
+
+    runtime.send("test/ttl", "t", text("set"))  # t = 0: all written
+    runtime.run_until_idle()
+    runtime.advance(timedelta(seconds=8))
+    runtime.send("test/ttl", "t", text("get"))  # t = 8: an invocation (no write)
+    runtime.run_until_idle()
+    assert seen[-1] == {"written": "written", "invoked": "invoked", "kept": "kept"}
+
+    runtime.advance(timedelta(seconds=4))  # t = 12: 12 s after the write, 4 s after the invocation
+    assert value("written") is None
+    assert value("invoked") == "invoked"
+    runtime.send("test/ttl", "t", text("get"))  # t = 12: the function sees the expired state absent
+    runtime.run_until_idle()
+    assert seen[-1] == {"written": None, "invoked": "invoked", "kept": "kept"}
+
+    runtime.advance(timedelta(seconds=9))  # t = 21: 9 s after the last invocation
+    assert value("invoked") == "invoked"
+    runtime.advance(timedelta(seconds=2))  # t = 23: 11 s after it
+    assert value("invoked") is None
+    runtime.advance(timedelta(days=30))
+    assert value("kept") == "kept"  # no expireAfter: never expires
+    runtime.send("test/ttl", "t", text("get"))
+    runtime.run_until_idle()
+    assert seen[-1] == {"written": None, "invoked": None, "kept": "kept"}
+
+
+def test_a_write_restarts_after_write_expiry() -> None:
+    functions = StatefulFunctions()
+
+    @functions.bind("test/ttl")
+    def ttl(context, message: StringValue) -> None:
+        context.state("written").pack(message)
+
+    runtime = LocalRuntime.for_functions(functions, module_yaml=module({"test/ttl": EXPIRING}))
+    runtime.send("test/ttl", "t", text("v1"))
+    runtime.run_until_idle()
+    runtime.advance(timedelta(seconds=9))
+    runtime.send("test/ttl", "t", text("v2"))
+    runtime.run_until_idle()
+    runtime.advance(timedelta(seconds=9))  # 18 s after the first write, 9 after the second
+    assert runtime.state("test/ttl", "t", "written", StringValue) == text("v2")
+    runtime.advance(timedelta(seconds=2))
+    assert runtime.state("test/ttl", "t", "written") is None
+
+
+# -- egress -----------------------------------------------------------------------------------
+
+
+def test_egress_records_are_kept_per_egress_and_decoded() -> None:
+    functions = StatefulFunctions()
+
+    @functions.bind("test/writer")
+    def writer(context, message: StringValue) -> None:
+        context.pack_and_send_egress("test/kafka", kafka_egress_record("greetings", "hello", key="alice"))
+        context.pack_and_send_egress("test/kafka", kafka_egress_record("raw", b"\x00\xff"))
+        context.pack_and_send_egress(
+            "test/kinesis", kinesis_egress_record("stream-1", "hi", partition_key="p1", explicit_hash_key="42")
+        )
+        context.pack_and_send_egress("test/kinesis", kinesis_egress_record("stream-2", "yo", partition_key="p2"))
+        context.pack_and_send_egress("test/plain", text("just a message"))
+
+    runtime = LocalRuntime.for_functions(functions)
+    runtime.send("test/writer", "w", text("go"))
+    runtime.run_until_idle()
+
+    kafka = runtime.egress("test/kafka")
+    assert [type(record) for record in kafka] == [EgressRecord, EgressRecord]
+    assert kafka[0].egress == "test/kafka"
+    assert kafka[0].type_name == "org.apache.flink.statefun.flink.io.KafkaProducerRecord"
+    assert (kafka[0].kafka.topic, kafka[0].kafka.key, kafka[0].kafka.value_bytes) == ("greetings", "alice", b"hello")
+    assert kafka[0].kinesis is None
+    assert kafka[0].to_json() == {
+        "egress": "test/kafka", "kafka": {"topic": "greetings", "key": "alice", "value": "hello"}
+    }
+    assert kafka[1].to_json() == {
+        "egress": "test/kafka", "kafka": {"topic": "raw", "key": None, "value_base64": "AP8="}
+    }
+
+    kinesis = runtime.egress("test/kinesis")
+    assert kinesis[0].kafka is None
+    assert (kinesis[0].kinesis.stream, kinesis[0].kinesis.partition_key) == ("stream-1", "p1")
+    assert kinesis[0].to_json() == {
+        "egress": "test/kinesis",
+        "kinesis": {"stream": "stream-1", "partition_key": "p1", "explicit_hash_key": "42", "value": "hi"},
+    }
+    assert kinesis[1].to_json()["kinesis"]["explicit_hash_key"] is None
+
+    plain = runtime.egress("test/plain")
+    assert len(plain) == 1 and plain[0].kafka is None and plain[0].kinesis is None
+    assert plain[0].unpack(StringValue) == text("just a message")
+    assert plain[0].to_json() == {
+        "egress": "test/plain",
+        "message": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": "just a message"},
+    }
+    with pytest.raises(UnexpectedMessageTypeError):
+        plain[0].unpack(Int64Value)
+    assert runtime.egress("test/none") == []
+
+
+def test_egress_not_declared_in_module_yaml_fails_the_batch() -> None:
+    spec = module({"test/counter": "states:\n  - name: count"}, egresses=("test/declared",))
+    runtime = LocalRuntime.for_functions(counter_functions(), module_yaml=spec)
+    runtime.send("test/counter", "a", text("x"))
+    with pytest.raises(FunctionCallFailedError, match="egress test/out is not declared in module.yaml"):
+        runtime.run_until_idle()
+    assert runtime.state("test/counter", "a", "count") is None  # nothing of the reply applied
+
+
+# -- callers and replies -------------------------------------------------------------------------
+
+
+def test_reply_goes_to_the_caller_and_callers_are_seen() -> None:
+    asker_calls: List[Tuple[str, Optional[Address]]] = []
+    answerer_calls: List[Tuple[str, Optional[Address]]] = []
+    functions = StatefulFunctions()
+
+    @functions.bind("test/asker")
+    def asker(context, message: StringValue) -> None:
+        asker_calls.append((message.value, context.caller))
+        if context.caller is None:
+            context.pack_and_send("test/answerer", "a1", text("ping"))
+
+    @functions.bind("test/answerer")
+    def answerer(context, message: StringValue) -> None:
+        answerer_calls.append((message.value, context.caller))
+        context.pack_and_reply(text("pong"))
+
+    runtime = LocalRuntime.for_functions(functions)
+    runtime.send("test/asker", "q", text("start"))
+    runtime.run_until_idle()
+    assert answerer_calls == [("ping", Address("test", "asker", "q"))]
+    assert asker_calls == [("start", None), ("pong", Address("test", "answerer", "a1"))]
+
+    runtime.send("test/answerer", "a2", text("hello"), caller=Address("test", "asker", "other"))
+    runtime.run_until_idle()
+    assert answerer_calls[-1] == ("hello", Address("test", "asker", "other"))
+    assert asker_calls[-1] == ("pong", Address("test", "answerer", "a2"))
+
+
+# -- failures and retries ---------------------------------------------------------------------------
+
+
+def test_retried_batch_counts_every_message_exactly_once() -> None:
+    clock = VirtualClock()
+    failures: List[float] = []
+    functions = StatefulFunctions()
+
+    @functions.bind("test/flaky", states=["count"])
+    def flaky(context, message: StringValue) -> None:
+        current = context.state("count").unpack(Int64Value) or Int64Value()
+        current.value += 1
+        context.state("count").pack(current)
+        context.pack_and_send_egress("test/out", text(f"{message.value}:{current.value}"))
+        context.pack_and_send("test/sink", message.value, text(message.value))
+        if message.value == "m2" and len(failures) < 2:  # the batch fails after m1's effects were built
+            failures.append(clock.now())
+            raise RuntimeError("flaky")
+
+    sink = Recorder()
+    functions.register("test/sink", sink)
+    runtime = LocalRuntime.for_functions(functions, clock=clock)
+    for value in ("m1", "m2", "m3"):
+        runtime.send("test/flaky", "f", text(value))
+    runtime.run_until_idle()
+
+    assert failures == [0.0, pytest.approx(0.010)]  # backoff from 10 ms, doubling
+    assert clock.now() == pytest.approx(0.030)
+    assert runtime.state("test/flaky", "f", "count", Int64Value) == Int64Value(value=3)
+    assert [record.unpack(StringValue).value for record in runtime.egress("test/out")] == ["m1:1", "m2:2", "m3:3"]
+    assert sorted(sink.values) == ["m1", "m2", "m3"]
+    assert runtime.batches_sent == 3 + 3  # the flaky batch three times, then one batch per sink address
+
+
+def test_a_function_that_always_fails_fails_after_the_timeout() -> None:
+    clock = VirtualClock()
+    attempts: List[float] = []
+    functions = StatefulFunctions()
+
+    @functions.bind("test/broken", states=["count"])
+    def broken(context, message: StringValue) -> None:
+        context.state("count").pack(Int64Value(value=1))
+        context.pack_and_send_egress("test/out", message)
+        attempts.append(clock.now())
+        raise RuntimeError("boom")
+
+    spec = module({"test/broken": "states:\n  - name: count\ntimeout: 2s"})
+    runtime = LocalRuntime.for_functions(functions, module_yaml=spec, clock=clock)
+    runtime.send("test/broken", "b1", text("x"))
+    started = time.monotonic()
+    with pytest.raises(FunctionCallFailedError) as info:
+        runtime.run_until_idle()
+    assert time.monotonic() - started < 2.0  # virtual time: no real waiting
+
+    error = info.value
+    assert error.address == Address("test", "broken", "b1")
+    assert "retries ran out" in error.reason
+    assert "RuntimeError" in error.reason and "boom" in error.reason
+    assert str(error).startswith("test/broken/b1: ")
+    # Backoff from 10 ms doubling: 10, 20, ..., 640 ms fit in 2 s (sum 1.27 s); 1280 ms more would not.
+    assert len(attempts) == runtime.batches_sent == 8
+    assert attempts[1:4] == [pytest.approx(0.010), pytest.approx(0.030), pytest.approx(0.070)]
+    assert attempts[-1] <= 2.0
+    assert runtime.egress("test/out") == []
+    assert runtime.state("test/broken", "b1", "count") is None
+    with pytest.raises(FunctionCallFailedError):  # the runtime stays failed, like a failed job
+        runtime.run_until_idle()
+
+
+def test_a_reply_sending_to_an_undeclared_type_fails_at_once_with_none_of_its_effects() -> None:
+    sink = Recorder()
+    functions = StatefulFunctions()
+
+    @functions.bind("test/sender", states=["count"])
+    def sender(context, message: StringValue) -> None:
+        context.state("count").pack(Int64Value(value=1))
+        context.pack_and_send_egress("test/out", message)
+        context.pack_and_send_after(timedelta(seconds=1), "test/sink", "later", message)
+        context.pack_and_send("test/sink", "x", message)
+        if message.value == "bad":
+            context.pack_and_send("test/undeclared", "y", message)
+
+    functions.register("test/sink", sink)
+    clock = VirtualClock()
+    runtime = LocalRuntime.for_functions(functions, clock=clock)
+    runtime.send("test/sender", "s", text("bad"))
+    with pytest.raises(FunctionCallFailedError) as info:
+        runtime.run_until_idle()
+    assert info.value.address == Address("test", "sender", "s")
+    assert "test/undeclared" in info.value.reason
+    assert runtime.batches_sent == 1 and clock.now() == 0.0  # no retry
+    # All or nothing: not the egress, not the state, not the messages.
+    assert runtime.egress("test/out") == []
+    assert runtime.state("test/sender", "s", "count") is None
+    assert runtime.pending_delayed == 0
+    assert sink.calls == []
+
+
+def test_the_same_reply_without_the_bad_target_applies_everything() -> None:
+    sink = Recorder()
+    functions = StatefulFunctions()
+
+    @functions.bind("test/sender", states=["count"])
+    def sender(context, message: StringValue) -> None:
+        context.state("count").pack(Int64Value(value=1))
+        context.pack_and_send_egress("test/out", message)
+        context.pack_and_send_after(timedelta(seconds=1), "test/sink", "later", message)
+        context.pack_and_send("test/sink", "x", message)
+
+    functions.register("test/sink", sink)
+    runtime = LocalRuntime.for_functions(functions)
+    runtime.send("test/sender", "s", text("good"))
+    runtime.run_until_idle()
+    assert len(runtime.egress("test/out")) == 1
+    assert runtime.state("test/sender", "s", "count", Int64Value) == Int64Value(value=1)
+    assert sink.values == ["good"] and runtime.pending_delayed == 1
+    runtime.advance(timedelta(seconds=1))
+    assert sink.values == ["good", "good"]
+
+
+def test_an_unknown_function_is_a_hard_failure_without_retry() -> None:
+    functions = counter_functions()
+    spec = module({"test/counter": "states:\n  - name: count", "test/unbound": ""})
+    clock = VirtualClock()
+    runtime = LocalRuntime.for_functions(functions, module_yaml=spec, clock=clock)
+    runtime.send("test/unbound", "u", text("x"))
+    with pytest.raises(FunctionCallFailedError) as info:
+        runtime.run_until_idle()
+    assert info.value.address == Address("test", "unbound", "u")
+    assert info.value.reason.startswith("404: ")
+    assert "no function is bound to test/unbound" in info.value.reason
+    assert runtime.batches_sent == 1 and clock.now() == 0.0
+
+
+def test_listener_sees_what_flows() -> None:
+    events: List[Tuple[str, dict]] = []
+    runtime = LocalRuntime.for_functions(
+        counter_functions(), listener=lambda event, fields: events.append((event, fields))
+    )
+    runtime.send("test/counter", "a", text("x"))
+    runtime.run_until_idle()
+    kinds = [event for event, _ in events]
+    assert kinds == ["message", "egress", "state"]
+    assert events[0][1]["target"] == Address("test", "counter", "a") and events[0][1]["caller"] is None
+    assert events[1][1]["record"].unpack(Int64Value) == Int64Value(value=1)
+    assert events[2][1]["name"] == "count"
+
+
+# -- the greeter example, end to end ------------------------------------------------------------------
+
+
+def test_greeter_example_end_to_end(tmp_path: Path) -> None:
+    events: List[Tuple[str, dict]] = []
+    runtime = LocalRuntime.for_functions(
+        greeter_module.functions, listener=lambda event, fields: events.append((event, fields))
+    )
+    for name in ("alice", "bob", "alice", "alice"):
+        runtime.send("example/greeter", name, GreetRequest(name=name))
+    runtime.run_until_idle()
+
+    assert runtime.state("example/greeter", "alice", "seen_count", Int64Value) == Int64Value(value=3)
+    assert runtime.state("example/greeter", "bob", "seen_count", Int64Value) == Int64Value(value=1)
+
+    # The formatter replied to the greeter (its caller) with a GreetResponse.
+    replies = [
+        fields for event, fields in events
+        if event == "message" and fields["caller"] is not None and fields["caller"].type == "formatter"
+    ]
+    assert {reply["target"] for reply in replies} == {Address("example", "greeter", "alice"),
+                                                      Address("example", "greeter", "bob")}
+    assert all(reply["argument"].type_url.endswith("/example.greeter.GreetResponse") for reply in replies)
+    greeting = GreetResponse.FromString(replies[0]["argument"].value)
+    assert greeting.greeting.startswith("Hello ")
+
+    def greetings(topic: str) -> Dict[str, List[str]]:
+        found: Dict[str, List[str]] = {}
+        for record in runtime.egress(greeter_module.GREETS_EGRESS):
+            assert record.kafka is not None
+            if record.kafka.topic == topic:
+                found.setdefault(record.kafka.key, []).append(record.kafka.value_bytes.decode())
+        return found
+
+    assert greetings("greetings") == {
+        "alice": [
+            "Hello alice! Nice to meet you.",
+            "Hello alice! This is visit number 2.",
+            "Hello alice! This is visit number 3.",
+        ],
+        "bob": ["Hello bob! Nice to meet you."],
+    }
+    assert greetings("reminders") == {}
+
+    delay = greeter_module.REMINDER_DELAY
+    runtime.advance(delay - timedelta(milliseconds=1))
+    assert greetings("reminders") == {}
+    runtime.advance(timedelta(milliseconds=1))
+    assert greetings("reminders") == {  # one reminder per first visit
+        "alice": ["Hi alice, still there? Come back soon!"],
+        "bob": ["Hi bob, still there? Come back soon!"],
+    }
+    runtime.advance(delay * 10)
+    assert sum(len(values) for values in greetings("reminders").values()) == 2
+    assert len(runtime.egress(greeter_module.GREETS_EGRESS)) == 6

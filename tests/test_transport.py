@@ -1,0 +1,296 @@
+"""Tests for statefun_wsgi.local.transport: HttpTransport against real servers.
+
+The functions are the greeter example served by ``app:wsgi`` under real gunicorn
+(gthread workers, bound to a TCP port and to a unix socket); odd answers come from a
+tiny WSGI app served in a thread.
+"""
+
+from __future__ import annotations
+
+import http.client
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Dict, Iterator, List
+from urllib.parse import quote
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+from builders import Call, Sent, decode_reply, request
+from google.protobuf.wrappers_pb2 import Int64Value
+from servers import Server, free_port, gunicorn
+
+from examples.greeter import functions as greeter_module
+from examples.greeter.messages_pb2 import FormatRequest, GreetRequest, GreetResponse
+from statefun_wsgi.local import HttpTransport, LocalRuntime, TransportError
+from statefun_wsgi.module_yaml import FunctionSpec, generate_module_yaml, parse_module_yaml
+
+
+@pytest.fixture(scope="module")
+def unix_socket() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="statefun-", dir="/tmp") as directory:
+        yield f"{directory}/gunicorn.sock"
+
+
+@pytest.fixture(scope="module")
+def server(unix_socket: str) -> Iterator[Server]:
+    """app:wsgi under gunicorn: gthread workers, on a free TCP port and on a unix socket."""
+    with gunicorn(
+        "app:wsgi", "--bind", f"unix:{unix_socket}", "--workers", "2", "--worker-class", "gthread", "--threads", "4",
+        env={"STATEFUN_ACCESS_LOG": "off"},
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def transport() -> Iterator[HttpTransport]:
+    transport = HttpTransport()
+    yield transport
+    transport.close()
+
+
+def spec(endpoint: str, typename: str = "example/formatter") -> FunctionSpec:
+    return FunctionSpec(typename, endpoint)
+
+
+def format_request(name: str = "alice", visits: int = 1) -> bytes:
+    return request(
+        "example/formatter", name,
+        messages=[Call(FormatRequest(name=name, visits=visits), caller=("example/greeter", name))],
+    )
+
+
+# -- success and connection reuse ------------------------------------------------------------
+
+
+def test_a_200_reply_is_returned_and_decodes(server: Server, transport: HttpTransport) -> None:
+    reply = decode_reply(transport(spec(server.base_url + "/statefun"), format_request("alice", 2)))
+    assert reply.sent == [
+        Sent.to("example/greeter", "alice", GreetResponse(name="alice", greeting="Hello alice! This is visit number 2.",
+                                                          visits=2))
+    ]
+
+
+def test_consecutive_calls_reuse_one_keep_alive_connection(
+    server: Server, transport: HttpTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connects: List[tuple] = []
+    original = http.client.HTTPConnection.connect
+
+    def counting_connect(self: http.client.HTTPConnection) -> None:
+        original(self)
+        connects.append(self.sock.getsockname())
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", counting_connect)
+    endpoint = spec(server.base_url + "/statefun")
+    for visits in range(1, 6):
+        reply = decode_reply(transport(endpoint, format_request("bob", visits)))
+        assert reply.sent[0].message.visits == visits
+    assert len(connects) == 1, connects  # one TCP connection for all five batches
+
+
+def test_a_connection_dropped_by_the_server_is_replaced(server: Server, transport: HttpTransport) -> None:
+    endpoint = spec(server.base_url + "/statefun")
+    transport(endpoint, format_request())
+    # Close the pooled connection's socket under it, as a server's idle timeout would.
+    for connection in transport._local.pool.values():
+        connection.sock.close()
+    with pytest.raises(TransportError) as info:
+        transport(endpoint, format_request())
+    assert info.value.retryable  # a connection error: the runtime retries
+    assert decode_reply(transport(endpoint, format_request())).sent  # and the retry gets a new connection
+
+
+def test_close_closes_the_connections_of_every_thread(server: Server) -> None:
+    transport = HttpTransport()
+    endpoint = spec(server.base_url + "/statefun")
+    connections: List[http.client.HTTPConnection] = []
+
+    def call() -> None:
+        transport(endpoint, format_request())
+        connections.extend(transport._local.pool.values())
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(connections) == 3 and all(connection.sock is not None for connection in connections)
+    transport.close()  # from another thread than the ones that opened them
+    assert all(connection.sock is None for connection in connections)
+
+
+# -- statuses ---------------------------------------------------------------------------------------
+
+
+def test_a_function_failure_500_is_retryable(server: Server, transport: HttpTransport) -> None:
+    # The greeter declares seen_count; a batch without it fails in the function (500).
+    data = request("example/greeter", "alice", messages=[GreetRequest(name="alice")])
+    with pytest.raises(TransportError) as info:
+        transport(spec(server.base_url + "/statefun", "example/greeter"), data)
+    assert info.value.retryable
+    assert "answered 500" in info.value.reason
+    assert "seen_count" in info.value.reason
+
+
+def test_an_unknown_function_404_is_not_retryable(server: Server, transport: HttpTransport) -> None:
+    data = request("example/nope", "x", messages=[GreetRequest(name="x")])
+    with pytest.raises(TransportError) as info:
+        transport(spec(server.base_url + "/statefun", "example/nope"), data)
+    assert not info.value.retryable
+    assert "answered 404" in info.value.reason and "example/nope" in info.value.reason
+
+
+def test_a_wrong_path_404_is_not_retryable(server: Server, transport: HttpTransport) -> None:
+    with pytest.raises(TransportError) as info:
+        transport(spec(server.base_url + "/not-statefun"), format_request())
+    assert not info.value.retryable
+    assert info.value.reason.startswith(f"{server.base_url}/not-statefun answered 404")
+
+
+def test_a_malformed_batch_400_is_not_retryable(server: Server, transport: HttpTransport) -> None:
+    with pytest.raises(TransportError) as info:
+        transport(spec(server.base_url + "/statefun"), b"\xff\xff not a ToFunction")
+    assert not info.value.retryable
+    assert "answered 400" in info.value.reason
+
+
+def test_connection_refused_is_retryable(transport: HttpTransport) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}/statefun"
+    with pytest.raises(TransportError) as info:
+        transport(spec(endpoint), format_request())
+    assert info.value.retryable
+    assert "ConnectionRefusedError" in info.value.reason
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def odd_app(environ, start_response):
+    """Answers as the path says: /status/<code>, /content-type/<type>, /empty."""
+    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    path = environ["PATH_INFO"]
+    status, content_type, body = "200 OK", "application/octet-stream", b"\x00"
+    if path.startswith("/status/"):
+        status, body = f"{path.rsplit('/', 1)[1]} Whatever", b"nope"
+    elif path.startswith("/content-type/"):
+        content_type = environ["QUERY_STRING"].replace("%20", " ").replace("%3B", ";")
+    elif path == "/empty":
+        body = b""
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+@pytest.fixture(scope="module")
+def odd_server() -> Iterator[str]:
+    httpd: WSGIServer = make_server("127.0.0.1", 0, odd_app, handler_class=_QuietHandler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [(500, True), (502, True), (503, True), (408, True), (409, True), (420, True), (429, True), (499, True),
+     (400, False), (401, False), (403, False), (404, False), (410, False), (413, False), (415, False)],
+)
+def test_statuses_are_retried_as_the_runtime_retries_them(
+    odd_server: str, transport: HttpTransport, status: int, retryable: bool
+) -> None:
+    with pytest.raises(TransportError) as info:
+        transport(spec(f"{odd_server}/status/{status}"), format_request())
+    assert info.value.retryable is retryable
+    assert f"answered {status}" in info.value.reason
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/octet-stream; charset=utf-8", "Application/Octet-Stream", "application/x-protobuf", "text/plain"],
+)
+def test_a_reply_content_type_other_than_exactly_octet_stream_fails_without_retry(
+    odd_server: str, transport: HttpTransport, content_type: str
+) -> None:
+    query = content_type.replace(" ", "%20").replace(";", "%3B")
+    with pytest.raises(TransportError) as info:
+        transport(spec(f"{odd_server}/content-type/x?{query}"), format_request())
+    assert not info.value.retryable
+    assert repr(content_type) in info.value.reason
+
+
+def test_the_tiny_server_answers_well_formed_replies(odd_server: str, transport: HttpTransport) -> None:
+    """The control for the cases above: the exact content type is accepted."""
+    assert transport(spec(f"{odd_server}/content-type/x?application/octet-stream"), format_request()) == b"\x00"
+
+
+def test_a_200_without_a_body_fails_without_retry(odd_server: str, transport: HttpTransport) -> None:
+    with pytest.raises(TransportError) as info:
+        transport(spec(f"{odd_server}/empty"), format_request())
+    assert not info.value.retryable
+    assert "no body" in info.value.reason
+
+
+# -- unix sockets -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["path", "percent-encoded"])
+def test_http_unix_endpoint(server: Server, unix_socket: str, transport: HttpTransport, form: str) -> None:
+    assert Path(unix_socket).is_socket()
+    if form == "path":
+        endpoint = f"http+unix://{unix_socket}/statefun"
+    else:
+        endpoint = f"http+unix://{quote(unix_socket, safe='')}/statefun"
+    for visits in (1, 2):
+        reply = decode_reply(transport(spec(endpoint), format_request("carol", visits)))
+        assert reply.sent[0].message == GreetResponse(
+            name="carol", visits=visits,
+            greeting="Hello carol! Nice to meet you." if visits == 1 else "Hello carol! This is visit number 2.",
+        )
+
+
+def test_http_unix_endpoint_without_a_socket_file_is_refused(transport: HttpTransport) -> None:
+    with pytest.raises(ValueError, match="ending in .sock"):
+        transport(spec("http+unix:///run/app/statefun"), format_request())
+
+
+# -- the local runtime over HTTP ----------------------------------------------------------------------
+
+
+def test_local_runtime_drives_gunicorn_concurrently_with_exact_counts(server: Server) -> None:
+    module = parse_module_yaml(generate_module_yaml(greeter_module.functions, "http://unused:1/statefun"))
+    names = [f"user-{number}" for number in range(20)]
+    visits = 10
+    with LocalRuntime.from_module_yaml(module, endpoint=server.base_url + "/statefun") as runtime:
+        assert runtime.functions["example/greeter"].endpoint == server.base_url + "/statefun"
+
+        def send_all() -> None:
+            for _ in range(visits):
+                for name in names:
+                    runtime.send("example/greeter", name, GreetRequest(name=name))
+                time.sleep(0.005)  # let batches go out, so that later visits arrive while they are in flight
+
+        sender = threading.Thread(target=send_all)
+        sender.start()
+        while sender.is_alive():  # deliver while messages keep arriving
+            runtime.run_until_idle(timeout=30)
+        sender.join()
+        runtime.run_until_idle(timeout=30)
+
+        for name in names:
+            assert runtime.state("example/greeter", name, "seen_count", Int64Value) == Int64Value(value=visits)
+        greetings: Dict[str, List[str]] = {}
+        for record in runtime.egress(greeter_module.GREETS_EGRESS):
+            greetings.setdefault(record.kafka.key, []).append(record.kafka.value_bytes.decode())
+        assert sorted(greetings) == sorted(names)
+        for name in names:  # each visit greeted exactly once, in order
+            assert greetings[name] == [f"Hello {name}! Nice to meet you."] + [
+                f"Hello {name}! This is visit number {number}." for number in range(2, visits + 1)
+            ]
+        assert runtime.pending_delayed == len(names)  # one reminder per first visit, not due yet

@@ -259,6 +259,9 @@ class LocalRuntime:
                 idle = not (self._backlog_pending() or self._in_flight or self._completed or self._retries)
                 if idle and (not include_delayed or not self._delayed):
                     return
+                if idle and isinstance(self.clock, VirtualClock):  # include_delayed: jump to the next one
+                    self.clock.advance_to(self._delayed[0].due)
+                    continue
             if work:
                 continue
             if deadline is not None and time.monotonic() > deadline:
@@ -338,7 +341,12 @@ class LocalRuntime:
     # -- scheduling (all under self._condition) -------------------------------------
 
     def _spec(self, address: Address) -> FunctionSpec:
-        return self.functions[f"{address.namespace}/{address.type}"]
+        typename = f"{address.namespace}/{address.type}"
+        try:
+            return self.functions[typename]
+        except KeyError:
+            known = ", ".join(sorted(self.functions)) or "none"
+            raise KeyError(f"no function type {typename} here (known: {known})") from None
 
     def _enqueue(self, envelope: Envelope) -> None:
         backlog = self._backlogs.get(envelope.target)

@@ -18,7 +18,7 @@ runtime retries the batch, and none of its effects were applied.
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Iterator, Union
 
 from google.protobuf.message import DecodeError
 
@@ -38,7 +38,7 @@ RequestBytes = Union[bytes, bytearray, memoryview]
 class _Batch:
     """One parsed request: the function to run, its context and its invocations."""
 
-    __slots__ = ("function", "context", "invocations")
+    __slots__ = ("function", "context", "invocations", "index")
 
     def __init__(self, functions: StatefulFunctions, request_bytes: RequestBytes) -> None:
         request = ToFunction()
@@ -75,12 +75,26 @@ class _Batch:
         self.function: StatefulFunction = function
         self.context = BatchContext(target, states, function)
         self.invocations = batch.invocations
+        self.index = 0
 
-    def failure(self, index: int, exc: BaseException) -> FunctionInvocationError:
+    def messages(self) -> Iterator[Any]:
+        """Each invocation's message, as the function's annotation asks, in order;
+        the context's caller is set for each before it is yielded."""
+        context = self.context
+        unpack = self.function.unpack
+        for self.index, invocation in enumerate(self.invocations):
+            if invocation.HasField("caller"):
+                context._set_caller(invocation.caller)
+            elif context._caller is not None:
+                context._set_caller(None)
+            argument = invocation.argument
+            yield argument if unpack is None else unpack(argument)
+
+    def failure(self, exc: BaseException) -> FunctionInvocationError:
         target = self.context._target
         return FunctionInvocationError(
             f"{self.function.typename} (id {target.id!r}) raised {type(exc).__name__} "
-            f"in invocation {index + 1} of {len(self.invocations)}: {exc}"
+            f"in invocation {self.index + 1} of {len(self.invocations)}: {exc}"
         )
 
 
@@ -107,19 +121,12 @@ class RequestReplyHandler:
                 f"{function.typename} is a coroutine function: serve it with AsyncRequestReplyHandler"
             )
         func = function.func
-        unpack = function.unpack
         context = batch.context
-        index = 0
         try:
-            for index, invocation in enumerate(batch.invocations):
-                if invocation.HasField("caller"):
-                    context._set_caller(invocation.caller)
-                elif context._caller is not None:
-                    context._set_caller(None)
-                argument = invocation.argument
-                func(context, argument if unpack is None else unpack(argument))
+            for message in batch.messages():
+                func(context, message)
         except Exception as exc:
-            raise batch.failure(index, exc) from exc
+            raise batch.failure(exc) from exc
         return context._finish().SerializeToString()
 
 
@@ -138,17 +145,13 @@ class AsyncRequestReplyHandler:
     async def __call__(self, request_bytes: RequestBytes) -> bytes:
         batch = _Batch(self.functions, request_bytes)
         function = batch.function
-        func = function.func
-        unpack = function.unpack
+        func = batch.function.func
         context = batch.context
-        index = 0
         try:
-            for index, invocation in enumerate(batch.invocations):
-                context._set_caller(invocation.caller if invocation.HasField("caller") else None)
-                argument = invocation.argument
-                result = func(context, argument if unpack is None else unpack(argument))
+            for message in batch.messages():
+                result = func(context, message)
                 if inspect.isawaitable(result):
                     await result
         except Exception as exc:
-            raise batch.failure(index, exc) from exc
+            raise batch.failure(exc) from exc
         return context._finish().SerializeToString()

@@ -184,10 +184,10 @@ class BatchContext:
         self._state_values: dict[str, Optional[Any]] = {}
         self._changed: dict[str, None] = {}  # an ordered set of changed state names
         self._response = FromFunction()
-        result = self._response.invocation_result
-        self._outgoing: RepeatedCompositeFieldContainer[FromFunction.Invocation] = result.outgoing_messages
-        self._delayed: RepeatedCompositeFieldContainer[FromFunction.DelayedInvocation] = result.delayed_invocations
-        self._egresses: RepeatedCompositeFieldContainer[FromFunction.EgressMessage] = result.outgoing_egresses
+        # The reply's lists, fetched on first use (each protobuf attribute access costs).
+        self._outgoing: Optional[RepeatedCompositeFieldContainer[FromFunction.Invocation]] = None
+        self._delayed: Optional[RepeatedCompositeFieldContainer[FromFunction.DelayedInvocation]] = None
+        self._egresses: Optional[RepeatedCompositeFieldContainer[FromFunction.EgressMessage]] = None
 
     # -- addresses ---------------------------------------------------------------
 
@@ -208,10 +208,6 @@ class BatchContext:
         if self._caller_address is None:
             self._caller_address = Address(caller.namespace, caller.type, caller.id)
         return self._caller_address
-
-    def _set_caller(self, caller: Optional[AddressMessage]) -> None:
-        self._caller = caller
-        self._caller_address = None
 
     # -- state -------------------------------------------------------------------
 
@@ -276,7 +272,7 @@ class BatchContext:
         namespace, name = split_typename(typename)
         if type(id) is not str:
             raise TypeError(f"an id is a str, got {type(id).__name__}")
-        invocation = self._outgoing.add()
+        invocation = self._outgoing_list().add()
         target = invocation.target
         target.namespace = namespace
         target.type = name
@@ -286,15 +282,20 @@ class BatchContext:
     def reply(self, message: Any) -> None:
         """Send ``message`` (an ``Any``) back to the caller of the current message."""
         _check_any(message, "reply")
-        self._outgoing.add(target=self._reply_target(), argument=message)
+        self._outgoing_list().add(target=self._reply_target(), argument=message)
 
     def pack_and_reply(self, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`reply` with it."""
         caller = self._reply_target()
         type_url, value = type_url_of(message), message.SerializeToString()
-        argument = self._outgoing.add(target=caller).argument
+        argument = self._outgoing_list().add(target=caller).argument
         argument.type_url = type_url
         argument.value = value
+
+    def _outgoing_list(self) -> RepeatedCompositeFieldContainer[FromFunction.Invocation]:
+        if self._outgoing is None:
+            self._outgoing = self._response.invocation_result.outgoing_messages
+        return self._outgoing
 
     def _reply_target(self) -> AddressMessage:
         if self._caller is None:
@@ -321,6 +322,8 @@ class BatchContext:
         namespace, name = split_typename(typename)
         if type(id) is not str:
             raise TypeError(f"an id is a str, got {type(id).__name__}")
+        if self._delayed is None:
+            self._delayed = self._response.invocation_result.delayed_invocations
         delayed = self._delayed.add(delay_in_ms=milliseconds)
         target = delayed.target
         target.namespace = namespace
@@ -342,6 +345,8 @@ class BatchContext:
 
     def _new_egress(self, typename: str) -> FromFunction.EgressMessage:
         namespace, name = split_typename(typename)
+        if self._egresses is None:
+            self._egresses = self._response.invocation_result.outgoing_egresses
         return self._egresses.add(egress_namespace=namespace, egress_type=name)
 
     # -- the reply -----------------------------------------------------------------
@@ -357,6 +362,8 @@ class BatchContext:
                     mutations.add(mutation_type=_DELETE, state_name=name)
                 else:
                     mutations.add(mutation_type=_MODIFY, state_name=name).state_value.CopyFrom(value)
+        elif self._outgoing is None and self._delayed is None and self._egresses is None:
+            self._response.invocation_result.SetInParent()  # an empty result, not "no result"
         return self._response
 
     def __repr__(self) -> str:

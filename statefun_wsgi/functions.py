@@ -245,11 +245,13 @@ def _make_unpacker(typename: str, message_types: Optional[Tuple[type[Message], .
     by_name: Mapping[str, type[Message]] = {cls.DESCRIPTOR.full_name: cls for cls in message_types}
     if len(by_name) != len(message_types):
         raise ConfigurationError(f"cannot bind {typename}: the message annotation names the same type twice")
+    # The usual type URLs, looked up whole; any other prefix falls back to the name after the last '/'.
+    by_url = {f"type.googleapis.com/{name}": cls for name, cls in by_name.items()}
     accepted = ", ".join(sorted(by_name))
 
     def unpack(argument: Any) -> Message:
         type_url = argument.type_url
-        cls = by_name.get(type_url[type_url.rfind("/") + 1 :])
+        cls = by_url.get(type_url) or by_name.get(type_url[type_url.rfind("/") + 1 :])
         if cls is None:
             raise UnexpectedMessageTypeError(
                 f"{typename} received a message of type {type_url!r}, but accepts only: {accepted}"

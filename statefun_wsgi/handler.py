@@ -52,10 +52,10 @@ class _Batch:
                 f"the body is not a serialized ToFunction (or a state value is not a serialized "
                 f"google.protobuf.Any): {exc}"
             ) from None
-        if not request.HasField("invocation"):
-            raise MalformedRequestError("the ToFunction carries no invocation batch (field 100)")
         batch = request.invocation
         if not batch.invocations:
+            if not request.HasField("invocation"):
+                raise MalformedRequestError("the ToFunction carries no invocation batch (field 100)")
             raise MalformedRequestError("the invocation batch holds no invocations")
         target = batch.target
         function = functions.for_type(target.namespace, target.type)
@@ -64,7 +64,9 @@ class _Batch:
             raise UnknownFunctionError(
                 f"no function is bound to {target.namespace}/{target.type} (bound: {bound})"
             )
-        states = {state.state_name: state for state in batch.state}
+        states = {}
+        for state in batch.state:  # a plain loop: cheaper than a comprehension for a few states
+            states[state.state_name] = state
         if function.states is not None:
             missing = [name for name in function.states if name not in states]
             if missing:
@@ -84,9 +86,10 @@ class _Batch:
         unpack = self.function.unpack
         for self.index, invocation in enumerate(self.invocations):
             if invocation.HasField("caller"):
-                context._set_caller(invocation.caller)
+                context._caller = invocation.caller
+                context._caller_address = None
             elif context._caller is not None:
-                context._set_caller(None)
+                context._caller = context._caller_address = None
             argument = invocation.argument
             yield argument if unpack is None else unpack(argument)
 

@@ -1,0 +1,90 @@
+"""Which gunicorn worker settings serve StateFun batches best (the numbers behind
+gunicorn.conf.py's defaults).
+
+Serves the one-invocation counter batch with our middleware under several worker
+settings, interleaved, each driven by wrk over keep-alive connections as the
+runtime's pooled OkHttp client does.
+
+    python bench/bench_gunicorn_settings.py [--quick]
+
+Writes bench/results/gunicorn-settings.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench import bench_serving  # noqa: E402
+
+SETTINGS = {
+    "sync (1 thread)": ["--worker-class", "sync", "--threads", "1"],
+    "gthread, 1 thread": ["--worker-class", "gthread", "--threads", "1"],
+    "gthread, 4 threads": ["--worker-class", "gthread", "--threads", "4"],
+    "gthread, 16 threads": ["--worker-class", "gthread", "--threads", "16"],
+}
+COMMON = ["-c", "/dev/null", "--workers", "2", "--keep-alive", "75", "--log-level", "warning",
+          "--no-control-socket"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    seconds, rounds = (4, 2) if args.quick else (8, 3)
+    work = Path(tempfile.mkdtemp(prefix="bench-settings-"))
+    (work / "request.bin").write_bytes(bench_serving.counter_request())
+    script = work / "post.lua"
+    script.write_text(
+        'local f = io.open("%s", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/octet-stream"\n' % (work / "request.bin")
+    )
+    results: dict[str, list[dict]] = {name: [] for name in SETTINGS}
+    running = {}
+    try:
+        for name, flags in SETTINGS.items():
+            bench_serving.GUNICORN_SETTINGS[:] = COMMON + flags
+            running[name] = bench_serving.start(name, Path(sys.executable), "bench._serving_apps:ours",
+                                                {"PYTHONPATH": str(HERE.parent)})
+        for _, port in running.values():
+            bench_serving.wrk(port, script, 1, args.connections)
+        for round_number in range(rounds):
+            for name, (_, port) in running.items():
+                result = bench_serving.wrk(port, script, seconds, args.connections)
+                results[name].append(result)
+                print(f"round {round_number + 1} {name:22} {result['rps']:8.0f} req/s p50 {result['p50_ms']:.2f} ms "
+                      f"p99 {result['p99_ms']:.2f} ms", flush=True)
+    finally:
+        for process, _ in running.values():
+            process.terminate()
+        for process, _ in running.values():
+            process.wait(timeout=30)
+    lines = [
+        f"gunicorn {' '.join(COMMON)} + the settings below; wrk -t1 -c{args.connections} (keep-alive), "
+        f"{rounds} rounds x {seconds} s, median; one-invocation counter batch",
+        "",
+        "| worker settings | req/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, runs in results.items():
+        lines.append(
+            f"| {name} | {statistics.median(r['rps'] for r in runs):.0f} | "
+            f"{statistics.median(r['p50_ms'] for r in runs):.2f} | {statistics.median(r['p99_ms'] for r in runs):.2f} | "
+            f"{sum(r['non_2xx'] for r in runs)} |"
+        )
+    text = "\n".join(lines)
+    print("\n" + text)
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "gunicorn-settings.md").write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

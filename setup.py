@@ -17,7 +17,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["statefun_wsgi", "statefun_wsgi.*"]),
-    package_data={"statefun_wsgi": ["py.typed", "_proto/*.proto"]},
+    package_data={"statefun_wsgi": ["py.typed", "_proto/*.proto", "_proto/*.pyi"]},
     install_requires=[
         "protobuf>=4.25,<8",
         "werkzeug>=2.3",

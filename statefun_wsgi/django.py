@@ -69,7 +69,9 @@ class StatefunMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse], settings: Optional[Any] = None) -> None:
         if settings is None:
-            from django.conf import settings
+            from django.conf import settings as django_settings
+
+            settings = django_settings
         self.get_response = get_response
         dotted_path = getattr(settings, "STATEFUN_FUNCTIONS", None)
         if not dotted_path or not isinstance(dotted_path, str):

@@ -30,7 +30,7 @@ fails the job at once on any other 4xx. So a request that can never succeed gets
 from __future__ import annotations
 
 import logging
-from typing import IO, TYPE_CHECKING, Callable, List, NamedTuple, Optional, Tuple, Union
+from typing import IO, TYPE_CHECKING, Callable, List, NamedTuple, Optional, Tuple, Union, cast
 
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
@@ -79,9 +79,23 @@ class Reply(NamedTuple):
         return f"{self.status} {HTTP_STATUS_CODES.get(self.status, 'Unknown')}"
 
 
+#: An error line is cut after this many characters: errors quote the request (a type
+#: URL, a function type, an id), which a hostile request can make megabytes long.
+MAX_ERROR_TEXT = 1000
+
+
+def _error_text(error: StatefunError) -> str:
+    """The error as one line of at most about MAX_ERROR_TEXT characters."""
+    raw = str(error)
+    text = " ".join(raw[: 2 * MAX_ERROR_TEXT].split()) or type(error).__name__
+    if len(raw) > 2 * MAX_ERROR_TEXT or len(text) > MAX_ERROR_TEXT:
+        text = f"{text[:MAX_ERROR_TEXT]}... (cut; {len(raw)} characters in all)"
+    return text
+
+
 def _error_reply(error: StatefunError) -> Reply:
-    # One line, never a traceback: the runtime logs it, people read it.
-    text = " ".join(str(error).split()) or type(error).__name__
+    # One short line, never a traceback: the runtime logs it, people read it.
+    text = _error_text(error)
     body = f"{error.status} {HTTP_STATUS_CODES.get(error.status, 'Error')}: {text}\n".encode("utf-8", "replace")
     headers: Headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
     if isinstance(error, MethodNotAllowedError):
@@ -143,7 +157,7 @@ class Endpoint:
         except StatefunError as error:
             return self._fail(error)
         if content_length is None:
-            stream = LimitedStream(stream, self.max_body_size + 1, is_max=True)
+            stream = cast(IO[bytes], LimitedStream(stream, self.max_body_size + 1, is_max=True))
         return self._read_and_run(stream, content_length)
 
     def respond_to_environ(self, environ: WSGIEnvironment) -> Reply:
@@ -216,9 +230,10 @@ class Endpoint:
     def _fail(self, error: StatefunError) -> Reply:
         if error.status >= 500:
             cause = error.__cause__
-            logger.error("%s", error, exc_info=(type(cause), cause, cause.__traceback__) if cause else None)
+            exc_info = (type(cause), cause, cause.__traceback__) if cause else None
+            logger.error("%s", _error_text(error), exc_info=exc_info)
         else:
-            logger.warning("rejected a request: %s", error)
+            logger.warning("rejected a request: %s", _error_text(error))
         return _error_reply(error)
 
 

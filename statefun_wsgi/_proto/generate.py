@@ -29,14 +29,16 @@ def main(argv: list[str]) -> int:
     for proto in sorted(p for folder in folders for p in folder.glob("*.proto")):
         relative = proto.relative_to(PACKAGE_ROOT)
         status = protoc.main(
-            ["protoc", f"-I{PACKAGE_ROOT}", f"-I{include}", f"--python_out={PACKAGE_ROOT}", str(relative)]
+            ["protoc", f"-I{PACKAGE_ROOT}", f"-I{include}", f"--python_out={PACKAGE_ROOT}",
+             f"--pyi_out={PACKAGE_ROOT}", str(relative)]
         )
         if status != 0:
             print(f"protoc failed on {relative}", file=sys.stderr)
             return status
-        generated = proto.with_name(proto.stem + "_pb2.py")
-        generated.write_text(HEADER.format(source=proto.name) + generated.read_text())
-        print(f"generated {generated.relative_to(PACKAGE_ROOT)}")
+        for suffix in ("_pb2.py", "_pb2.pyi"):
+            generated = proto.with_name(proto.stem + suffix)
+            generated.write_text(HEADER.format(source=proto.name) + generated.read_text())
+            print(f"generated {generated.relative_to(PACKAGE_ROOT)}")
     return 0
 
 

@@ -140,7 +140,7 @@ class State:
             )
         try:
             return message_type.FromString(stored.value)
-        except DecodeError as exc:
+        except (DecodeError, UnicodeDecodeError) as exc:  # the pure-Python protobuf raises the latter
             raise UnexpectedMessageTypeError(f"state {self.name!r} does not parse as {expected}: {exc}") from exc
 
     def pack(self, message: Message) -> None:

@@ -258,7 +258,7 @@ def _make_unpacker(typename: str, message_types: Optional[Tuple[type[Message], .
             )
         try:
             return cls.FromString(argument.value)
-        except DecodeError as exc:
+        except (DecodeError, UnicodeDecodeError) as exc:  # the pure-Python protobuf raises the latter
             raise UnexpectedMessageTypeError(
                 f"{typename} received a {type_url!r} message whose bytes do not parse as {cls.DESCRIPTOR.full_name}: {exc}"
             ) from exc

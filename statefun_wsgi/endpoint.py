@@ -66,6 +66,9 @@ Headers = List[Tuple[str, str]]
 BatchHandler = Callable[[bytes], bytes]
 
 
+_STATUS_LINES = {code: f"{code} {phrase}" for code, phrase in HTTP_STATUS_CODES.items()}
+
+
 class Reply(NamedTuple):
     """An HTTP reply: status code, headers, body."""
 
@@ -76,7 +79,8 @@ class Reply(NamedTuple):
     @property
     def status_line(self) -> str:
         """``"200 OK"``: the status as WSGI's ``start_response`` wants it."""
-        return f"{self.status} {HTTP_STATUS_CODES.get(self.status, 'Unknown')}"
+        line = _STATUS_LINES.get(self.status)
+        return line if line is not None else f"{self.status} {HTTP_STATUS_CODES.get(self.status, 'Unknown')}"
 
 
 #: An error line is cut after this many characters: errors quote the request (a type
@@ -206,7 +210,7 @@ class Endpoint:
     def _check_headers(self, method: str, content_type: Optional[str], content_length: Optional[str]) -> None:
         if method != "POST":
             raise MethodNotAllowedError(f"{method} is not allowed here: StateFun sends batches with POST")
-        if content_type:
+        if content_type and content_type != "application/octet-stream":  # that one is what the runtime sends
             media_type = content_type.split(";", 1)[0].strip().lower()
             if media_type not in ACCEPTED_CONTENT_TYPES:
                 raise UnsupportedMediaTypeError(

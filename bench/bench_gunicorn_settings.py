@@ -39,33 +39,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     seconds, rounds = (4, 2) if args.quick else (8, 3)
-    work = Path(tempfile.mkdtemp(prefix="bench-settings-"))
-    (work / "request.bin").write_bytes(bench_serving.counter_request())
-    script = work / "post.lua"
-    script.write_text(
-        'local f = io.open("%s", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/octet-stream"\n' % (work / "request.bin")
-    )
-    results: dict[str, list[dict]] = {name: [] for name in SETTINGS}
+    script = bench_serving.post_script(Path(tempfile.mkdtemp(prefix="bench-settings-")), bench_serving.counter_request())
     running = {}
-    try:
-        for name, flags in SETTINGS.items():
-            bench_serving.GUNICORN_SETTINGS[:] = COMMON + flags
-            running[name] = bench_serving.start(name, Path(sys.executable), "bench._serving_apps:ours",
-                                                {"PYTHONPATH": str(HERE.parent)})
-        for _, port in running.values():
-            bench_serving.wrk(port, script, 1, args.connections)
-        for round_number in range(rounds):
-            for name, (_, port) in running.items():
-                result = bench_serving.wrk(port, script, seconds, args.connections)
-                results[name].append(result)
-                print(f"round {round_number + 1} {name:22} {result['rps']:8.0f} req/s p50 {result['p50_ms']:.2f} ms "
-                      f"p99 {result['p99_ms']:.2f} ms", flush=True)
-    finally:
-        for process, _ in running.values():
-            process.terminate()
-        for process, _ in running.values():
-            process.wait(timeout=30)
+    for name, flags in SETTINGS.items():
+        bench_serving.GUNICORN_SETTINGS[:] = COMMON + flags
+        running[name] = bench_serving.start(name, Path(sys.executable), "bench._serving_apps:ours",
+                                            {"PYTHONPATH": str(HERE.parent)})
+    results = bench_serving.run_rounds(running, script, rounds, seconds, args.connections)
     lines = [
         f"gunicorn {' '.join(COMMON)} + the settings below; wrk -t1 -c{args.connections} (keep-alive), "
         f"{rounds} rounds x {seconds} s, median; one-invocation counter batch",

@@ -101,6 +101,37 @@ def wrk(port: int, script: Path, seconds: int, connections: int) -> dict:
             "socket_errors": socket_errors.group(1) if socket_errors else None}
 
 
+def post_script(work: Path, body: bytes) -> Path:
+    """A wrk Lua script that POSTs ``body`` (written beside it) as a StateFun batch."""
+    (work / "request.bin").write_bytes(body)
+    script = work / "post.lua"
+    script.write_text(
+        'local f = io.open("%s", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/octet-stream"\n' % (work / "request.bin")
+    )
+    return script
+
+
+def run_rounds(running: dict, script: Path, rounds: int, seconds: int, connections: int) -> dict[str, list[dict]]:
+    """Warm up each server, then interleave ``rounds`` wrk runs over them; stops them all at the end."""
+    results: dict[str, list[dict]] = {name: [] for name in running}
+    try:
+        for _, port in running.values():  # warm up (wrk fails loudly on a broken server)
+            wrk(port, script, 1, connections)
+        for round_number in range(rounds):
+            for name, (_, port) in running.items():
+                result = wrk(port, script, seconds, connections)
+                results[name].append(result)
+                print(f"round {round_number + 1} {name:22} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
+                      f"p99 {result['p99_ms']:.2f} ms  non-2xx {result['non_2xx']}", flush=True)
+    finally:
+        for process, _ in running.values():
+            process.terminate()
+        for process, _ in running.values():
+            process.wait(timeout=30)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short rounds (~30 s in all)")
@@ -121,35 +152,16 @@ def main() -> int:
     scenarios.register(functions)
     reply = RequestReplyHandler(functions)(body)
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    (work / "request.bin").write_bytes(body)
     (work / "reply.bin").write_bytes(reply)
-    script = work / "post.lua"
-    script.write_text(
-        'local f = io.open("%s", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/octet-stream"\n' % (work / "request.bin")
-    )
+    script = post_script(work, body)
     env = {"BENCH_CEILING_REPLY": str(work / "reply.bin"), "PYTHONPATH": str(ROOT)}
     servers = {
         "ceiling": (Path(sys.executable), "bench._serving_apps:ceiling"),
         "ours": (Path(sys.executable), "bench._serving_apps:ours"),
         "official": (OFFICIAL_PYTHON, "bench._serving_apps:official"),
     }
-    results: dict[str, list[dict]] = {name: [] for name in servers}
     running = {name: start(name, python, app, env) for name, (python, app) in servers.items()}
-    try:
-        for name, (_, port) in running.items():  # warm up, and check replies are right
-            wrk(port, script, 1, args.connections)
-        for round_number in range(rounds):
-            for name, (_, port) in running.items():
-                result = wrk(port, script, seconds, args.connections)
-                results[name].append(result)
-                print(f"round {round_number + 1} {name:9} {result['rps']:9.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
-                      f"p99 {result['p99_ms']:.2f} ms  non-2xx {result['non_2xx']}", flush=True)
-    finally:
-        for process, _ in running.values():
-            process.terminate()
-        for process, _ in running.values():
-            process.wait(timeout=30)
+    results = run_rounds(running, script, rounds, seconds, args.connections)
 
     summary = {
         name: {

@@ -34,8 +34,6 @@ from .functions import split_typename, type_name_of_url
 if TYPE_CHECKING:
     from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
-    from .functions import StatefulFunction
-
 __all__ = ["Address", "BatchContext", "State"]
 
 M = TypeVar("M", bound=Message)
@@ -159,7 +157,6 @@ class BatchContext:
         "_address",
         "_caller",
         "_caller_address",
-        "_function",
         "_states",
         "_state_values",
         "_changed",
@@ -173,13 +170,11 @@ class BatchContext:
         self,
         target: AddressMessage,
         states: dict[str, ToFunction.PersistedValue],
-        function: Optional[StatefulFunction] = None,
     ) -> None:
         self._target = target
         self._address: Optional[Address] = None
         self._caller: Optional[AddressMessage] = None
         self._caller_address: Optional[Address] = None
-        self._function = function
         self._states = states  # as sent: parsed lazily, on first use
         self._state_values: dict[str, Optional[Any]] = {}
         self._changed: dict[str, None] = {}  # an ordered set of changed state names

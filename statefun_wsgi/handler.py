@@ -75,7 +75,7 @@ class _Batch:
                     f"add '- {missing[0]}' under 'states:' of {function.typename} in module.yaml"
                 ) from MissingStateError(missing[0])
         self.function: StatefulFunction = function
-        self.context = BatchContext(target, states, function)
+        self.context = BatchContext(target, states)
         self.invocations = batch.invocations
         self.index = 0
 

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Deque, Dict, List, Optional, Tuple, Type, TypeVar, Union
@@ -217,7 +217,7 @@ class LocalRuntime:
         module = path if isinstance(path, ModuleSpec) else load_module_yaml(path)
         specs = dict(module.functions)
         if endpoint is not None:
-            specs = {name: _with_endpoint(spec, endpoint) for name, spec in specs.items()}
+            specs = {name: replace(spec, endpoint=endpoint) for name, spec in specs.items()}
         return cls(
             specs,
             transport if transport is not None else HttpTransport(),
@@ -256,7 +256,7 @@ class LocalRuntime:
                 self._raise_failure()
                 self._release_due()
                 work = self._dispatch_locked()
-                idle = not (self._backlog_pending() or self._in_flight or self._completed or self._retries)
+                idle = not (self._ready or self._in_flight or self._completed or self._retries)
                 if idle and (not include_delayed or not self._delayed):
                     return
                 if idle and isinstance(self.clock, VirtualClock):  # include_delayed: jump to the next one
@@ -356,9 +356,6 @@ class LocalRuntime:
             self._ready.append(envelope.target)
         backlog.append(envelope)
         self._emit("message", target=envelope.target, caller=envelope.caller, argument=envelope.argument)
-
-    def _backlog_pending(self) -> bool:
-        return bool(self._ready)
 
     def _release_due(self) -> None:
         now = self.clock.now()
@@ -564,8 +561,3 @@ class _ReplyRejected(Exception):
 def _name(address: Address) -> str:
     return f"{address.namespace}/{address.type}/{address.identity}"
 
-
-def _with_endpoint(spec: FunctionSpec, endpoint: str) -> FunctionSpec:
-    from dataclasses import replace
-
-    return replace(spec, endpoint=endpoint)

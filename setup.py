@@ -21,7 +21,7 @@ setup(
     install_requires=[
         "protobuf>=4.25,<8",
         "werkzeug>=2.3",
-        "gunicorn>=21.2",
+        "gunicorn>=23.0",
         "PyYAML>=6.0",
     ],
     extras_require={

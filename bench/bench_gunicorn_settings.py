@@ -24,13 +24,15 @@ sys.path.insert(0, str(HERE.parent))
 from bench import bench_serving  # noqa: E402
 
 SETTINGS = {
-    "sync (1 thread)": ["--worker-class", "sync", "--threads", "1"],
-    "gthread, 1 thread": ["--worker-class", "gthread", "--threads", "1"],
-    "gthread, 4 threads": ["--worker-class", "gthread", "--threads", "4"],
-    "gthread, 16 threads": ["--worker-class", "gthread", "--threads", "16"],
+    "sync (1 thread)": ["--worker-class", "sync", "--threads", "1", "--reuse-port"],
+    "gthread, 1 thread": ["--worker-class", "gthread", "--threads", "1", "--reuse-port"],
+    "gthread, 4 threads": ["--worker-class", "gthread", "--threads", "4", "--reuse-port"],
+    "gthread, 16 threads": ["--worker-class", "gthread", "--threads", "16", "--reuse-port"],
+    # One listening socket shared by the workers: whichever wakes first accepts a connection.
+    "gthread, 4 threads, shared socket": ["--worker-class", "gthread", "--threads", "4"],
 }
 COMMON = ["-c", "/dev/null", "--workers", "2", "--keep-alive", "75", "--log-level", "warning",
-          "--no-control-socket"]
+          "--no-control-socket"]  # + --reuse-port, as gunicorn.conf.py, unless said otherwise
 
 
 def main() -> int:
@@ -38,7 +40,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
-    seconds, rounds = (4, 2) if args.quick else (8, 3)
+    seconds, rounds = (4, 2) if args.quick else (8, 5)
     script = bench_serving.post_script(Path(tempfile.mkdtemp(prefix="bench-settings-")), bench_serving.counter_request())
     running = {}
     for name, flags in SETTINGS.items():
@@ -50,12 +52,13 @@ def main() -> int:
         f"gunicorn {' '.join(COMMON)} + the settings below; wrk -t1 -c{args.connections} (keep-alive), "
         f"{rounds} rounds x {seconds} s, median; one-invocation counter batch",
         "",
-        "| worker settings | req/s | p50 ms | p99 ms | non-2xx |",
-        "|---|---:|---:|---:|---:|",
+        "| worker settings | req/s | lowest round | highest round | p50 ms | p99 ms | non-2xx |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, runs in results.items():
         lines.append(
-            f"| {name} | {statistics.median(r['rps'] for r in runs):.0f} | "
+            f"| {name} | {statistics.median(r['rps'] for r in runs):.0f} | {min(r['rps'] for r in runs):.0f} | "
+            f"{max(r['rps'] for r in runs):.0f} | "
             f"{statistics.median(r['p50_ms'] for r in runs):.2f} | {statistics.median(r['p99_ms'] for r in runs):.2f} | "
             f"{sum(r['non_2xx'] for r in runs)} |"
         )

@@ -43,7 +43,7 @@ OFFICIAL_PYTHON = HERE / ".venvs" / "official-default" / "bin" / "python"
 # "-c /dev/null": identical explicit settings for all three, not the repository's gunicorn.conf.py
 # (gunicorn reads ./gunicorn.conf.py by default), so no access log either.
 GUNICORN_SETTINGS = ["-c", "/dev/null", "--workers", "2", "--worker-class", "gthread", "--threads", "4", "--keep-alive", "75",
-                     "--log-level", "warning", "--no-control-socket"]
+                     "--log-level", "warning", "--no-control-socket", "--reuse-port"]
 
 
 def counter_request() -> bytes:
@@ -141,7 +141,7 @@ def main() -> int:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     if not OFFICIAL_PYTHON.exists():
         raise SystemExit("run bench/bench_handler.py first: it creates the official SDK's virtualenv")
-    subprocess.run([str(OFFICIAL_PYTHON), "-m", "pip", "install", "-q", "flask", "gunicorn"], check=True)
+    subprocess.run([str(OFFICIAL_PYTHON), "-m", "pip", "install", "-q", "flask", "gunicorn>=23"], check=True)
     seconds, rounds = (4, 2) if args.quick else (10, 3)
 
     body = counter_request()

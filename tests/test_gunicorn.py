@@ -12,8 +12,11 @@ from __future__ import annotations
 import concurrent.futures
 import http.client
 import io
+import os
+import re
+import sys
 import threading
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 import pytest
 from builders import decode_reply, request
@@ -64,6 +67,8 @@ def servers() -> Iterator[Dict[str, Server]]:
             env = {"WEB_CONCURRENCY": "2", "STATEFUN_THREADS": "8"}
             if spec.conf_file:
                 env["STATEFUN_BIND"] = f"127.0.0.1:{free_port()}"
+            if name == "conf-file":  # the worker's pid first: which worker served a request
+                env["STATEFUN_ACCESS_LOG_FORMAT"] = 'pid=%(p)s %(h)s "%(r)s" %(s)s %(B)s %(D)sus'
             started[name] = start(spec.app, *spec.args, env=env, bind=not spec.conf_file)
         for server in started.values():
             server.wait_ready()
@@ -249,7 +254,62 @@ def test_the_conf_file_reads_its_environment(servers: Dict[str, Server]) -> None
     server.wait_for_log('"POST /statefun HTTP/1.1" 200 ')  # the access log format
     log = server.wait_for_log("Booting worker with pid", 2)  # WEB_CONCURRENCY
     assert "Using worker: gthread" in log
-    assert f"Listening at: http://127.0.0.1:{server.port}" in log  # STATEFUN_BIND
+    assert f"Workers listen at: http://127.0.0.1:{server.port}" in log  # STATEFUN_BIND
+
+
+def listening_sockets(pid: int, port: int) -> Set[str]:
+    """The inodes of the TCP sockets process ``pid`` holds that listen on ``port`` (Linux /proc)."""
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    listening.add(fields[9])
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            held.add(target[len("socket:["):-1])
+    return held & listening
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_each_worker_listens_on_its_own_socket(servers: Dict[str, Server]) -> None:
+    # gunicorn.conf.py sets reuse_port: the kernel, not the race to accept(), spreads the
+    # runtime's few pooled connections over the workers.
+    server = servers["conf-file"]
+    log = server.wait_for_log("Booting worker with pid", 2)
+    workers = [int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", log)]
+    sockets = [listening_sockets(pid, server.port) for pid in workers]
+    assert all(len(held) == 1 for held in sockets), sockets
+    assert sockets[0] != sockets[1]
+    assert not listening_sockets(server.process.pid, server.port)  # the arbiter holds none
+
+
+def test_keep_alive_connections_are_spread_over_the_workers(servers: Dict[str, Server]) -> None:
+    server = servers["conf-file"]
+    connections = [server.connection(TIMEOUT) for _ in range(32)]
+    try:
+        for number, connection in enumerate(connections):  # all open at once, as a connection pool
+            connection.request("POST", f"/statefun?spread-{number}", body=greet("ivy"),
+                               headers={"Content-Type": OCTET})
+        for connection in connections:
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+    finally:
+        for connection in connections:
+            connection.close()
+    log = server.wait_for_log("POST /statefun?spread-", 32)
+    pids = set(re.findall(r"pid=<(\d+)> \S+ \"POST /statefun\?spread-", log))
+    # With one shared socket, one worker often accepts every connection; with a socket
+    # per worker, all 32 on one of the two has a probability of 2**-31.
+    assert len(pids) == 2, pids
 
 
 CLIENTS = 32

@@ -56,6 +56,12 @@ graceful_timeout = _int("STATEFUN_GRACEFUL_TIMEOUT", 60)
 reuse_port = os.environ.get("STATEFUN_REUSE_PORT", "1") not in ("0", "false", "no", "")
 
 
+def on_starting(server) -> None:  # type: ignore[no-untyped-def]
+    """reuse_port is for TCP: a Unix socket (--bind unix:PATH) cannot take SO_REUSEPORT."""
+    if server.cfg.reuse_port and not all(isinstance(address, tuple) for address in server.cfg.address):
+        server.cfg.set("reuse_port", False)
+
+
 def when_ready(server) -> None:  # type: ignore[no-untyped-def]
     """Say where the workers listen: with reuse_port the arbiter binds nothing itself,
     so gunicorn's own "Listening at:" line names no address."""

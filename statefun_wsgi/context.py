@@ -21,26 +21,35 @@ is shared with another request.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, NamedTuple, Optional, Type, TypeVar
+from typing import List, NamedTuple, Optional, Type, TypeVar, Union
 
 from google.protobuf.any_pb2 import Any
 from google.protobuf.message import DecodeError, Message
 
 from ._proto.request_reply_view_pb2 import Address as AddressMessage
-from ._proto.request_reply_view_pb2 import FromFunction, ToFunction
+from ._proto.request_reply_view_pb2 import ToFunction
+from ._wire import (
+    ADDRESS_ID,
+    ANY_TYPE_URL,
+    address_prefix,
+    any_value,
+    append_state_mutation,
+    delayed_invocation,
+    egress_message,
+    egress_prefix,
+    from_function,
+    outgoing_message,
+    string_field,
+    utf8,
+)
 from .errors import MissingStateError, UnexpectedMessageTypeError
-from .functions import split_typename, type_name_of_url
-
-if TYPE_CHECKING:
-    from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+from .functions import type_name_of_url
 
 __all__ = ["Address", "BatchContext", "State"]
 
 M = TypeVar("M", bound=Message)
 
 _TYPE_URL_PREFIX = "type.googleapis.com/"
-_MODIFY = FromFunction.PersistedValueMutation.MODIFY
-_DELETE = FromFunction.PersistedValueMutation.DELETE
 
 
 class Address(NamedTuple):
@@ -77,6 +86,28 @@ def type_url_of(message: Message) -> str:
 def pack_any(message: Message) -> Any:
     """Pack a message into an ``Any`` (the same as ``Any().Pack(message)``, faster)."""
     return Any(type_url=type_url_of(message), value=message.SerializeToString())
+
+
+_TYPE_URL_FIELDS: dict[type, bytes] = {}
+_UNREAD: Any = object()  # a state not read yet (None means read, and absent)
+
+
+def _packed(message: Message) -> bytes:
+    """``message`` packed into an ``Any``, serialized."""
+    try:
+        type_url_field = _TYPE_URL_FIELDS[type(message)]
+    except KeyError:
+        type_url = type_url_of(message)  # validates
+        type_url_field = _TYPE_URL_FIELDS[type(message)] = string_field(ANY_TYPE_URL, type_url.encode())
+    return any_value(type_url_field, message.SerializeToString())
+
+
+def _address(typename: str, id: str) -> bytes:
+    """A serialized ``Address`` (``typename`` and ``id`` validated)."""
+    prefix = address_prefix(typename)
+    if type(id) is not str:
+        raise TypeError(f"an id is a str, got {type(id).__name__}")
+    return prefix + string_field(ADDRESS_ID, utf8(id, "the id")) if id else prefix
 
 
 def _check_any(message: object, method: str) -> None:
@@ -160,7 +191,6 @@ class BatchContext:
         "_states",
         "_state_values",
         "_changed",
-        "_response",
         "_outgoing",
         "_delayed",
         "_egresses",
@@ -178,11 +208,11 @@ class BatchContext:
         self._states = states  # as sent: parsed lazily, on first use
         self._state_values: dict[str, Optional[Any]] = {}
         self._changed: dict[str, None] = {}  # an ordered set of changed state names
-        self._response = FromFunction()
-        # The reply's lists, fetched on first use (each protobuf attribute access costs).
-        self._outgoing: Optional[RepeatedCompositeFieldContainer[FromFunction.Invocation]] = None
-        self._delayed: Optional[RepeatedCompositeFieldContainer[FromFunction.DelayedInvocation]] = None
-        self._egresses: Optional[RepeatedCompositeFieldContainer[FromFunction.EgressMessage]] = None
+        # What was sent, as encoded reply fields one after another (no object per message);
+        # made on first use.
+        self._outgoing: Optional[bytearray] = None
+        self._delayed: Optional[bytearray] = None
+        self._egresses: Optional[bytearray] = None
 
     # -- addresses ---------------------------------------------------------------
 
@@ -204,24 +234,31 @@ class BatchContext:
             self._caller_address = Address(caller.namespace, caller.type, caller.id)
         return self._caller_address
 
+    def _enter(self, invocation: ToFunction.Invocation) -> Any:
+        """Make ``invocation`` the current one (its caller); return its argument."""
+        if invocation.HasField("caller"):
+            self._caller = invocation.caller
+            self._caller_address = None
+        elif self._caller is not None:
+            self._caller = self._caller_address = None
+        return invocation.argument
+
     # -- state -------------------------------------------------------------------
 
     def __getitem__(self, name: str) -> Optional[Any]:
-        try:
-            return self._state_values[name]
-        except KeyError:
-            pass
-        try:
-            sent = self._states[name]
-        except KeyError:
-            raise self._missing_state(name) from None
+        value = self._state_values.get(name, _UNREAD)  # not try/except: a first read is the usual case
+        if value is not _UNREAD:
+            return value
+        sent = self._states.get(name)
+        if sent is None:
+            raise self._missing_state(name)
         state_value = sent.state_value
         value = state_value if state_value.ByteSize() else None  # absent: sent empty
         self._state_values[name] = value
         return value
 
     def __setitem__(self, name: str, value: Optional[Any]) -> None:
-        if value is not None and not isinstance(value, Any):
+        if value is not None and type(value) is not Any and not isinstance(value, Any):
             raise TypeError(
                 f"state values are google.protobuf.Any (or None to delete), got {type(value).__name__}: "
                 f"use context.state({name!r}).pack(message)"
@@ -249,117 +286,91 @@ class BatchContext:
         )
 
     # -- messages ----------------------------------------------------------------
+    # Each message is written in wire format as it is sent (see _wire): a failed call
+    # raises before anything is added, and the reply is one join at the end.
 
     def send(self, typename: str, id: str, message: Any) -> None:
         """Send ``message`` (an ``Any``) to the function ``typename`` with this ``id``."""
         _check_any(message, "send")
-        self._new_outgoing(typename, id).argument.CopyFrom(message)
+        target = _address(typename, id)
+        self._outgoing_buffer().extend(outgoing_message(target, message.SerializeToString()))
 
     def pack_and_send(self, typename: str, id: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send` it."""
-        type_url, value = type_url_of(message), message.SerializeToString()
-        argument = self._new_outgoing(typename, id).argument
-        argument.type_url = type_url
-        argument.value = value
-
-    def _new_outgoing(self, typename: str, id: str) -> FromFunction.Invocation:
-        # Validate before adding, so that a failed call leaves nothing half-built.
-        namespace, name = split_typename(typename)
-        if type(id) is not str:
-            raise TypeError(f"an id is a str, got {type(id).__name__}")
-        invocation = self._outgoing_list().add()
-        target = invocation.target
-        target.namespace = namespace
-        target.type = name
-        target.id = id
-        return invocation
+        argument = _packed(message)
+        self._outgoing_buffer().extend(outgoing_message(_address(typename, id), argument))
 
     def reply(self, message: Any) -> None:
         """Send ``message`` (an ``Any``) back to the caller of the current message."""
         _check_any(message, "reply")
-        self._outgoing_list().add(target=self._reply_target(), argument=message)
+        target = self._reply_target()
+        self._outgoing_buffer().extend(outgoing_message(target, message.SerializeToString()))
 
     def pack_and_reply(self, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`reply` with it."""
-        caller = self._reply_target()
-        type_url, value = type_url_of(message), message.SerializeToString()
-        argument = self._outgoing_list().add(target=caller).argument
-        argument.type_url = type_url
-        argument.value = value
+        target = self._reply_target()
+        self._outgoing_buffer().extend(outgoing_message(target, _packed(message)))
 
-    def _outgoing_list(self) -> RepeatedCompositeFieldContainer[FromFunction.Invocation]:
+    def _outgoing_buffer(self) -> bytearray:
         if self._outgoing is None:
-            self._outgoing = self._response.invocation_result.outgoing_messages
+            self._outgoing = bytearray()
         return self._outgoing
 
-    def _reply_target(self) -> AddressMessage:
+    def _reply_target(self) -> bytes:
         if self._caller is None:
             raise ValueError(
                 "cannot reply: the current message came from an ingress and has no caller; "
                 "use send() with an explicit address"
             )
-        return self._caller
+        return self._caller.SerializeToString()
 
     def send_after(self, delay: timedelta, typename: str, id: str, message: Any) -> None:
         """Send ``message`` (an ``Any``) after ``delay`` (whole milliseconds; not negative)."""
         _check_any(message, "send_after")
-        self._new_delayed(delay, typename, id).argument.CopyFrom(message)
+        self._add_delayed(delay, typename, id, message.SerializeToString())
 
     def pack_and_send_after(self, delay: timedelta, typename: str, id: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_after` it."""
-        type_url, value = type_url_of(message), message.SerializeToString()
-        argument = self._new_delayed(delay, typename, id).argument
-        argument.type_url = type_url
-        argument.value = value
+        self._add_delayed(delay, typename, id, _packed(message))
 
-    def _new_delayed(self, delay: timedelta, typename: str, id: str) -> FromFunction.DelayedInvocation:
+    def _add_delayed(self, delay: timedelta, typename: str, id: str, argument: bytes) -> None:
         milliseconds = delay_in_ms(delay)
-        namespace, name = split_typename(typename)
-        if type(id) is not str:
-            raise TypeError(f"an id is a str, got {type(id).__name__}")
+        invocation = delayed_invocation(milliseconds, _address(typename, id), argument)
         if self._delayed is None:
-            self._delayed = self._response.invocation_result.delayed_invocations
-        delayed = self._delayed.add(delay_in_ms=milliseconds)
-        target = delayed.target
-        target.namespace = namespace
-        target.type = name
-        target.id = id
-        return delayed
+            self._delayed = bytearray()
+        self._delayed += invocation
 
     def send_egress(self, typename: str, message: Any) -> None:
         """Send ``message`` (an ``Any``) to the egress ``typename`` (``"namespace/name"``)."""
         _check_any(message, "send_egress")
-        self._new_egress(typename).argument.CopyFrom(message)
+        self._add_egress(typename, message.SerializeToString())
 
     def pack_and_send_egress(self, typename: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_egress` it."""
-        type_url, value = type_url_of(message), message.SerializeToString()
-        argument = self._new_egress(typename).argument
-        argument.type_url = type_url
-        argument.value = value
+        self._add_egress(typename, _packed(message))
 
-    def _new_egress(self, typename: str) -> FromFunction.EgressMessage:
-        namespace, name = split_typename(typename)
+    def _add_egress(self, typename: str, argument: bytes) -> None:
+        egress = egress_message(egress_prefix(typename), argument)
         if self._egresses is None:
-            self._egresses = self._response.invocation_result.outgoing_egresses
-        return self._egresses.add(egress_namespace=namespace, egress_type=name)
+            self._egresses = bytearray()
+        self._egresses += egress
 
     # -- the reply -----------------------------------------------------------------
 
-    def _finish(self) -> FromFunction:
-        """The reply: everything sent, plus one mutation per changed state."""
-        if self._changed:
-            mutations = self._response.invocation_result.state_mutations
-            values = self._state_values
-            for name in self._changed:
-                value = values[name]
-                if value is None:
-                    mutations.add(mutation_type=_DELETE, state_name=name)
-                else:
-                    mutations.add(mutation_type=_MODIFY, state_name=name).state_value.CopyFrom(value)
-        elif self._outgoing is None and self._delayed is None and self._egresses is None:
-            self._response.invocation_result.SetInParent()  # an empty result, not "no result"
-        return self._response
+    def _finish(self) -> bytes:
+        """The serialized reply: one mutation per changed state, then everything sent."""
+        pieces: List[Union[bytes, bytearray]] = []
+        values = self._state_values
+        for name in self._changed:
+            value = values[name]
+            append_state_mutation(pieces, name, None if value is None else value.SerializeToString())
+        if self._outgoing is not None:
+            pieces.append(self._outgoing)
+        if self._delayed is not None:
+            pieces.append(self._delayed)
+        if self._egresses is not None:
+            pieces.append(self._egresses)
+        return from_function(pieces)
 
     def __repr__(self) -> str:
         return f"<BatchContext {self.address.typename()}/{self.address.identity}>"

@@ -2,10 +2,11 @@
 
     gunicorn bench._serving_apps:ceiling     # reads the body, answers fixed bytes
     gunicorn bench._serving_apps:ours        # statefun-wsgi's middleware, counter function
+    gunicorn bench._serving_apps:ours_empty  # the same, with a function that does nothing
     gunicorn bench._serving_apps:official    # the official SDK behind Flask, as its docs show
                                              # (run in the official SDK's virtualenv)
 
-``ceiling`` and ``ours`` run in this repository's environment; ``official`` in a
+``ceiling``, ``ours`` and ``ours_empty`` run in this repository's environment; ``official`` in a
 virtualenv with ``apache-flink-statefun==2.2.2``, Flask and gunicorn.
 """
 
@@ -39,6 +40,22 @@ def _ours():
     return StatefunMiddleware(None, functions)
 
 
+def _ours_empty():
+    """The same middleware and batch, and a counter function that does nothing: what the
+    SDK itself costs, without the function's protobuf work (Any.Unpack, Any.Pack, egress)."""
+    from google.protobuf.wrappers_pb2 import StringValue
+
+    from statefun_wsgi import StatefulFunctions, StatefunMiddleware
+
+    functions = StatefulFunctions()
+
+    @functions.bind("bench/counter")
+    def counter(context, message: StringValue):
+        pass
+
+    return StatefunMiddleware(None, functions)
+
+
 def _official():
     from flask import Flask, make_response, request
     from statefun import RequestReplyHandler, StatefulFunctions
@@ -61,6 +78,8 @@ def _official():
 def __getattr__(name):
     if name == "ours":
         return _ours()
+    if name == "ours_empty":
+        return _ours_empty()
     if name == "official":
         return _official()
     raise AttributeError(name)

@@ -92,13 +92,20 @@ def egress_prefix(typename: str) -> bytes:
 def any_value(type_url_field: bytes, value: bytes) -> bytes:
     """An ``Any`` from its encoded ``type_url`` field (``string_field(ANY_TYPE_URL, url)``)
     and the packed message's bytes."""
-    return type_url_field + ANY_VALUE + varint(len(value)) + value if value else type_url_field
+    size = len(value)
+    if size < 0x80:
+        return type_url_field + ANY_VALUE + _ONE_BYTE[size] + value if size else type_url_field
+    return type_url_field + ANY_VALUE + varint(size) + value
 
 
 def outgoing_message(target: bytes, argument: bytes) -> bytes:
     """An ``InvocationResponse.outgoing_messages`` entry (encoded ``Address`` and ``Any``)."""
-    body = OUTGOING_TARGET + varint(len(target)) + target + OUTGOING_ARGUMENT + varint(len(argument)) + argument
-    return OUTGOING_MESSAGES + varint(len(body)) + body
+    size = len(target)
+    body = OUTGOING_TARGET + (_ONE_BYTE[size] if size < 0x80 else varint(size)) + target
+    size = len(argument)
+    body += OUTGOING_ARGUMENT + (_ONE_BYTE[size] if size < 0x80 else varint(size)) + argument
+    size = len(body)
+    return OUTGOING_MESSAGES + (_ONE_BYTE[size] if size < 0x80 else varint(size)) + body
 
 
 def delayed_invocation(delay_in_ms: int, target: bytes, argument: bytes) -> bytes:
@@ -111,8 +118,10 @@ def delayed_invocation(delay_in_ms: int, target: bytes, argument: bytes) -> byte
 
 def egress_message(prefix: bytes, argument: bytes) -> bytes:
     """An ``InvocationResponse.outgoing_egresses`` entry (``prefix`` from :func:`egress_prefix`)."""
-    body = prefix + EGRESS_ARGUMENT + varint(len(argument)) + argument
-    return OUTGOING_EGRESSES + varint(len(body)) + body
+    size = len(argument)
+    body = prefix + EGRESS_ARGUMENT + (_ONE_BYTE[size] if size < 0x80 else varint(size)) + argument
+    size = len(body)
+    return OUTGOING_EGRESSES + (_ONE_BYTE[size] if size < 0x80 else varint(size)) + body
 
 
 def append_state_mutation(pieces: list[bytes | bytearray], name: str, value: bytes | None) -> None:

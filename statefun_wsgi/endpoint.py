@@ -66,7 +66,12 @@ Headers = List[Tuple[str, str]]
 BatchHandler = Callable[[bytes], bytes]
 
 
-_STATUS_LINES = {code: f"{code} {phrase}" for code, phrase in HTTP_STATUS_CODES.items()}
+#: ``{200: "200 OK", ...}``: status lines as WSGI's ``start_response`` takes them.
+STATUS_LINES = {code: f"{code} {phrase}" for code, phrase in HTTP_STATUS_CODES.items()}
+
+
+#: What ``Reply(...)`` does, minus the generated Python ``__new__`` frame (for the hot path).
+_new_tuple = tuple.__new__
 
 
 class Reply(NamedTuple):
@@ -79,7 +84,7 @@ class Reply(NamedTuple):
     @property
     def status_line(self) -> str:
         """``"200 OK"``: the status as WSGI's ``start_response`` wants it."""
-        line = _STATUS_LINES.get(self.status)
+        line = STATUS_LINES.get(self.status)
         return line if line is not None else f"{self.status} {HTTP_STATUS_CODES.get(self.status, 'Unknown')}"
 
 
@@ -176,8 +181,16 @@ class Endpoint:
             and content_length.isdigit()
             and content_length.isascii()
         ):
-            if int(content_length) <= self.max_body_size:
-                return self._read_and_run(environ["wsgi.input"], content_length)
+            expected = int(content_length)
+            if expected <= self.max_body_size:
+                stream = environ["wsgi.input"]
+                try:
+                    body = stream.read(expected)
+                except (ClientDisconnected, OSError, ValueError):  # the client left mid-body
+                    return self._fail(_ended_early(content_length))
+                if len(body) == expected:
+                    return self._run(body)
+                return self._read_and_run(stream, content_length, body)  # a short read: the careful way
         try:
             self._check_headers(method, content_type, content_length)
             if content_length is not None:
@@ -198,22 +211,19 @@ class Endpoint:
             return self._fail(error)
         return self._read_and_run(stream, content_length)
 
-    def _read_and_run(self, stream: IO[bytes], content_length: Optional[str]) -> Reply:
+    def _read_and_run(self, stream: IO[bytes], content_length: Optional[str], start: bytes = b"") -> Reply:
+        """Read the body (after ``start``, already read) and run it."""
         expected = None if content_length is None else int(content_length)
         try:
-            body = _read_all(stream, expected)
+            body = _read_all(stream, expected, start)
         except RequestEntityTooLarge:
             body = None
         except (ClientDisconnected, OSError, ValueError):  # the client left mid-body
-            return self._fail(
-                MalformedRequestError(f"the body ended before its Content-Length of {content_length} bytes")
-            )
+            return self._fail(_ended_early(content_length))
         if body is None or len(body) > self.max_body_size:
             return self._fail(RequestTooLargeError(f"the body is larger than the limit of {self.max_body_size} bytes"))
         if expected is not None and len(body) < expected:  # a stream the server terminates ended early
-            return self._fail(
-                MalformedRequestError(f"the body ended before its Content-Length of {content_length} bytes")
-            )
+            return self._fail(_ended_early(content_length))
         return self._run(body)
 
     def _check_headers(self, method: str, content_type: Optional[str], content_length: Optional[str]) -> None:
@@ -242,7 +252,7 @@ class Endpoint:
             logger.exception("the request-reply handler failed unexpectedly")
             return _error_reply(_UnexpectedError("the request-reply handler failed unexpectedly; see the server log"))
         headers: Headers = [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(reply)))]
-        return Reply(200, headers, reply)
+        return _new_tuple(Reply, (200, headers, reply))  # Reply(200, headers, reply), built in C
 
     def _fail(self, error: StatefunError) -> Reply:
         if error.status >= 500:
@@ -258,10 +268,14 @@ class _UnexpectedError(StatefunError):
     status = 500
 
 
-def _read_all(stream: IO[bytes], expected: Optional[int]) -> bytes:
+def _ended_early(content_length: Optional[str]) -> MalformedRequestError:
+    return MalformedRequestError(f"the body ended before its Content-Length of {content_length} bytes")
+
+
+def _read_all(stream: IO[bytes], expected: Optional[int], start: bytes = b"") -> bytes:
     if expected is None:
-        return stream.read()
-    body = stream.read(expected)
+        return start + stream.read()
+    body = start or stream.read(expected)
     while len(body) < expected:  # a short read: gather the rest, never past `expected`
         more = stream.read(expected - len(body))
         if not more:  # the stream ended early; the caller answers 400

@@ -102,7 +102,8 @@ def new_context(caller: Optional[Tuple[str, str, str]]) -> BatchContext:
     if caller is not None:
         invocation.caller.namespace, invocation.caller.type, invocation.caller.id = caller
     context = BatchContext(batch.target, {state.state_name: state for state in batch.state})
-    context._enter(invocation)
+    if caller is not None:
+        context._caller = invocation.caller
     return context
 
 

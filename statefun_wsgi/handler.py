@@ -34,6 +34,10 @@ __all__ = ["AsyncRequestReplyHandler", "RequestReplyHandler"]
 
 RequestBytes = Union[bytes, bytearray, memoryview]
 
+# _NO_ITERATION: protobuf's repeated fields (upb) have no __iter__, so a for loop over one
+# ends when indexing past the end raises IndexError, whose message is printf-formatted every
+# time; looping over range(len(...)) skips that (about a microsecond per loop in a server).
+
 
 def _open_batch(
     functions: StatefulFunctions, request_bytes: RequestBytes
@@ -62,7 +66,9 @@ def _open_batch(
         bound = ", ".join(functions.typenames) or "none"
         raise UnknownFunctionError(f"no function is bound to {target.namespace}/{target.type} (bound: {bound})")
     states = {}
-    for state in batch.state:  # a plain loop: cheaper than a comprehension for a few states
+    sent = batch.state
+    for index in range(len(sent)):  # by index: see _NO_ITERATION
+        state = sent[index]
         states[state.state_name] = state
     if function.states is not None:
         missing = [name for name in function.states if name not in states]
@@ -106,10 +112,10 @@ class RequestReplyHandler:
             )
         func = function.func
         unpack = function.unpack
-        number = 0
+        index = 0
         try:
-            for invocation in invocations:
-                number += 1
+            for index in range(len(invocations)):  # by index: see _NO_ITERATION
+                invocation = invocations[index]
                 if invocation.HasField("caller"):
                     context._caller = invocation.caller
                     context._caller_address = None
@@ -118,7 +124,7 @@ class RequestReplyHandler:
                 argument = invocation.argument
                 func(context, argument if unpack is None else unpack(argument))
         except Exception as exc:
-            raise _failure(function, context, number, len(invocations), exc) from exc
+            raise _failure(function, context, index + 1, len(invocations), exc) from exc
         return context._finish()
 
 
@@ -138,10 +144,10 @@ class AsyncRequestReplyHandler:
         function, context, invocations = _open_batch(self.functions, request_bytes)
         func = function.func
         unpack = function.unpack
-        number = 0
+        index = 0
         try:
-            for invocation in invocations:
-                number += 1
+            for index in range(len(invocations)):  # by index: see _NO_ITERATION
+                invocation = invocations[index]
                 if invocation.HasField("caller"):
                     context._caller = invocation.caller
                     context._caller_address = None
@@ -152,5 +158,5 @@ class AsyncRequestReplyHandler:
                 if inspect.isawaitable(result):
                     await result
         except Exception as exc:
-            raise _failure(function, context, number, len(invocations), exc) from exc
+            raise _failure(function, context, index + 1, len(invocations), exc) from exc
         return context._finish()

@@ -124,26 +124,31 @@ def egress_message(prefix: bytes, argument: bytes) -> bytes:
     return OUTGOING_EGRESSES + (_ONE_BYTE[size] if size < 0x80 else varint(size)) + body
 
 
+@functools.lru_cache(maxsize=4096)
+def _mutation_name(name: str) -> bytes:
+    return string_field(MUTATION_NAME, utf8(name, "the state name"))
+
+
 def append_state_mutation(pieces: list[bytes | bytearray], name: str, value: bytes | None) -> None:
     """Append a ``state_mutations`` entry to ``pieces``: MODIFY to ``value`` (a serialized
     ``Any``), or DELETE for ``None``. The value is appended as it is, not copied."""
-    name_field = string_field(MUTATION_NAME, utf8(name, "the state name"))
+    name_field = _mutation_name(name)
     if value is None:
-        pieces += (STATE_MUTATIONS, varint(len(name_field)), name_field)
+        pieces += (STATE_MUTATIONS, _ONE_BYTE[len(name_field)] if len(name_field) < 0x80 else varint(len(name_field)),
+                   name_field)
         return
-    if not value:  # the protocol declares state_value as bytes: empty is left out
+    size = len(value)
+    if not size:  # the protocol declares state_value as bytes: empty is left out
         head = MUTATION_MODIFY + name_field
-        pieces += (STATE_MUTATIONS, varint(len(head)), head)
-        return
-    head = MUTATION_MODIFY + name_field + MUTATION_VALUE + varint(len(value))
-    pieces += (STATE_MUTATIONS, varint(len(head) + len(value)), head, value)
+    else:
+        head = MUTATION_MODIFY + name_field + MUTATION_VALUE + (_ONE_BYTE[size] if size < 0x80 else varint(size))
+    size += len(head)
+    pieces += (STATE_MUTATIONS, _ONE_BYTE[size] if size < 0x80 else varint(size), head, value)
 
 
 def from_function(pieces: list[bytes | bytearray]) -> bytes:
     """A ``FromFunction`` whose ``invocation_result`` holds ``pieces`` (encoded fields, in
     field-number order), joined in one copy."""
-    size = 0
-    for piece in pieces:
-        size += len(piece)
-    pieces[0:0] = (INVOCATION_RESULT, varint(size))
+    size = sum(map(len, pieces))
+    pieces[0:0] = (INVOCATION_RESULT, _ONE_BYTE[size] if size < 0x80 else varint(size))
     return b"".join(pieces)

@@ -70,6 +70,8 @@ BatchHandler = Callable[[bytes], bytes]
 STATUS_LINES = {code: f"{code} {phrase}" for code, phrase in HTTP_STATUS_CODES.items()}
 
 
+_OCTET_STREAM = ("Content-Type", "application/octet-stream")
+
 #: What ``Reply(...)`` does, minus the generated Python ``__new__`` frame (for the hot path).
 _new_tuple = tuple.__new__
 
@@ -188,8 +190,12 @@ class Endpoint:
                     body = stream.read(expected)
                 except (ClientDisconnected, OSError, ValueError):  # the client left mid-body
                     return self._fail(_ended_early(content_length))
-                if len(body) == expected:
-                    return self._run(body)
+                if len(body) == expected:  # _run(body), inlined
+                    try:
+                        reply = self.handler(body)
+                    except Exception as exc:
+                        return self._handler_failed(exc)
+                    return _new_tuple(Reply, (200, [_OCTET_STREAM, ("Content-Length", str(len(reply)))], reply))
                 return self._read_and_run(stream, content_length, body)  # a short read: the careful way
         try:
             self._check_headers(method, content_type, content_length)
@@ -246,13 +252,15 @@ class Endpoint:
     def _run(self, body: bytes) -> Reply:
         try:
             reply = self.handler(body)
-        except StatefunError as error:
-            return self._fail(error)
-        except Exception:
-            logger.exception("the request-reply handler failed unexpectedly")
-            return _error_reply(_UnexpectedError("the request-reply handler failed unexpectedly; see the server log"))
-        headers: Headers = [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(reply)))]
-        return _new_tuple(Reply, (200, headers, reply))  # Reply(200, headers, reply), built in C
+        except Exception as exc:
+            return self._handler_failed(exc)
+        return _new_tuple(Reply, (200, [_OCTET_STREAM, ("Content-Length", str(len(reply)))], reply))
+
+    def _handler_failed(self, exc: Exception) -> Reply:
+        if isinstance(exc, StatefunError):
+            return self._fail(exc)
+        logger.error("the request-reply handler failed unexpectedly", exc_info=exc)
+        return _error_reply(_UnexpectedError("the request-reply handler failed unexpectedly; see the server log"))
 
     def _fail(self, error: StatefunError) -> Reply:
         if error.status >= 500:

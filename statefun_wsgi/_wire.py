@@ -11,7 +11,7 @@ the generated code.
 Usage::
 
     target = address_prefix("example/greeter") + string_field(ADDRESS_ID, b"alice")
-    argument = any_value(string_field(ANY_TYPE_URL, b"type.googleapis.com/example.Greeting"), value)
+    argument = string_field(ANY_TYPE_URL, b"type.googleapis.com/example.Greeting") + string_field(ANY_VALUE, value)
     pieces = [outgoing_message(target, argument)]
     append_state_mutation(pieces, "seen_count", seen_count_any_bytes)   # None: delete it
     reply = from_function(pieces)
@@ -23,6 +23,7 @@ those of ``request_reply.proto``.
 from __future__ import annotations
 
 import functools
+
 from .functions import split_typename
 
 # Tags (all length-delimited, wire type 2, except the two varints marked).
@@ -37,12 +38,13 @@ EGRESS_NAMESPACE, EGRESS_TYPE, EGRESS_ARGUMENT = b"\x0a", b"\x12", b"\x1a"
 STATE_MUTATIONS, OUTGOING_MESSAGES, DELAYED_INVOCATIONS, OUTGOING_EGRESSES = b"\x0a", b"\x12", b"\x1a", b"\x22"
 INVOCATION_RESULT = b"\xa2\x06"  # FromFunction field 100
 
-_ONE_BYTE = [bytes((n,)) for n in range(128)]
+#: SMALL_VARINTS[n] is varint(n) for n < 128: indexed inline where a call would cost more.
+SMALL_VARINTS = [bytes((n,)) for n in range(128)]
 
 def varint(value: int) -> bytes:
     """``value`` (not negative) as a base-128 varint."""
     if value < 0x80:
-        return _ONE_BYTE[value]
+        return SMALL_VARINTS[value]
     if value < 0x4000:
         return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
@@ -89,23 +91,14 @@ def egress_prefix(typename: str) -> bytes:
     )
 
 
-def any_value(type_url_field: bytes, value: bytes) -> bytes:
-    """An ``Any`` from its encoded ``type_url`` field (``string_field(ANY_TYPE_URL, url)``)
-    and the packed message's bytes."""
-    size = len(value)
-    if size < 0x80:
-        return type_url_field + ANY_VALUE + _ONE_BYTE[size] + value if size else type_url_field
-    return type_url_field + ANY_VALUE + varint(size) + value
-
-
 def outgoing_message(target: bytes, argument: bytes) -> bytes:
     """An ``InvocationResponse.outgoing_messages`` entry (encoded ``Address`` and ``Any``)."""
     size = len(target)
-    body = OUTGOING_TARGET + (_ONE_BYTE[size] if size < 0x80 else varint(size)) + target
+    body = OUTGOING_TARGET + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + target
     size = len(argument)
-    body += OUTGOING_ARGUMENT + (_ONE_BYTE[size] if size < 0x80 else varint(size)) + argument
+    body += OUTGOING_ARGUMENT + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + argument
     size = len(body)
-    return OUTGOING_MESSAGES + (_ONE_BYTE[size] if size < 0x80 else varint(size)) + body
+    return OUTGOING_MESSAGES + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + body
 
 
 def delayed_invocation(delay_in_ms: int, target: bytes, argument: bytes) -> bytes:
@@ -119,9 +112,9 @@ def delayed_invocation(delay_in_ms: int, target: bytes, argument: bytes) -> byte
 def egress_message(prefix: bytes, argument: bytes) -> bytes:
     """An ``InvocationResponse.outgoing_egresses`` entry (``prefix`` from :func:`egress_prefix`)."""
     size = len(argument)
-    body = prefix + EGRESS_ARGUMENT + (_ONE_BYTE[size] if size < 0x80 else varint(size)) + argument
+    body = prefix + EGRESS_ARGUMENT + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + argument
     size = len(body)
-    return OUTGOING_EGRESSES + (_ONE_BYTE[size] if size < 0x80 else varint(size)) + body
+    return OUTGOING_EGRESSES + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + body
 
 
 @functools.lru_cache(maxsize=4096)
@@ -134,21 +127,21 @@ def append_state_mutation(pieces: list[bytes | bytearray], name: str, value: byt
     ``Any``), or DELETE for ``None``. The value is appended as it is, not copied."""
     name_field = _mutation_name(name)
     if value is None:
-        pieces += (STATE_MUTATIONS, _ONE_BYTE[len(name_field)] if len(name_field) < 0x80 else varint(len(name_field)),
-                   name_field)
+        size = len(name_field)
+        pieces += (STATE_MUTATIONS, SMALL_VARINTS[size] if size < 0x80 else varint(size), name_field)
         return
     size = len(value)
     if not size:  # the protocol declares state_value as bytes: empty is left out
         head = MUTATION_MODIFY + name_field
     else:
-        head = MUTATION_MODIFY + name_field + MUTATION_VALUE + (_ONE_BYTE[size] if size < 0x80 else varint(size))
+        head = MUTATION_MODIFY + name_field + MUTATION_VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size))
     size += len(head)
-    pieces += (STATE_MUTATIONS, _ONE_BYTE[size] if size < 0x80 else varint(size), head, value)
+    pieces += (STATE_MUTATIONS, SMALL_VARINTS[size] if size < 0x80 else varint(size), head, value)
 
 
 def from_function(pieces: list[bytes | bytearray]) -> bytes:
     """A ``FromFunction`` whose ``invocation_result`` holds ``pieces`` (encoded fields, in
     field-number order), joined in one copy."""
     size = sum(map(len, pieces))
-    pieces[0:0] = (INVOCATION_RESULT, _ONE_BYTE[size] if size < 0x80 else varint(size))
+    pieces[0:0] = (INVOCATION_RESULT, SMALL_VARINTS[size] if size < 0x80 else varint(size))
     return b"".join(pieces)

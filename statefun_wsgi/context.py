@@ -31,8 +31,9 @@ from ._proto.request_reply_view_pb2 import ToFunction
 from ._wire import (
     ADDRESS_ID,
     ANY_TYPE_URL,
+    ANY_VALUE,
+    SMALL_VARINTS,
     address_prefix,
-    any_value,
     append_state_mutation,
     delayed_invocation,
     egress_message,
@@ -41,6 +42,7 @@ from ._wire import (
     outgoing_message,
     string_field,
     utf8,
+    varint,
 )
 from .errors import MissingStateError, UnexpectedMessageTypeError
 from .functions import type_name_of_url
@@ -99,7 +101,11 @@ def _packed(message: Message) -> bytes:
     except KeyError:
         type_url = type_url_of(message)  # validates
         type_url_field = _TYPE_URL_FIELDS[type(message)] = string_field(ANY_TYPE_URL, type_url.encode())
-    return any_value(type_url_field, message.SerializeToString())
+    value = message.SerializeToString()
+    if not value:  # all fields default: an Any with its type URL only
+        return type_url_field
+    size = len(value)
+    return type_url_field + ANY_VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + value
 
 
 def _address(typename: str, id: str) -> bytes:
@@ -334,14 +340,14 @@ class BatchContext:
     def send_egress(self, typename: str, message: Any) -> None:
         """Send ``message`` (an ``Any``) to the egress ``typename`` (``"namespace/name"``)."""
         _check_any(message, "send_egress")
-        self._add_egress(typename, message.SerializeToString())
+        egress = egress_message(egress_prefix(typename), message.SerializeToString())
+        if self._egresses is None:
+            self._egresses = bytearray()
+        self._egresses += egress
 
     def pack_and_send_egress(self, typename: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_egress` it."""
-        self._add_egress(typename, _packed(message))
-
-    def _add_egress(self, typename: str, argument: bytes) -> None:
-        egress = egress_message(egress_prefix(typename), argument)
+        egress = egress_message(egress_prefix(typename), _packed(message))
         if self._egresses is None:
             self._egresses = bytearray()
         self._egresses += egress

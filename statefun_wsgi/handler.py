@@ -43,12 +43,11 @@ def _open_batch(
     functions: StatefulFunctions, request_bytes: RequestBytes
 ) -> Tuple[StatefulFunction, BatchContext, Sequence[ToFunction.Invocation]]:
     """Parse a request: the function it targets, a context holding its states, and its invocations."""
-    request = ToFunction()
     try:
         if type(request_bytes) is not bytes:
             # upb on some Python versions (3.9) refuses a bytearray.
             request_bytes = bytes(request_bytes)
-        request.ParseFromString(request_bytes)
+        request = ToFunction.FromString(request_bytes)
     except (DecodeError, ValueError, TypeError, RuntimeError) as exc:
         raise MalformedRequestError(
             f"the body is not a serialized ToFunction (or a state value is not a serialized "

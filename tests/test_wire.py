@@ -118,7 +118,8 @@ def reference_reply(operations: List[Operation], caller: Optional[Tuple[str, str
         if name in ("pack_and_send", "send"):
             typename, id, message = arguments
             namespace, type = typename.rsplit("/", 1)
-            result.outgoing_messages.add(target=Address(namespace=namespace, type=type, id=id), argument=packed(message))
+            target = Address(namespace=namespace, type=type, id=id)
+            result.outgoing_messages.add(target=target, argument=packed(message))
         elif name in ("pack_and_reply", "reply"):
             namespace, type, id = caller  # type: ignore[misc]
             result.outgoing_messages.add(target=Address(namespace=namespace, type=type, id=id),

@@ -49,7 +49,8 @@ def main() -> int:
                                             {"PYTHONPATH": str(HERE.parent)})
     results = bench_serving.run_rounds(running, script, rounds, seconds, args.connections)
     lines = [
-        f"gunicorn {' '.join(COMMON)} + the settings below; wrk -t1 -c{args.connections} (keep-alive), "
+        f"gunicorn {' '.join(COMMON)} + the settings below (each with --reuse-port but the shared socket); "
+        f"wrk -t1 -c{args.connections} (keep-alive), "
         f"{rounds} rounds x {seconds} s, median; one-invocation counter batch",
         "",
         "| worker settings | req/s | lowest round | highest round | p50 ms | p99 ms | non-2xx |",

@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     python3.11 bench/bench_handler.py            # ~3 min; writes bench/results/handler.{md,json}
     python3.11 bench/bench_handler.py --quick    # ~20 s smoke run; writes nothing unless --write
+    python3.11 bench/bench_handler.py --tuned-malloc   # glibc's heap kept; writes handler-tuned-malloc.*
     python3.11 bench/bench_handler.py --profile  # cProfile of our side, scenario by scenario
 
 Three sides run the same function logic (``bench/scenarios.py``) on the same request
@@ -703,16 +704,17 @@ def render(data: Dict[str, TypingAny]) -> str:
     return "\n".join(out)
 
 
-def write_results(data: Dict[str, TypingAny], markdown: str) -> None:
+def write_results(data: Dict[str, TypingAny], markdown: str, name: str = "handler") -> None:
+    """``bench/results/<name>.md`` and ``.json`` (``handler-tuned-malloc`` for a ``--tuned-malloc`` run)."""
     RESULTS.mkdir(exist_ok=True)
     for path, text in (
-        (RESULTS / "handler.md", markdown),
-        (RESULTS / "handler.json", json.dumps(data, indent=1) + "\n"),
+        (RESULTS / f"{name}.md", markdown),
+        (RESULTS / f"{name}.json", json.dumps(data, indent=1) + "\n"),
     ):
         temporary = path.with_name(path.name + ".tmp")
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, path)
-    log(f"wrote {(RESULTS / 'handler.md').relative_to(REPO)} and {(RESULTS / 'handler.json').relative_to(REPO)}")
+    log(f"wrote {(RESULTS / f'{name}.md').relative_to(REPO)} and {(RESULTS / f'{name}.json').relative_to(REPO)}")
 
 
 # -- profiling our side ---------------------------------------------------------------------
@@ -802,7 +804,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     markdown = render(data)
     print(markdown)
     if args.write:
-        write_results(data, markdown)
+        write_results(data, markdown, "handler-tuned-malloc" if args.tuned_malloc else "handler")
     return 0
 
 

@@ -29,8 +29,8 @@ workers = _int("WEB_CONCURRENCY", multiprocessing.cpu_count())
 # gthread keeps the runtime's pooled keep-alive connections open (the sync worker
 # closes every connection after one request, so each batch would pay a new TCP
 # handshake) and lets a worker hold many idle connections while it computes.
-# Measured (bench/bench_gunicorn_settings.py, 2 workers, 16 keep-alive clients):
-# sync 6,318 req/s, gthread x1 7,349, gthread x4 8,206, gthread x16 6,447.
+# Measured (bench/bench_gunicorn_settings.py, 2 workers, 16 keep-alive clients, medians):
+# sync 5,389 req/s, gthread x1 7,678, gthread x4 8,905, gthread x16 8,220.
 worker_class = os.environ.get("STATEFUN_WORKER_CLASS", "gthread")
 threads = _int("STATEFUN_THREADS", 4)
 
@@ -48,9 +48,10 @@ graceful_timeout = _int("STATEFUN_GRACEFUL_TIMEOUT", 60)
 
 # The runtime sends its batches over a handful of pooled keep-alive connections. On one
 # shared listening socket, whichever worker wakes first accepts them, and often it takes
-# them all: measured (bench/bench_gunicorn_settings.py), all 16 of wrk's connections on one
-# of two workers gave 3,500 req/s instead of 11,000. With reuse_port each worker listens on
-# its own SO_REUSEPORT socket (gunicorn 23+) and the kernel spreads connections across them.
+# them all: measured (bench/bench_gunicorn_settings.py), all 16 of wrk's connections landed
+# on one of two workers in 3 rounds of 5, at 3,000 req/s instead of 8,900. With reuse_port
+# each worker listens on its own SO_REUSEPORT socket (gunicorn 23+) and the kernel spreads
+# connections across them.
 # The cost: a second server started on the same port by mistake shares it silently instead
 # of failing with "address in use" (set STATEFUN_REUSE_PORT=0 to get that error back).
 reuse_port = os.environ.get("STATEFUN_REUSE_PORT", "1") not in ("0", "false", "no", "")
@@ -68,6 +69,7 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
     if server.cfg.reuse_port:
         for address in server.cfg.bind:
             server.log.info("Workers listen at: http://%s (reuse_port: one socket per worker)", address)
+
 
 # More pending connections than the default 2048 is pointless for one runtime;
 # fewer drops bursts. Keep gunicorn's default.

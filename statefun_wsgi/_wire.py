@@ -10,7 +10,7 @@ the generated code.
 
 Usage::
 
-    target = address_prefix("example/greeter") + string_field(ADDRESS_ID, b"alice")
+    target = typename_fields("example/greeter") + string_field(ADDRESS_ID, b"alice")
     argument = string_field(ANY_TYPE_URL, b"type.googleapis.com/example.Greeting") + string_field(ANY_VALUE, value)
     pieces = [outgoing_message(target, argument)]
     append_state_mutation(pieces, "seen_count", seen_count_any_bytes)   # None: delete it
@@ -34,7 +34,7 @@ MUTATION_NAME, MUTATION_VALUE = b"\x12", b"\x1a"
 OUTGOING_TARGET, OUTGOING_ARGUMENT = b"\x0a", b"\x12"
 DELAYED_DELAY = b"\x08"  # delay_in_ms (1, varint)
 DELAYED_TARGET, DELAYED_ARGUMENT = b"\x12", b"\x1a"
-EGRESS_NAMESPACE, EGRESS_TYPE, EGRESS_ARGUMENT = b"\x0a", b"\x12", b"\x1a"
+EGRESS_ARGUMENT = b"\x1a"  # after egress_namespace (1) and egress_type (2): see typename_fields
 STATE_MUTATIONS, OUTGOING_MESSAGES, DELAYED_INVOCATIONS, OUTGOING_EGRESSES = b"\x0a", b"\x12", b"\x1a", b"\x22"
 INVOCATION_RESULT = b"\xa2\x06"  # FromFunction field 100
 
@@ -74,20 +74,12 @@ def utf8(text: str, what: str) -> bytes:
 
 
 @functools.lru_cache(maxsize=4096)
-def address_prefix(typename: str) -> bytes:
-    """The namespace and type fields of an ``Address`` for ``"namespace/type"`` (validated)."""
+def typename_fields(typename: str) -> bytes:
+    """Fields 1 and 2 for ``"namespace/name"`` (validated): the namespace and type of an
+    ``Address``, and equally the egress namespace and type of an ``EgressMessage``."""
     namespace, name = split_typename(typename)
     return string_field(ADDRESS_NAMESPACE, utf8(namespace, "the namespace")) + string_field(
         ADDRESS_TYPE, utf8(name, "the type")
-    )
-
-
-@functools.lru_cache(maxsize=4096)
-def egress_prefix(typename: str) -> bytes:
-    """The namespace and type fields of an ``EgressMessage`` for ``"namespace/name"`` (validated)."""
-    namespace, name = split_typename(typename)
-    return string_field(EGRESS_NAMESPACE, utf8(namespace, "the egress namespace")) + string_field(
-        EGRESS_TYPE, utf8(name, "the egress type")
     )
 
 
@@ -110,7 +102,7 @@ def delayed_invocation(delay_in_ms: int, target: bytes, argument: bytes) -> byte
 
 
 def egress_message(prefix: bytes, argument: bytes) -> bytes:
-    """An ``InvocationResponse.outgoing_egresses`` entry (``prefix`` from :func:`egress_prefix`)."""
+    """An ``InvocationResponse.outgoing_egresses`` entry (``prefix`` from :func:`typename_fields`)."""
     size = len(argument)
     body = prefix + EGRESS_ARGUMENT + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + argument
     size = len(body)

@@ -33,14 +33,13 @@ from ._wire import (
     ANY_TYPE_URL,
     ANY_VALUE,
     SMALL_VARINTS,
-    address_prefix,
     append_state_mutation,
     delayed_invocation,
     egress_message,
-    egress_prefix,
     from_function,
     outgoing_message,
     string_field,
+    typename_fields,
     utf8,
     varint,
 )
@@ -110,7 +109,7 @@ def _packed(message: Message) -> bytes:
 
 def _address(typename: str, id: str) -> bytes:
     """A serialized ``Address`` (``typename`` and ``id`` validated)."""
-    prefix = address_prefix(typename)
+    prefix = typename_fields(typename)
     if type(id) is not str:
         raise TypeError(f"an id is a str, got {type(id).__name__}")
     return prefix + string_field(ADDRESS_ID, utf8(id, "the id")) if id else prefix
@@ -341,14 +340,14 @@ class BatchContext:
     def send_egress(self, typename: str, message: Any) -> None:
         """Send ``message`` (an ``Any``) to the egress ``typename`` (``"namespace/name"``)."""
         _check_any(message, "send_egress")
-        egress = egress_message(egress_prefix(typename), message.SerializeToString())
+        egress = egress_message(typename_fields(typename), message.SerializeToString())
         if self._egresses is None:
             self._egresses = bytearray()
         self._egresses += egress
 
     def pack_and_send_egress(self, typename: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_egress` it."""
-        egress = egress_message(egress_prefix(typename), _packed(message))
+        egress = egress_message(typename_fields(typename), _packed(message))
         if self._egresses is None:
             self._egresses = bytearray()
         self._egresses += egress

@@ -39,12 +39,14 @@ def test_an_empty_result_is_present_and_empty() -> None:
     assert _wire.from_function([]) == reference.SerializeToString() == b"\xa2\x06\x00"
 
 
-def test_addresses_and_egress_prefixes_validate_the_typename() -> None:
-    assert _wire.address_prefix("a.b/c") == Address(namespace="a.b", type="c").SerializeToString()
+def test_typename_fields_are_an_address_and_an_egress_head_and_validate() -> None:
+    assert _wire.typename_fields("a.b/c") == Address(namespace="a.b", type="c").SerializeToString()
+    egress = FromFunction.EgressMessage(egress_namespace="a.b", egress_type="c")
+    assert _wire.typename_fields("a.b/c") == egress.SerializeToString()
     with pytest.raises(ValueError, match="has no '/'"):
-        _wire.address_prefix("nonamespace")
+        _wire.typename_fields("nonamespace")
     with pytest.raises(ValueError, match="empty name"):
-        _wire.egress_prefix("ns/")
+        _wire.typename_fields("ns/")
 
 
 def test_a_lone_surrogate_is_a_value_error_naming_the_field() -> None:

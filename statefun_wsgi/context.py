@@ -239,6 +239,15 @@ class BatchContext:
             self._caller_address = Address(caller.namespace, caller.type, caller.id)
         return self._caller_address
 
+    def _enter(self, invocation: ToFunction.Invocation) -> Any:
+        """Make ``invocation`` the current one (its caller); return its argument."""
+        if invocation.HasField("caller"):
+            self._caller = invocation.caller
+            self._caller_address = None
+        elif self._caller is not None:
+            self._caller = self._caller_address = None
+        return invocation.argument
+
     # -- state -------------------------------------------------------------------
 
     def __getitem__(self, name: str) -> Optional[Any]:

@@ -114,13 +114,7 @@ class RequestReplyHandler:
         index = 0
         try:
             for index in range(len(invocations)):  # by index: see _NO_ITERATION
-                invocation = invocations[index]
-                if invocation.HasField("caller"):
-                    context._caller = invocation.caller
-                    context._caller_address = None
-                elif context._caller is not None:
-                    context._caller = context._caller_address = None
-                argument = invocation.argument
+                argument = context._enter(invocations[index])
                 func(context, argument if unpack is None else unpack(argument))
         except Exception as exc:
             raise _failure(function, context, index + 1, len(invocations), exc) from exc
@@ -146,13 +140,7 @@ class AsyncRequestReplyHandler:
         index = 0
         try:
             for index in range(len(invocations)):  # by index: see _NO_ITERATION
-                invocation = invocations[index]
-                if invocation.HasField("caller"):
-                    context._caller = invocation.caller
-                    context._caller_address = None
-                elif context._caller is not None:
-                    context._caller = context._caller_address = None
-                argument = invocation.argument
+                argument = context._enter(invocations[index])
                 result = func(context, argument if unpack is None else unpack(argument))
                 if inspect.isawaitable(result):
                     await result

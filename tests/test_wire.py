@@ -104,8 +104,7 @@ def new_context(caller: Optional[Tuple[str, str, str]]) -> BatchContext:
     if caller is not None:
         invocation.caller.namespace, invocation.caller.type, invocation.caller.id = caller
     context = BatchContext(batch.target, {state.state_name: state for state in batch.state})
-    if caller is not None:
-        context._caller = invocation.caller
+    context._enter(invocation)
     return context
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 
+import gunicorn
+
 
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
@@ -50,11 +52,13 @@ graceful_timeout = _int("STATEFUN_GRACEFUL_TIMEOUT", 60)
 # shared listening socket, whichever worker wakes first accepts them, and often it takes
 # them all: measured (bench/bench_gunicorn_settings.py), all 16 of wrk's connections landed
 # on one of two workers in 3 rounds of 5, at 3,000 req/s instead of 8,900. With reuse_port
-# each worker listens on its own SO_REUSEPORT socket (gunicorn 23+) and the kernel spreads
-# connections across them.
+# each worker listens on its own SO_REUSEPORT socket (gunicorn 24+, Python 3.10+) and the
+# kernel spreads connections across them. Older gunicorn sets the flag on the one shared
+# socket, which spreads nothing, so there it stays off.
 # The cost: a second server started on the same port by mistake shares it silently instead
 # of failing with "address in use" (set STATEFUN_REUSE_PORT=0 to get that error back).
-reuse_port = os.environ.get("STATEFUN_REUSE_PORT", "1") not in ("0", "false", "no", "")
+reuse_port = gunicorn.version_info >= (24,) and os.environ.get("STATEFUN_REUSE_PORT", "1") not in (
+    "0", "false", "no", "")
 
 
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]

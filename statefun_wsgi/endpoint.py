@@ -66,8 +66,7 @@ Headers = List[Tuple[str, str]]
 BatchHandler = Callable[[bytes], bytes]
 
 
-#: ``{200: "200 OK", ...}``: status lines as WSGI's ``start_response`` takes them.
-STATUS_LINES = {code: f"{code} {phrase}" for code, phrase in HTTP_STATUS_CODES.items()}
+_STATUS_LINES = {code: f"{code} {phrase}" for code, phrase in HTTP_STATUS_CODES.items()}
 
 
 _OCTET_STREAM = ("Content-Type", "application/octet-stream")
@@ -86,7 +85,7 @@ class Reply(NamedTuple):
     @property
     def status_line(self) -> str:
         """``"200 OK"``: the status as WSGI's ``start_response`` wants it."""
-        line = STATUS_LINES.get(self.status)
+        line = _STATUS_LINES.get(self.status)
         return line if line is not None else f"{self.status} {HTTP_STATUS_CODES.get(self.status, 'Unknown')}"
 
 
@@ -190,12 +189,8 @@ class Endpoint:
                     body = stream.read(expected)
                 except (ClientDisconnected, OSError, ValueError):  # the client left mid-body
                     return self._fail(_ended_early(content_length))
-                if len(body) == expected:  # _run(body), inlined
-                    try:
-                        reply = self.handler(body)
-                    except Exception as exc:
-                        return self._handler_failed(exc)
-                    return _new_tuple(Reply, (200, [_OCTET_STREAM, ("Content-Length", str(len(reply)))], reply))
+                if len(body) == expected:
+                    return self._run(body)
                 return self._read_and_run(stream, content_length, body)  # a short read: the careful way
         try:
             self._check_headers(method, content_type, content_length)
@@ -252,15 +247,12 @@ class Endpoint:
     def _run(self, body: bytes) -> Reply:
         try:
             reply = self.handler(body)
-        except Exception as exc:
-            return self._handler_failed(exc)
+        except StatefunError as error:
+            return self._fail(error)
+        except Exception:
+            logger.exception("the request-reply handler failed unexpectedly")
+            return _error_reply(_UnexpectedError("the request-reply handler failed unexpectedly; see the server log"))
         return _new_tuple(Reply, (200, [_OCTET_STREAM, ("Content-Length", str(len(reply)))], reply))
-
-    def _handler_failed(self, exc: Exception) -> Reply:
-        if isinstance(exc, StatefunError):
-            return self._fail(exc)
-        logger.error("the request-reply handler failed unexpectedly", exc_info=exc)
-        return _error_reply(_UnexpectedError("the request-reply handler failed unexpectedly; see the server log"))
 
     def _fail(self, error: StatefunError) -> Reply:
         if error.status >= 500:

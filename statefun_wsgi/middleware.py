@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable, Optional, Union
 
-from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, STATUS_LINES, BatchHandler, Endpoint, Reply
+from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, BatchHandler, Endpoint, Reply
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -72,5 +72,5 @@ class StatefunMiddleware:
             reply = _NOT_FOUND
         else:
             reply = self.endpoint.respond_to_environ(environ)
-        start_response(STATUS_LINES.get(reply.status) or reply.status_line, reply.headers)
+        start_response(reply.status_line, reply.headers)
         return [reply.body]

@@ -20,6 +20,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 import pytest
 from builders import decode_reply, request
+from gunicorn import version_info as gunicorn_version
 from google.protobuf.wrappers_pb2 import BytesValue, Int64Value
 from servers import Server, free_port, start
 
@@ -254,7 +255,8 @@ def test_the_conf_file_reads_its_environment(servers: Dict[str, Server]) -> None
     server.wait_for_log('"POST /statefun HTTP/1.1" 200 ')  # the access log format
     log = server.wait_for_log("Booting worker with pid", 2)  # WEB_CONCURRENCY
     assert "Using worker: gthread" in log
-    assert f"Workers listen at: http://127.0.0.1:{server.port}" in log  # STATEFUN_BIND
+    listening = "Workers listen at" if SOCKET_PER_WORKER else "Listening at"  # see gunicorn.conf.py's when_ready
+    assert f"{listening}: http://127.0.0.1:{server.port}" in log  # STATEFUN_BIND
 
 
 def listening_sockets(pid: int, port: int) -> Set[str]:
@@ -278,7 +280,12 @@ def listening_sockets(pid: int, port: int) -> Set[str]:
     return held & listening
 
 
+#: gunicorn 24 gave each worker its own socket under reuse_port; gunicorn.conf.py enables it from there.
+SOCKET_PER_WORKER = gunicorn_version >= (24,)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.skipif(not SOCKET_PER_WORKER, reason="gunicorn < 24 shares one socket between workers")
 def test_each_worker_listens_on_its_own_socket(servers: Dict[str, Server]) -> None:
     # gunicorn.conf.py sets reuse_port: the kernel, not the race to accept(), spreads the
     # runtime's few pooled connections over the workers.
@@ -291,6 +298,7 @@ def test_each_worker_listens_on_its_own_socket(servers: Dict[str, Server]) -> No
     assert not listening_sockets(server.process.pid, server.port)  # the arbiter holds none
 
 
+@pytest.mark.skipif(not SOCKET_PER_WORKER, reason="gunicorn < 24 shares one socket between workers")
 def test_keep_alive_connections_are_spread_over_the_workers(servers: Dict[str, Server]) -> None:
     server = servers["conf-file"]
     connections = [server.connection(TIMEOUT) for _ in range(32)]

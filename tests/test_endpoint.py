@@ -13,6 +13,7 @@ from typing import Optional
 import pytest
 from builders import Egress, Mutation, decode_reply, request, to_function
 from google.protobuf.wrappers_pb2 import BytesValue, Int64Value, StringValue
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.http import HTTP_STATUS_CODES
 
 from statefun_wsgi import (
@@ -172,6 +173,24 @@ def test_a_stream_that_returns_short_reads_is_gathered() -> None:
 
     assert_ok(Endpoint(functions).respond_to_environ(environ(stream=Trickle(GOOD), terminated=True,
                                                              content_length=str(len(GOOD)))))
+
+
+@pytest.mark.parametrize("good_bytes", [0, 10], ids=["on-the-first-read", "after-a-short-read"])
+@pytest.mark.parametrize("error", [OSError("connection reset"), ClientDisconnected()], ids=["oserror", "werkzeug"])
+def test_a_client_that_leaves_mid_body_gets_400_and_nothing_runs(good_bytes: int, error: Exception) -> None:
+    ran = []
+
+    class Leaving(io.BytesIO):
+        def read(self, size: Optional[int] = -1) -> bytes:
+            if self.tell() >= good_bytes:
+                raise error
+            return super().read(good_bytes - self.tell())
+
+    endpoint = Endpoint(lambda body: ran.append(body) or b"")
+    reply = endpoint.respond_to_environ(environ(stream=Leaving(GOOD), content_length=str(len(GOOD))))
+    assert reply.status == 400
+    assert b"ended before its Content-Length" in reply.body
+    assert ran == []
 
 
 @pytest.mark.parametrize("terminated", [False, True], ids=["content-length", "chunked"])

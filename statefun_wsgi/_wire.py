@@ -55,11 +55,6 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
-def field(tag: bytes, payload: bytes) -> bytes:
-    """A length-delimited field (a submessage, string or bytes), written even when empty."""
-    return tag + varint(len(payload)) + payload
-
-
 def string_field(tag: bytes, payload: bytes) -> bytes:
     """A proto3 string or bytes field: nothing when empty (the default)."""
     return tag + varint(len(payload)) + payload if payload else b""

@@ -258,8 +258,9 @@ class BatchContext:
         if sent is None:
             raise self._missing_state(name)
         state_value = sent.state_value
-        # Absent states are sent empty. (Not ByteSize(): upb serializes to count, 50 us a MiB.)
-        value = state_value if state_value.type_url or state_value.value else None
+        # Absent states are sent empty. ByteSize() alone would say so too, but upb serializes
+        # to count (50 us a MiB): it is asked only when the usual fields are both empty.
+        value = state_value if state_value.type_url or state_value.value or state_value.ByteSize() else None
         self._state_values[name] = value
         return value
 

@@ -182,16 +182,8 @@ class Endpoint:
             and content_length.isdigit()
             and content_length.isascii()
         ):
-            expected = int(content_length)
-            if expected <= self.max_body_size:
-                stream = environ["wsgi.input"]
-                try:
-                    body = stream.read(expected)
-                except (ClientDisconnected, OSError, ValueError):  # the client left mid-body
-                    return self._fail(_ended_early(content_length))
-                if len(body) == expected:
-                    return self._run(body)
-                return self._read_and_run(stream, content_length, body)  # a short read: the careful way
+            if int(content_length) <= self.max_body_size:
+                return self._read_and_run(environ["wsgi.input"], content_length)
         try:
             self._check_headers(method, content_type, content_length)
             if content_length is not None:
@@ -212,11 +204,10 @@ class Endpoint:
             return self._fail(error)
         return self._read_and_run(stream, content_length)
 
-    def _read_and_run(self, stream: IO[bytes], content_length: Optional[str], start: bytes = b"") -> Reply:
-        """Read the body (after ``start``, already read) and run it."""
+    def _read_and_run(self, stream: IO[bytes], content_length: Optional[str]) -> Reply:
         expected = None if content_length is None else int(content_length)
         try:
-            body = _read_all(stream, expected, start)
+            body = _read_all(stream, expected)
         except RequestEntityTooLarge:
             body = None
         except (ClientDisconnected, OSError, ValueError):  # the client left mid-body
@@ -272,10 +263,10 @@ def _ended_early(content_length: Optional[str]) -> MalformedRequestError:
     return MalformedRequestError(f"the body ended before its Content-Length of {content_length} bytes")
 
 
-def _read_all(stream: IO[bytes], expected: Optional[int], start: bytes = b"") -> bytes:
+def _read_all(stream: IO[bytes], expected: Optional[int]) -> bytes:
     if expected is None:
-        return start + stream.read()
-    body = start or stream.read(expected)
+        return stream.read()
+    body = stream.read(expected)
     while len(body) < expected:  # a short read: gather the rest, never past `expected`
         more = stream.read(expected - len(body))
         if not more:  # the stream ended early; the caller answers 400

@@ -418,6 +418,23 @@ def test_read_a_present_and_an_absent_state():
     assert reply.mutations == {}
 
 
+def test_a_state_is_absent_only_when_its_value_is_empty():
+    seen = {}
+
+    def fn(context, message):
+        seen.update({name: context[name] for name in ("no-bytes", "empty-fields", "only-value", "unknown-field")})
+
+    invoke(fn, messages=[HELLO], state={
+        "no-bytes": b"",
+        "empty-fields": b"\x0a\x00\x12\x00",  # type_url and value present but empty
+        "only-value": b"\x12\x01x",  # a value without a type URL
+        "unknown-field": b"\x28\x01",  # nothing but a field Any does not define
+    })
+    assert seen["no-bytes"] is None and seen["empty-fields"] is None
+    assert seen["only-value"] == Any(value=b"x")
+    assert seen["unknown-field"] is not None and seen["unknown-field"].SerializeToString() == b"\x28\x01"
+
+
 def test_set_state_modifies_it():
     def fn(context, message):
         context["count"] = pack(Int64Value(value=42))

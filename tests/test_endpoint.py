@@ -13,7 +13,7 @@ from typing import Optional
 import pytest
 from builders import Egress, Mutation, decode_reply, request, to_function
 from google.protobuf.wrappers_pb2 import BytesValue, Int64Value, StringValue
-from werkzeug.exceptions import ClientDisconnected
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
 from statefun_wsgi import (
@@ -173,6 +173,17 @@ def test_a_stream_that_returns_short_reads_is_gathered() -> None:
 
     assert_ok(Endpoint(functions).respond_to_environ(environ(stream=Trickle(GOOD), terminated=True,
                                                              content_length=str(len(GOOD)))))
+
+
+def test_an_input_stream_that_enforces_its_own_limit_gets_413() -> None:
+    class Capped(io.BytesIO):  # as werkzeug's LimitedStream(..., is_max=True) behaves past its limit
+        def read(self, size: Optional[int] = -1) -> bytes:
+            raise RequestEntityTooLarge()
+
+    for content_type in (OCTET, "application/x-protobuf"):
+        reply = Endpoint(functions).respond_to_environ(environ(stream=Capped(GOOD), content_type=content_type,
+                                                               content_length=str(len(GOOD))))
+        assert reply.status == 413, content_type
 
 
 @pytest.mark.parametrize("good_bytes", [0, 10], ids=["on-the-first-read", "after-a-short-read"])

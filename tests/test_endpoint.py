@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Optional
+import socket
+from typing import Iterator, Optional
 
 import pytest
 from builders import Egress, Mutation, decode_reply, request, to_function
@@ -24,7 +25,7 @@ from statefun_wsgi import (
     RequestReplyHandler,
     StatefulFunctions,
 )
-from statefun_wsgi.endpoint import DEFAULT_MAX_BODY_SIZE
+from statefun_wsgi.endpoint import DEFAULT_MAX_BODY_SIZE, PROMPT_ACK_BODY_SIZE
 
 OCTET = "application/octet-stream"
 LIMIT = 4096  # a small max_body_size keeps the size cases cheap
@@ -385,3 +386,58 @@ def test_a_bad_max_body_size_is_a_configuration_error(max_body_size: object) -> 
 def test_what_cannot_be_served_is_a_configuration_error(served: object, match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         Endpoint(served)  # type: ignore[arg-type]
+
+
+# -- prompt ACKs (Linux's TCP_QUICKACK) -----------------------------------------------------
+
+quickack = pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+
+
+@pytest.fixture
+def tcp_connection() -> Iterator[socket.socket]:
+    """The server's side of a real loopback TCP connection, in delayed-ACK mode."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with socket.create_connection(listener.getsockname()) as client:
+            server_side, _ = listener.accept()
+            with server_side:
+                server_side.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
+                assert server_side.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 0
+                yield server_side
+                del client
+
+
+def acks_promptly(sock: socket.socket) -> bool:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+
+
+@quickack
+@pytest.mark.parametrize("key", ["gunicorn.socket", "werkzeug.socket"])
+@pytest.mark.parametrize("terminated", [False, True], ids=["content-length", "chunked"])
+def test_a_large_body_has_its_connection_acknowledge_promptly(tcp_connection: socket.socket, key: str,
+                                                              terminated: bool) -> None:
+    # The runtime writes bodies over ~8 KiB in pieces that wait for the server's ACK (Nagle);
+    # Linux would hold that ACK 40 ms. The endpoint asks for it at once.
+    body = padded_request(PROMPT_ACK_BODY_SIZE + 1)
+    env = {**environ(body, terminated=terminated), key: tcp_connection}
+    assert_ok(Endpoint(functions).respond_to_environ(env))
+    assert acks_promptly(tcp_connection)
+
+
+@quickack
+def test_a_small_body_costs_no_system_call(tcp_connection: socket.socket) -> None:
+    # A batch of up to PROMPT_ACK_BODY_SIZE bytes arrives in one write: nothing to wait for.
+    body = padded_request(PROMPT_ACK_BODY_SIZE)
+    env = {**environ(body), "gunicorn.socket": tcp_connection}
+    assert_ok(Endpoint(functions).respond_to_environ(env))
+    assert not acks_promptly(tcp_connection)
+
+
+@pytest.mark.parametrize("sock", ["unix", "not-a-socket"])
+def test_a_server_socket_that_is_not_tcp_is_left_alone(sock: str) -> None:
+    body = padded_request(PROMPT_ACK_BODY_SIZE + 1)
+    left, right = socket.socketpair()
+    with left, right:
+        env = {**environ(body), "gunicorn.socket": left if sock == "unix" else object()}
+        assert_ok(Endpoint(functions).respond_to_environ(env))

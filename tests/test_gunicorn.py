@@ -14,8 +14,10 @@ import http.client
 import io
 import os
 import re
+import socket
 import sys
 import threading
+import time
 from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 import pytest
@@ -318,6 +320,37 @@ def test_keep_alive_connections_are_spread_over_the_workers(servers: Dict[str, S
     # With one shared socket, one worker often accepts every connection; with a socket
     # per worker, all 32 on one of the two has a probability of 2**-31.
     assert len(pids) == 2, pids
+
+
+def okhttp_exchange(sock: socket.socket, body: bytes) -> Tuple[float, bytes]:
+    """POST ``body`` as the runtime's OkHttp client writes it (8 KiB at a time, Nagle's algorithm
+    on); the seconds until the whole reply arrived, and the reply's body."""
+    head = f"POST /statefun HTTP/1.1\r\nHost: x\r\nContent-Type: {OCTET}\r\nContent-Length: {len(body)}\r\n\r\n"
+    data = head.encode() + body
+    began = time.perf_counter()
+    for start_at in range(0, len(data), 8192):
+        sock.sendall(data[start_at:start_at + 8192])
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    head_bytes, reply = received.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"(?i)content-length: (\d+)", head_bytes).group(1))
+    while len(reply) < length:
+        reply += sock.recv(65536)
+    return time.perf_counter() - began, reply
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+def test_a_batch_written_in_pieces_is_not_held_up_by_delayed_acks(servers: Dict[str, Server]) -> None:
+    # Each piece after the first waits for the server's ACK; Linux delays an ACK by at least
+    # 40 ms, so every batch over ~8 KiB took 40+ ms until the endpoint asked for prompt ACKs.
+    server = servers["conf-file"]
+    body = greet("jay", seen=2, padding=blob(48 * 1024))
+    with socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock:
+        exchanges = [okhttp_exchange(sock, body) for _ in range(7)]
+    assert all(reply == expected(body)[2] for _, reply in exchanges)
+    milliseconds = sorted(seconds * 1000 for seconds, _ in exchanges)
+    assert milliseconds[3] < 25, f"median {milliseconds[3]:.1f} ms: {milliseconds}"
 
 
 CLIENTS = 32

@@ -44,8 +44,8 @@ from statefun_wsgi._proto.request_reply_pb2 import ToFunction  # noqa: E402
 OFFICIAL_PYTHON = HERE / ".venvs" / "official-default" / "bin" / "python"
 # "-c /dev/null": identical explicit settings for all three, not the repository's gunicorn.conf.py
 # (gunicorn reads ./gunicorn.conf.py by default), so no access log either.
-GUNICORN_SETTINGS = ["-c", "/dev/null", "--workers", "2", "--worker-class", "gthread", "--threads", "4", "--keep-alive", "75",
-                     "--log-level", "warning", "--no-control-socket", "--reuse-port"]
+GUNICORN_SETTINGS = ["-c", "/dev/null", "--workers", "2", "--worker-class", "gthread", "--threads", "4",
+                     "--keep-alive", "75", "--log-level", "warning", "--no-control-socket", "--reuse-port"]
 
 
 def counter_request() -> bytes:

@@ -7,7 +7,7 @@ runtime's pooled OkHttp client does.
 
     python bench/bench_gunicorn_settings.py [--quick]
 
-Writes bench/results/gunicorn-settings.md.
+Writes bench/results/gunicorn-settings.md (gunicorn-settings-c<N>.md with --connections N).
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ def main() -> int:
     text = "\n".join(lines)
     print("\n" + text)
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "gunicorn-settings.md").write_text(text + "\n")
+    suffix = "" if args.connections == 16 else f"-c{args.connections}"
+    (HERE / "results" / f"gunicorn-settings{suffix}.md").write_text(text + "\n")
     return 0
 
 

@@ -15,11 +15,14 @@ addresses apart in the one egress file:
 ``e2e/flaky``     state ``count``: +1 per message, but first raises (HTTP 500, which the
                   runtime retries) while the number in the file ``$E2E_FLAKY_FILE`` is
                   above 0, decrementing it (under an ``fcntl`` lock) on every raise.
+``e2e/bulk``      state ``count``: +1 per message, as e2e/counter; module.yaml lets the
+                  runtime batch up to 500 messages for it (large requests).
 
 With ``$E2E_BATCH_LOG`` set, every request to ``/statefun`` appends one line
-``<namespace>/<type>/<id> <number of invocations> ok|error`` to that file (one
-``write`` on an ``O_APPEND`` descriptor, so lines from both workers never mix): the
-test reads from it how the runtime batched and retried.
+``<namespace>/<type>/<id> <number of invocations> ok|error <body bytes> <body wait ms>``
+to that file (one ``write`` on an ``O_APPEND`` descriptor, so lines from both workers
+never mix): the test reads from it how the runtime batched and retried, and how long
+each request's body took to arrive after the request reached the app.
 
 The example's registry is not modified: its functions are registered again on a
 registry of our own.
@@ -29,6 +32,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
+import time
 from typing import Union
 
 from google.protobuf.any_pb2 import Any
@@ -109,29 +114,53 @@ def flaky(context, message: Any) -> None:
     _increment(context, "count")
 
 
+@functions.bind("e2e/bulk", states=["count"])
+def bulk(context, message: Any) -> None:
+    _increment(context, "count")
+
+
+#: When the current thread's request reached the app (time.monotonic()).
+_arrival = threading.local()
+
+
+class ArrivalTimer:
+    """WSGI wrapper: notes when each request reaches the app, for the batch log's body wait."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        _arrival.at = time.monotonic()
+        return self.app(environ, start_response)
+
+
 class RecordingHandler:
-    """A ``bytes -> bytes`` batch handler that logs each batch's target, size and outcome."""
+    """A ``bytes -> bytes`` batch handler that logs each batch's target, size, outcome, bytes,
+    and how long its body took to arrive (it is called, in the request's thread, once the
+    middleware has read the body)."""
 
     def __init__(self, handler: RequestReplyHandler, log_path: str) -> None:
         self.handler = handler
         self.log_path = log_path
 
     def __call__(self, body: bytes) -> bytes:
+        body_wait = time.monotonic() - getattr(_arrival, "at", time.monotonic())
         outcome = "error"
         try:
             reply = self.handler(body)
             outcome = "ok"
             return reply
         finally:
-            self._record(body, outcome)
+            self._record(body, outcome, body_wait)
 
-    def _record(self, body: bytes, outcome: str) -> None:
+    def _record(self, body: bytes, outcome: str, body_wait: float) -> None:
+        timing = f"{len(body)} {body_wait * 1000:.1f}"
         try:
             batch = ToFunction.FromString(bytes(body)).invocation
             target = batch.target
-            line = f"{target.namespace}/{target.type}/{target.id} {len(batch.invocations)} {outcome}\n"
+            line = f"{target.namespace}/{target.type}/{target.id} {len(batch.invocations)} {outcome} {timing}\n"
         except Exception:  # a body that is not a batch: the handler answers 400 anyway
-            line = f"? 0 {outcome}\n"
+            line = f"? 0 {outcome} {timing}\n"
         fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode())
@@ -142,3 +171,5 @@ class RecordingHandler:
 _handler = RequestReplyHandler(functions)
 _batch_log = os.environ.get("E2E_BATCH_LOG")
 wsgi = StatefunMiddleware(None, RecordingHandler(_handler, _batch_log) if _batch_log else _handler)
+if _batch_log:
+    wsgi = ArrivalTimer(wsgi)

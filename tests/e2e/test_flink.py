@@ -20,6 +20,8 @@ What is asserted:
   not extend it.
 - e2e/flaky: a function that raises gets 500s, the runtime retries the same batch,
   and once it stops raising every message is counted exactly once.
+- e2e/bulk: 2,000 messages to one address come in batches of tens of KB, whose bodies
+  arrive within milliseconds (not held 40 ms by Nagle's algorithm and delayed ACKs).
 
 Egress is not transactional: after a job restart records may repeat, so the counts are
 checked against the function's state (a probe message after the run), and a repeat in
@@ -34,6 +36,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -71,6 +74,7 @@ POLL = 0.02
 REMINDER_DELAY_S = 1.5  # STATEFUN_REMINDER_DELAY_MS for the served app
 EXPIRE_AFTER_S = 3.0  # e2e/expiring's `seen`: expireAfter, expireMode after-write
 COUNTER_MAX_BATCH = 50  # e2e/counter's maxNumBatchRequests
+BULK_MAX_BATCH = 500  # e2e/bulk's: requests of tens of KB
 
 GREETS = "example/greets"
 OUT = "e2e/out"
@@ -109,6 +113,7 @@ FUNCTIONS: Dict[str, Tuple[List[Dict[str, str]], int]] = {
     "e2e/counter": ([{"name": "count"}], COUNTER_MAX_BATCH),
     "e2e/expiring": ([{"name": "seen", "expireAfter": f"{int(EXPIRE_AFTER_S)}s", "expireMode": "after-write"}], 500),
     "e2e/flaky": ([{"name": "count"}], 500),
+    "e2e/bulk": ([{"name": "count"}], BULK_MAX_BATCH),
 }
 
 
@@ -244,10 +249,20 @@ class Harness:
         except FileNotFoundError:
             return []
         for line in lines:
-            target, size, outcome = line.split(" ")
+            target, size, outcome = line.split(" ")[:3]
             if target == address:
                 result.append((int(size), outcome))
         return result
+
+    def body_waits(self, address: str) -> List[Tuple[int, float]]:
+        """``(body bytes, milliseconds)`` per request for ``address``: how long its body took to
+        arrive once the request reached the app."""
+        try:
+            lines = self.batch_log.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        fields = [line.split(" ") for line in lines]
+        return [(int(f[3]), float(f[4])) for f in fields if f[0] == address]
 
     def set_flaky_failures(self, count: int) -> None:
         with open(self.flaky_file, "r+") as file:
@@ -487,6 +502,25 @@ def test_state_under_expire_after_expires(harness: Harness) -> None:
     step("inc", [1, 2, 3, 3, 1])
     step("inc", [1, 2, 3, 3, 1, 2])
     assert harness.starts() == starts, "the job restarted during the expiry test"
+
+
+def test_large_batches_are_not_held_up_by_delayed_acks(harness: Harness) -> None:
+    # The runtime writes a request over 8 KiB in 8 KiB pieces with Nagle's algorithm on: each
+    # piece waits for the server's ACK, which Linux delays by at least 40 ms unless the
+    # endpoint asks for it at once (TCP_QUICKACK). So each large batch's body arrives in a
+    # few milliseconds, or in 40+.
+    address = "e2e/bulk/b1"
+    total = 2000
+    harness.send_many([(address, StringValue(value=f"{n:05} " + "x" * 30)) for n in range(total)])
+    counts = harness.wait_for_count(address, total, timeout=60)
+    assert _dedupe(counts) == list(range(1, total + 1))
+
+    waits = harness.body_waits(address)
+    large = sorted(ms for size, ms in waits if size > 16 * 1024)
+    print(f"\n[flink e2e] {total} messages to one address: {len(waits)} requests, "
+          f"body waits of those over 16 KiB (ms): {large}")
+    assert large, f"no request over 16 KiB: the runtime did not batch ({waits})"
+    assert statistics.median(large) < 20, f"bodies waited {large} ms: held up by delayed ACKs"
 
 
 def test_failing_function_is_retried_and_counts_exactly_once(harness: Harness) -> None:

@@ -53,6 +53,7 @@ for _path in (ROOT, ROOT / "tests"):  # the repository; tests/ (for servers.py)
 from google.protobuf.wrappers_pb2 import StringValue  # noqa: E402
 
 import servers  # noqa: E402  (tests/servers.py)
+from e2e import runtime  # noqa: E402  (tests/e2e/runtime.py)
 from bench import scenarios  # noqa: E402
 from statefun_wsgi import StatefulFunctions, StatefunMiddleware  # noqa: E402
 
@@ -108,8 +109,6 @@ if os.environ.get(REQUEST_LOG_ENV):
 
 # -- the driver -----------------------------------------------------------------------------------
 
-HARNESS_SETUP = ROOT / "tests" / "e2e" / "harness_setup.sh"
-JAVA_CMD = ROOT / "tests" / "e2e" / "harness" / "target" / "java-cmd.json"
 
 FUNCTION = "bench/counter"
 EGRESS = "bench/out"
@@ -123,25 +122,6 @@ SETUP_TIMEOUT = 600.0
 FIRST_EGRESS_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 IDLE_TIMEOUT = 15.0  # the previous JVM's connections to close on the server side
-
-MODULE_YAML = """\
-version: "2.0"
-module:
-  meta:
-    type: remote
-  spec:
-    functions:
-      - function:
-          meta:
-            kind: http
-            type: {function}
-          spec:
-            endpoint: {endpoint}
-            states:
-              - name: count
-            maxNumBatchRequests: {max_batch}
-"""
-
 
 class Socket(NamedTuple):
     """The server's side of a connection."""
@@ -169,11 +149,11 @@ class Request(NamedTuple):
 
 def build_harness() -> List[str]:
     """Run harness_setup.sh (a no-op when up to date); the JVM's argv, with ``{conf_dir}``."""
-    result = subprocess.run(["bash", str(HARNESS_SETUP)], cwd=ROOT, capture_output=True, text=True,
+    result = subprocess.run(["bash", str(runtime.HARNESS_SETUP)], cwd=ROOT, capture_output=True, text=True,
                             timeout=SETUP_TIMEOUT)
     if result.returncode != 0:
         raise SystemExit(f"harness_setup.sh failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return json.loads(JAVA_CMD.read_text())
+    return json.loads(runtime.JAVA_CMD.read_text())
 
 
 class Sampler:
@@ -303,25 +283,6 @@ def start_jvm(argv: List[str], egress: Path, stderr: IO[bytes]) -> subprocess.Po
     )
 
 
-def stop_jvm(jvm: subprocess.Popen) -> None:
-    """SIGTERM (the harness exits in ~0.4 s), then SIGKILL to its own process group."""
-    if jvm.poll() is None:
-        jvm.send_signal(signal.SIGTERM)
-        try:
-            jvm.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(jvm.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    jvm.wait(timeout=STOP_TIMEOUT)
-    try:
-        jvm.stdin.close()
-    except (OSError, AttributeError):
-        pass
-
-
 def read_requests(path: Path) -> List[Request]:
     try:
         lines = path.read_text().splitlines()
@@ -394,7 +355,7 @@ def run_phase(keys: int, server: servers.Server, argv: List[str], work: Path, re
         starts_of_jvm = (work / f"jvm-{keys}.stderr").read_text(errors="replace").count("E2E-HARNESS RUNNING")
     finally:
         feeder.stopping.set()
-        stop_jvm(jvm)
+        runtime.stop_jvm(jvm)
         feeder.join(timeout=STOP_TIMEOUT)
         egress.unlink(missing_ok=True)  # one line per message: up to a few hundred MB
     phase_end = time.monotonic()
@@ -531,7 +492,8 @@ def main() -> int:
         conf_dir = work / "conf"
         conf_dir.mkdir()
         (conf_dir / "module.yaml").write_text(
-            MODULE_YAML.format(function=FUNCTION, endpoint=f"{server.base_url}/statefun", max_batch=args.max_batch))
+            runtime.module_yaml(f"{server.base_url}/statefun", {FUNCTION: ([{"name": "count"}], args.max_batch)},
+                                timeouts=""))
         argv = [arg.replace("{conf_dir}", str(conf_dir)) for arg in argv_template]
         if args.pin:
             pin_process_tree(server.process.pid, 1)

@@ -33,9 +33,7 @@ from __future__ import annotations
 import base64
 import fcntl
 import json
-import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -53,22 +51,20 @@ for _path in (Path(__file__).resolve().parents[2], Path(__file__).resolve().pare
 from examples.greeter.messages_pb2 import GreetRequest  # noqa: E402
 from statefun_wsgi._proto.egress_records_pb2 import KafkaProducerRecord  # noqa: E402
 import servers  # noqa: E402  (tests/servers.py)
+from e2e import runtime  # noqa: E402  (tests/e2e/runtime.py)
 
 pytestmark = pytest.mark.flink
 
 T = TypeVar("T")
 
-REPO = Path(__file__).resolve().parents[2]
-HARNESS_SETUP = REPO / "tests" / "e2e" / "harness_setup.sh"
-HARNESS_TARGET = REPO / "tests" / "e2e" / "harness" / "target"
-JAVA_CMD = HARNESS_TARGET / "java-cmd.json"
+REPO, HARNESS_SETUP, HARNESS_TARGET, JAVA_CMD = (
+    runtime.REPO, runtime.HARNESS_SETUP, runtime.HARNESS_TARGET, runtime.JAVA_CMD)
 
 #: Bounds on every wait, in seconds.
 SETUP_TIMEOUT = 600.0  # a cold ~/.m2 downloads ~170 MB; a warm build takes ~7 s, an up-to-date one 0.1 s
 RUNNING_TIMEOUT = 60.0  # JVM spawn -> job RUNNING (~2 s here)
 FIRST_EGRESS_TIMEOUT = 60.0  # JVM spawn -> first egress record (~2 s here)
 WAIT_TIMEOUT = 30.0  # any one expected egress record
-STOP_TIMEOUT = 10.0
 POLL = 0.02
 
 REMINDER_DELAY_S = 1.5  # STATEFUN_REMINDER_DELAY_MS for the served app
@@ -82,30 +78,6 @@ GREET_REQUEST_URL = "type.googleapis.com/example.greeter.GreetRequest"
 STRING_VALUE_URL = "type.googleapis.com/google.protobuf.StringValue"
 KAFKA_RECORD_URL = "type.googleapis.com/org.apache.flink.statefun.flink.io.KafkaProducerRecord"
 
-MODULE_YAML = """\
-version: "2.0"
-module:
-  meta:
-    type: remote
-  spec:
-    functions:
-{functions}"""
-
-FUNCTION_YAML = """\
-      - function:
-          meta:
-            kind: http
-            type: {type}
-          spec:
-            endpoint: {endpoint}
-            states:{states}
-            maxNumBatchRequests: {max_batch}
-            timeout: 20s
-            connectTimeout: 5s
-            readTimeout: 10s
-            writeTimeout: 10s
-"""
-
 #: type -> (states as YAML "2.0" mappings, maxNumBatchRequests)
 FUNCTIONS: Dict[str, Tuple[List[Dict[str, str]], int]] = {
     "example/greeter": ([{"name": "seen_count"}], 500),
@@ -118,19 +90,7 @@ FUNCTIONS: Dict[str, Tuple[List[Dict[str, str]], int]] = {
 
 
 def module_yaml(endpoint: str) -> str:
-    entries = []
-    for typename, (states, max_batch) in FUNCTIONS.items():
-        if states:
-            lines = []
-            for state in states:
-                items = list(state.items())
-                lines.append(f"\n              - {items[0][0]}: {items[0][1]}")
-                lines.extend(f"\n                {key}: {value}" for key, value in items[1:])
-            states_yaml = "".join(lines)
-        else:
-            states_yaml = " []"
-        entries.append(FUNCTION_YAML.format(type=typename, endpoint=endpoint, states=states_yaml, max_batch=max_batch))
-    return MODULE_YAML.format(functions="".join(entries))
+    return runtime.module_yaml(endpoint, FUNCTIONS)
 
 
 def tail(path: Path, lines: int = 60) -> str:
@@ -302,25 +262,6 @@ def _build_harness() -> None:
         pytest.fail(f"harness_setup.sh failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
 
 
-def _stop_jvm(jvm: subprocess.Popen) -> None:
-    if jvm.poll() is None:
-        jvm.send_signal(signal.SIGTERM)  # the harness exits in ~0.4 s
-        try:
-            jvm.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(jvm.pid, signal.SIGKILL)  # its own group (start_new_session): nothing else
-    except (ProcessLookupError, PermissionError):
-        pass
-    jvm.wait(timeout=STOP_TIMEOUT)
-    if jvm.stdin is not None:
-        try:
-            jvm.stdin.close()
-        except OSError:
-            pass
-
-
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     module_start = time.monotonic()
@@ -378,7 +319,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     finally:
         try:
             if jvm is not None:
-                _stop_jvm(jvm)
+                runtime.stop_jvm(jvm)
         finally:
             if stderr_file is not None:
                 stderr_file.close()

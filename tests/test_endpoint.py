@@ -405,7 +405,6 @@ def tcp_connection() -> Iterator[socket.socket]:
                 server_side.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
                 assert server_side.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 0
                 yield server_side
-                del client
 
 
 def acks_promptly(sock: socket.socket) -> bool:
@@ -414,15 +413,28 @@ def acks_promptly(sock: socket.socket) -> bool:
 
 @quickack
 @pytest.mark.parametrize("key", ["gunicorn.socket", "werkzeug.socket"])
-@pytest.mark.parametrize("terminated", [False, True], ids=["content-length", "chunked"])
-def test_a_large_body_has_its_connection_acknowledge_promptly(tcp_connection: socket.socket, key: str,
-                                                              terminated: bool) -> None:
+@pytest.mark.parametrize(("terminated", "content_type"), [
+    (False, OCTET),  # what the runtime sends: the hot path
+    (False, "application/x-protobuf"),  # the checked path
+    (True, OCTET),  # a chunked body
+], ids=["content-length", "checked-path", "chunked"])
+def test_a_large_body_has_its_connection_acknowledging_promptly(tcp_connection: socket.socket, key: str,
+                                                                terminated: bool, content_type: str) -> None:
     # The runtime writes bodies over ~8 KiB in pieces that wait for the server's ACK (Nagle);
     # Linux would hold that ACK 40 ms. The endpoint asks for it at once.
     body = padded_request(PROMPT_ACK_BODY_SIZE + 1)
-    env = {**environ(body, terminated=terminated), key: tcp_connection}
+    env = {**environ(body, terminated=terminated, content_type=content_type), key: tcp_connection}
     assert_ok(Endpoint(functions).respond_to_environ(env))
     assert acks_promptly(tcp_connection)
+
+
+@quickack
+def test_a_request_refused_before_reading_costs_no_system_call(tcp_connection: socket.socket) -> None:
+    # Neither Content-Length nor a decoded chunked body: 411, and nothing asked of the kernel.
+    body = padded_request(PROMPT_ACK_BODY_SIZE + 1)
+    env = {**environ(body, content_length=None), "gunicorn.socket": tcp_connection}
+    assert Endpoint(functions).respond_to_environ(env).status == 411
+    assert not acks_promptly(tcp_connection)
 
 
 @quickack

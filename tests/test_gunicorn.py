@@ -330,21 +330,28 @@ def okhttp_exchange(sock: socket.socket, body: bytes) -> Tuple[float, bytes]:
     began = time.perf_counter()
     for start_at in range(0, len(data), 8192):
         sock.sendall(data[start_at:start_at + 8192])
+    def receive() -> bytes:
+        data = sock.recv(65536)
+        if not data:
+            raise AssertionError("the server closed the connection")
+        return data
+
     received = b""
     while b"\r\n\r\n" not in received:
-        received += sock.recv(65536)
+        received += receive()
     head_bytes, reply = received.split(b"\r\n\r\n", 1)
     length = int(re.search(rb"(?i)content-length: (\d+)", head_bytes).group(1))
     while len(reply) < length:
-        reply += sock.recv(65536)
+        reply += receive()
     return time.perf_counter() - began, reply
 
 
 @pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
-def test_a_batch_written_in_pieces_is_not_held_up_by_delayed_acks(servers: Dict[str, Server]) -> None:
+@pytest.mark.parametrize("name", ["conf-file", "django-middleware"])
+def test_a_batch_written_in_pieces_is_not_held_up_by_delayed_acks(servers: Dict[str, Server], name: str) -> None:
     # Each piece after the first waits for the server's ACK; Linux delays an ACK by at least
     # 40 ms, so every batch over ~8 KiB took 40+ ms until the endpoint asked for prompt ACKs.
-    server = servers["conf-file"]
+    server = servers[name]
     body = greet("jay", seen=2, padding=blob(48 * 1024))
     with socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock:
         exchanges = [okhttp_exchange(sock, body) for _ in range(7)]

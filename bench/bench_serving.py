@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -222,6 +223,11 @@ def section(connections: int, results: dict, rounds: int, seconds: int) -> List[
         f"- ours / official = {describe(ratios(results, 'ours', 'official'))}; target >= 2",
         f"- ours with an empty function / ceiling = {describe(ratios(results, 'ours, empty function', 'ceiling'))}: "
         "the SDK's own cost, without the function's protobuf work",
+        "",
+        "wrk's socket errors (connect, read, write, timeout): " + (", ".join(
+            f"{name} round {number}: {run['socket_errors']}"
+            for name, runs in results.items() for number, run in enumerate(runs, 1) if run.get("socket_errors"))
+            or "none"),
     ]
     if connections <= 64:
         lines += [
@@ -232,6 +238,16 @@ def section(connections: int, results: dict, rounds: int, seconds: int) -> List[
             *split_matched(results, "ours", "ceiling"),
         ]
     return lines + [""]
+
+
+def raise_open_files_limit(needed: int) -> None:
+    """Let this process and its children (wrk) open ``needed`` files, or say why they cannot."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise SystemExit(f"wrk needs {needed} open files but the hard limit is {hard}: raise it (ulimit -Hn)")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def main() -> int:
@@ -246,6 +262,7 @@ def main() -> int:
         raise SystemExit("run bench/bench_handler.py first: it creates the official SDK's virtualenv")
     subprocess.run([str(OFFICIAL_PYTHON), "-m", "pip", "install", "-q", "flask", "gunicorn>=23"], check=True)
     seconds, rounds = (4, 2) if args.quick else (8, 9)
+    raise_open_files_limit(max(args.connections) + 256)  # wrk holds a descriptor per connection
 
     body = counter_request()
     functions = StatefulFunctions()

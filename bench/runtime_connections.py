@@ -433,8 +433,8 @@ def report(results: List[dict], args: argparse.Namespace, elapsed: float) -> str
         (f"`python bench/runtime_connections.py --keys {' '.join(map(str, args.keys))} --seconds {args.seconds:g} "
          f"--warmup {args.warmup:g} --interval {args.interval:g} --chunk {args.chunk} --max-batch {args.max_batch}"
          f"{' --pin' if args.pin else ''}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-         + ("the JVM on CPU 0, gunicorn on CPU 1 (as on separate machines)" if args.pin
-            else f"{os.cpu_count()} cores shared by the JVM, gunicorn and the sampler")
+         + ("gunicorn alone on CPU 1; the JVM and this driver (the stdin feeder and the sampler) on CPU 0"
+            if args.pin else f"{os.cpu_count()} cores shared by the JVM, gunicorn and this driver")
          + f"; {elapsed:.0f} s in all."),
         "",
         (f"Setup: runtime = tests/e2e/harness (StateFun 2.2.2 on a Flink 1.11.3 MiniCluster), **parallelism 1** "
@@ -457,6 +457,10 @@ def report(results: List[dict], args: argparse.Namespace, elapsed: float) -> str
          "server: connections with request bytes the server has not read, or a worker thread in the app for them; "
          "replies unread: the runtime's side of a connection holds reply bytes the JVM has not read yet; body wait: "
          "from the app's start to the end of its last read of the body."),
+        "",
+        ("Sampling cost (ms of this driver's time per sample, per row): "
+         + ", ".join(f"{r['keys']} keys {r['sample_cost_ms']:.1f}" for r in results)
+         + ("; on the JVM's CPU." if args.pin else "; on the cores the servers use.")),
         "",
         ("Parallelism 2 was not measured: the harness fixes parallelism 1 in Java (`parallelism.default` 1, "
          "`createLocalEnvironment(1, ...)` and `taskmanager.numberOfTaskSlots` 1 in Main and LocalCluster) and reads "
@@ -497,6 +501,7 @@ def main() -> int:
         argv = [arg.replace("{conf_dir}", str(conf_dir)) for arg in argv_template]
         if args.pin:
             pin_process_tree(server.process.pid, 1)
+            os.sched_setaffinity(0, {0})  # this driver (the feeder thread starts later: it inherits)
             argv = ["taskset", "-c", "0", *argv]
         for keys in args.keys:
             results.append(run_phase(keys, server, argv, work, request_log, args))

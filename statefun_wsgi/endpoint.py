@@ -223,18 +223,17 @@ class Endpoint:
                 return self._read_and_run(environ["wsgi.input"], content_length)
         try:
             self._check_headers(method, content_type, content_length)
-            if content_length is not None:
-                if _TCP_QUICKACK is not None and int(content_length) > PROMPT_ACK_BODY_SIZE:
-                    _acknowledge_now(environ)
-                # Exactly Content-Length bytes are read, never more (PEP 3333): the server's
-                # stream needs no wrapper, and a hot path is spared werkzeug's (~10 us).
-                return self._read_and_run(environ["wsgi.input"], content_length)
-            if "wsgi.input_terminated" not in environ:
+            if content_length is None and "wsgi.input_terminated" not in environ:
                 raise LengthRequiredError(
                     "the body needs a Content-Length (or chunked encoding on a server that decodes it)"
                 )
-            if _TCP_QUICKACK is not None:  # a chunked body, of a size not known yet
+            # A chunked body's size is not known yet: it may be large.
+            if _TCP_QUICKACK is not None and (content_length is None or int(content_length) > PROMPT_ACK_BODY_SIZE):
                 _acknowledge_now(environ)
+            if content_length is not None:
+                # Exactly Content-Length bytes are read, never more (PEP 3333): the server's
+                # stream needs no wrapper, and a hot path is spared werkzeug's (~10 us).
+                return self._read_and_run(environ["wsgi.input"], content_length)
             try:
                 # One byte over the limit: reading to the end of a stream capped at exactly the
                 # limit stops there silently, so a larger body would look complete.

@@ -325,17 +325,17 @@ def test_keep_alive_connections_are_spread_over_the_workers(servers: Dict[str, S
 def okhttp_exchange(sock: socket.socket, body: bytes) -> Tuple[float, bytes]:
     """POST ``body`` as the runtime's OkHttp client writes it (8 KiB at a time, Nagle's algorithm
     on); the seconds until the whole reply arrived, and the reply's body."""
-    head = f"POST /statefun HTTP/1.1\r\nHost: x\r\nContent-Type: {OCTET}\r\nContent-Length: {len(body)}\r\n\r\n"
-    data = head.encode() + body
-    began = time.perf_counter()
-    for start_at in range(0, len(data), 8192):
-        sock.sendall(data[start_at:start_at + 8192])
     def receive() -> bytes:
         data = sock.recv(65536)
         if not data:
             raise AssertionError("the server closed the connection")
         return data
 
+    head = f"POST /statefun HTTP/1.1\r\nHost: x\r\nContent-Type: {OCTET}\r\nContent-Length: {len(body)}\r\n\r\n"
+    request_bytes = head.encode() + body
+    began = time.perf_counter()
+    for start_at in range(0, len(request_bytes), 8192):
+        sock.sendall(request_bytes[start_at:start_at + 8192])
     received = b""
     while b"\r\n\r\n" not in received:
         received += receive()

@@ -95,7 +95,7 @@ def _acknowledge_now(environ: WSGIEnvironment) -> None:
     from a runtime on the same host waited 40 ms that way, nearly every time (a 47 KB
     batch took 46 ms; 3.8 ms with this); on 1500-byte-MTU networks it happened now and
     then. TCP_QUICKACK sends the pending ACK at once (the option is not permanent: a
-    body of hundreds of KB can still wait once, as before).
+    body of a megabyte or so can still wait once now and then, as before).
 
     The socket is the one gunicorn (or werkzeug's development server) puts in the
     environ; a Unix socket, another server, or any failure leaves things as they were:

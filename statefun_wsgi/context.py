@@ -350,14 +350,14 @@ class BatchContext:
     def send_egress(self, typename: str, message: Any) -> None:
         """Send ``message`` (an ``Any``) to the egress ``typename`` (``"namespace/name"``)."""
         _check_any(message, "send_egress")
-        egress = egress_message(typename_fields(typename), message.SerializeToString())
-        if self._egresses is None:
-            self._egresses = bytearray()
-        self._egresses += egress
+        self._add_egress(typename, message.SerializeToString())
 
     def pack_and_send_egress(self, typename: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_egress` it."""
-        egress = egress_message(typename_fields(typename), _packed(message))
+        self._add_egress(typename, _packed(message))
+
+    def _add_egress(self, typename: str, argument: bytes) -> None:
+        egress = egress_message(typename_fields(typename), argument)
         if self._egresses is None:
             self._egresses = bytearray()
         self._egresses += egress

@@ -41,6 +41,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     seconds, rounds = (4, 2) if args.quick else (8, 5)
+    bench_serving.raise_open_files_limit(args.connections + 256)  # wrk holds a descriptor per connection
     script = bench_serving.post_script(Path(tempfile.mkdtemp(prefix="bench-settings-")), bench_serving.counter_request())
     running = {}
     for name, flags in SETTINGS.items():

@@ -203,26 +203,20 @@ class Harness:
 
     def batches(self, address: str) -> List[Tuple[int, str]]:
         """``(invocations, "ok"|"error")`` per request the app got for ``address``, in order."""
-        result = []
-        try:
-            lines = self.batch_log.read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        for line in lines:
-            target, size, outcome = line.split(" ")[:3]
-            if target == address:
-                result.append((int(size), outcome))
-        return result
+        return [(int(size), outcome) for size, outcome, _, _ in self._batch_log(address)]
 
     def body_waits(self, address: str) -> List[Tuple[int, float]]:
         """``(body bytes, milliseconds)`` per request for ``address``: how long its body took to
         arrive once the request reached the app."""
+        return [(int(size), float(wait)) for _, _, size, wait in self._batch_log(address)]
+
+    def _batch_log(self, address: str) -> List[List[str]]:
+        """The batch log's fields after the target (e2e_app.py), per request for ``address``."""
         try:
             lines = self.batch_log.read_text().splitlines()
         except FileNotFoundError:
             return []
-        fields = [line.split(" ") for line in lines]
-        return [(int(f[3]), float(f[4])) for f in fields if f[0] == address]
+        return [fields[1:] for fields in map(str.split, lines) if fields[0] == address]
 
     def set_flaky_failures(self, count: int) -> None:
         with open(self.flaky_file, "r+") as file:

@@ -3,10 +3,19 @@
     gunicorn bench._serving_apps:ceiling     # reads the body, answers fixed bytes
     gunicorn bench._serving_apps:ours        # statefun-wsgi's middleware, counter function
     gunicorn bench._serving_apps:ours_empty  # the same, with a function that does nothing
+    gunicorn bench._serving_apps:by_hand     # no SDK: the counter's work written out by hand
+    gunicorn bench._serving_apps:least_work  # no SDK: the least work any counter can do
     gunicorn bench._serving_apps:official    # the official SDK behind Flask, as its docs show
                                              # (run in the official SDK's virtualenv)
 
-``ceiling``, ``ours`` and ``ours_empty`` run in this repository's environment; ``official`` in a
+``by_hand`` and ``least_work`` are bounds, not SDKs: they answer only this benchmark's batch
+(one ``bench/counter`` invocation, one state), with the same reply bytes as ``ours``, and
+check nothing an SDK must check. No SDK serving the counter can beat ``by_hand``, which runs
+the counter's own protobuf calls (``scenarios.counter``'s ``Any.Unpack``, ``Any.Pack``, an
+egress message) with no dispatch, context or checks around them; ``least_work`` drops the
+``Any`` round trips too (parse the count, add one, write it).
+
+Every app but ``official`` runs in this repository's environment; ``official`` in a
 virtualenv with ``apache-flink-statefun==2.2.2``, Flask and gunicorn.
 """
 
@@ -56,6 +65,79 @@ def _ours_empty():
     return StatefunMiddleware(None, functions)
 
 
+def _by_hand():
+    """``scenarios.counter``'s work and the reply, and nothing else: a bound on any SDK."""
+    from google.protobuf.any_pb2 import Any
+    from google.protobuf.wrappers_pb2 import Int64Value, StringValue
+
+    from statefun_wsgi._proto.request_reply_view_pb2 import ToFunction
+    from statefun_wsgi._wire import append_state_mutation, egress_message, from_function, typename_fields
+    from statefun_wsgi.context import _packed
+
+    egress = typename_fields("bench/out")
+
+    def by_hand(environ, start_response):
+        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        batch = ToFunction.FromString(body).invocation
+        target = batch.target
+        if (target.namespace, target.type) != ("bench", "counter"):
+            raise ValueError("not the benchmark's batch")
+        state = batch.state[0]
+        argument = batch.invocations[0].argument
+        if argument.type_url != "type.googleapis.com/google.protobuf.StringValue":
+            raise ValueError("not the benchmark's batch")
+        StringValue.FromString(argument.value)  # what type-hint dispatch does
+        count = Int64Value()  # scenarios.counter, inlined
+        state.state_value.Unpack(count)
+        count.value += 1
+        box = Any()
+        box.Pack(count)
+        pieces = []
+        append_state_mutation(pieces, state.state_name, box.SerializeToString())
+        pieces.append(egress_message(egress, _packed(count)))
+        reply = from_function(pieces)
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(reply)))])
+        return [reply]
+
+    return by_hand
+
+
+def _least_work():
+    """The least a counter can do: parse the count from the state's bytes, add one, write it."""
+    from google.protobuf.wrappers_pb2 import Int64Value, StringValue
+
+    from statefun_wsgi._proto.request_reply_view_pb2 import ToFunction
+    from statefun_wsgi._wire import append_state_mutation, egress_message, from_function, typename_fields
+    from statefun_wsgi.context import _packed
+
+    egress = typename_fields("bench/out")
+
+    def least_work(environ, start_response):
+        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        batch = ToFunction.FromString(body).invocation
+        target = batch.target
+        if (target.namespace, target.type) != ("bench", "counter"):
+            raise ValueError("not the benchmark's batch")
+        state = batch.state[0]
+        stored = state.state_value
+        argument = batch.invocations[0].argument
+        if (argument.type_url != "type.googleapis.com/google.protobuf.StringValue"
+                or stored.type_url != "type.googleapis.com/google.protobuf.Int64Value"):
+            raise ValueError("not the benchmark's batch")
+        StringValue.FromString(argument.value)
+        count = Int64Value.FromString(stored.value)
+        count.value += 1
+        packed = _packed(count)
+        pieces = []
+        append_state_mutation(pieces, state.state_name, packed)
+        pieces.append(egress_message(egress, packed))
+        reply = from_function(pieces)
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(reply)))])
+        return [reply]
+
+    return least_work
+
+
 def _official():
     from flask import Flask, make_response, request
     from statefun import RequestReplyHandler, StatefulFunctions
@@ -75,11 +157,17 @@ def _official():
     return app
 
 
+_FACTORIES = {
+    "ours": _ours,
+    "ours_empty": _ours_empty,
+    "by_hand": _by_hand,
+    "least_work": _least_work,
+    "official": _official,
+}
+
+
 def __getattr__(name):
-    if name == "ours":
-        return _ours()
-    if name == "ours_empty":
-        return _ours_empty()
-    if name == "official":
-        return _official()
-    raise AttributeError(name)
+    try:
+        return _FACTORIES[name]()
+    except KeyError:
+        raise AttributeError(name) from None

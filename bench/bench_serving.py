@@ -4,12 +4,15 @@ through gunicorn, side by side in one run:
 * ceiling   -- the same gunicorn serving a bare WSGI app that reads the body and returns fixed bytes
 * ours      -- statefun-wsgi's StatefunMiddleware
 * ours, empty function -- the same, with a function that does nothing (the SDK's own cost)
+* no SDK, by hand     -- the counter's own protobuf work and the reply, written out with nothing
+                         around them: the bound for any SDK running this function
+* no SDK, least work  -- the least any counter can do (no Any round trips either)
 * official  -- the official apache-flink-statefun 2.2.2 SDK behind Flask, as its docs show
 
 Every server gets the same gunicorn settings; the load generator is wrk (Debian's ``wrk``).
 
-    python bench/bench_serving.py            # ~10 minutes: wrk -c16, then -c1024
-    python bench/bench_serving.py --quick    # ~1 minute
+    python bench/bench_serving.py            # ~15 minutes: wrk -c16, then -c1024
+    python bench/bench_serving.py --quick    # ~2 minutes
 
 Targets: ours >= 0.85 x ceiling and >= 2 x official (requests/s). Writes
 bench/results/serving.md and .json.
@@ -18,6 +21,7 @@ bench/results/serving.md and .json.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -125,6 +129,24 @@ def connection_split(port: int) -> list:
     return sorted(counts.values(), reverse=True)
 
 
+#: The servers that must answer the benchmark's batch with exactly the SDK's reply bytes (the
+#: empty function changes no state; the official SDK's reply means the same, in other bytes).
+SAME_REPLY = ("ceiling", "ours", "no SDK, by hand", "no SDK, least work")
+
+
+def check_reply(name: str, port: int, body: bytes, expected: bytes) -> None:
+    """Stop unless ``name`` answers ``body`` with ``expected``: a bound that did less would not bound."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", "/statefun", body, {"Content-Type": "application/octet-stream"})
+        response = connection.getresponse()
+        answer = response.read()
+    finally:
+        connection.close()
+    if response.status != 200 or answer != expected:
+        raise SystemExit(f"{name} answered {response.status} with other bytes than the SDK's reply")
+
+
 def post_script(work: Path, body: bytes) -> Path:
     """A wrk Lua script that POSTs ``body`` (written beside it) as a StateFun batch."""
     (work / "request.bin").write_bytes(body)
@@ -223,6 +245,12 @@ def section(connections: int, results: dict, rounds: int, seconds: int) -> List[
         f"- ours / official = {describe(ratios(results, 'ours', 'official'))}; target >= 2",
         f"- ours with an empty function / ceiling = {describe(ratios(results, 'ours, empty function', 'ceiling'))}: "
         "the SDK's own cost, without the function's protobuf work",
+        f"- no SDK, by hand / ceiling = {describe(ratios(results, 'no SDK, by hand', 'ceiling'))}: "
+        "the most any SDK can reach with this function",
+        f"- ours / no SDK, by hand = {describe(ratios(results, 'ours', 'no SDK, by hand'))}: "
+        "what the SDK's dispatch, context and checks cost around the same work",
+        f"- no SDK, least work / ceiling = {describe(ratios(results, 'no SDK, least work', 'ceiling'))}: "
+        "the most any counter can reach",
         "",
         "wrk's socket errors (connect, read, write, timeout): " + (", ".join(
             f"{name} round {number}: {run['socket_errors']}"
@@ -252,7 +280,7 @@ def raise_open_files_limit(needed: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short rounds (~1 minute in all)")
+    parser.add_argument("--quick", action="store_true", help="short rounds (~2 minutes in all)")
     parser.add_argument("--connections", type=int, nargs="+", default=sorted(CONCURRENCY_NOTES),
                         help="wrk's connections, one series of rounds each (default: 16 1024)")
     args = parser.parse_args()
@@ -279,12 +307,16 @@ def main() -> int:
         "ceiling": (Path(sys.executable), "bench._serving_apps:ceiling"),
         "ours": (Path(sys.executable), "bench._serving_apps:ours"),
         "ours, empty function": (Path(sys.executable), "bench._serving_apps:ours_empty"),
+        "no SDK, by hand": (Path(sys.executable), "bench._serving_apps:by_hand"),
+        "no SDK, least work": (Path(sys.executable), "bench._serving_apps:least_work"),
         "official": (OFFICIAL_PYTHON, "bench._serving_apps:official"),
     }
     by_connections = {}
     for connections in args.connections:
         print(f"\n-- wrk -c{connections}", flush=True)
         running = {name: start(name, python, app, env) for name, (python, app) in servers.items()}
+        for name in SAME_REPLY:
+            check_reply(name, running[name][1], body, reply)
         by_connections[connections] = run_rounds(running, script, rounds, seconds, connections)
 
     lines = [
@@ -303,7 +335,10 @@ def main() -> int:
             "summary": summarize(results),
             "ratios_by_round": {"ours/ceiling": ratios(results, "ours", "ceiling"),
                                 "ours/official": ratios(results, "ours", "official"),
-                                "ours-empty/ceiling": ratios(results, "ours, empty function", "ceiling")},
+                                "ours-empty/ceiling": ratios(results, "ours, empty function", "ceiling"),
+                                "by-hand/ceiling": ratios(results, "no SDK, by hand", "ceiling"),
+                                "ours/by-hand": ratios(results, "ours", "no SDK, by hand"),
+                                "least-work/ceiling": ratios(results, "no SDK, least work", "ceiling")},
             "runs": results,
         }
         for connections, results in by_connections.items()

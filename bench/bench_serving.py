@@ -172,11 +172,15 @@ def run_rounds(running: dict, script: Path, rounds: int, seconds: int, connectio
                       f"p99 {result['p99_ms']:.2f} ms  non-2xx {result['non_2xx']}  "
                       f"connections per worker {result['connections_per_worker']}", flush=True)
     finally:
-        for process, _ in running.values():
-            process.terminate()
-        for process, _ in running.values():
-            process.wait(timeout=30)
+        stop(running)
     return results
+
+
+def stop(running: dict) -> None:
+    for process, _ in running.values():
+        process.terminate()
+    for process, _ in running.values():
+        process.wait(timeout=30)
 
 
 def split_matched(results: dict, name: str, reference: str) -> List[str]:
@@ -216,6 +220,18 @@ def summarize(results: dict) -> dict:
     }
 
 
+#: The ratios reported: (key in the JSON, server, reference server, what it means).
+RATIOS = (
+    ("ours/ceiling", "ours", "ceiling", "; target >= 0.85"),
+    ("ours/official", "ours", "official", "; target >= 2"),
+    ("ours-empty/ceiling", "ours, empty function", "ceiling",
+     ": the SDK's own cost, without the function's protobuf work"),
+    ("by-hand/ceiling", "no SDK, by hand", "ceiling", ": the most any SDK can reach with this function"),
+    ("ours/by-hand", "ours", "no SDK, by hand", ": what the SDK's dispatch, context and checks cost around the same work"),
+    ("least-work/ceiling", "no SDK, least work", "ceiling", ": the most any counter can reach"),
+)
+
+
 def ratios(results: dict, name: str, reference: str) -> List[float]:
     """``name``'s req/s over ``reference``'s, round by round (each pair ran seconds apart)."""
     return [mine["rps"] / theirs["rps"] for mine, theirs in zip(results[name], results[reference])]
@@ -241,16 +257,8 @@ def section(connections: int, results: dict, rounds: int, seconds: int) -> List[
         "",
         "Ratios of req/s, median over the rounds of each round's pair:",
         "",
-        f"- ours / ceiling = {describe(ratios(results, 'ours', 'ceiling'))}; target >= 0.85",
-        f"- ours / official = {describe(ratios(results, 'ours', 'official'))}; target >= 2",
-        f"- ours with an empty function / ceiling = {describe(ratios(results, 'ours, empty function', 'ceiling'))}: "
-        "the SDK's own cost, without the function's protobuf work",
-        f"- no SDK, by hand / ceiling = {describe(ratios(results, 'no SDK, by hand', 'ceiling'))}: "
-        "the most any SDK can reach with this function",
-        f"- ours / no SDK, by hand = {describe(ratios(results, 'ours', 'no SDK, by hand'))}: "
-        "what the SDK's dispatch, context and checks cost around the same work",
-        f"- no SDK, least work / ceiling = {describe(ratios(results, 'no SDK, least work', 'ceiling'))}: "
-        "the most any counter can reach",
+        *(f"- {name} / {reference} = {describe(ratios(results, name, reference))}{meaning}"
+          for _, name, reference, meaning in RATIOS),
         "",
         "wrk's socket errors (connect, read, write, timeout): " + (", ".join(
             f"{name} round {number}: {run['socket_errors']}"
@@ -315,8 +323,12 @@ def main() -> int:
     for connections in args.connections:
         print(f"\n-- wrk -c{connections}", flush=True)
         running = {name: start(name, python, app, env) for name, (python, app) in servers.items()}
-        for name in SAME_REPLY:
-            check_reply(name, running[name][1], body, reply)
+        try:
+            for name in SAME_REPLY:
+                check_reply(name, running[name][1], body, reply)
+        except BaseException:
+            stop(running)
+            raise
         by_connections[connections] = run_rounds(running, script, rounds, seconds, connections)
 
     lines = [
@@ -333,12 +345,7 @@ def main() -> int:
     data = {
         str(connections): {
             "summary": summarize(results),
-            "ratios_by_round": {"ours/ceiling": ratios(results, "ours", "ceiling"),
-                                "ours/official": ratios(results, "ours", "official"),
-                                "ours-empty/ceiling": ratios(results, "ours, empty function", "ceiling"),
-                                "by-hand/ceiling": ratios(results, "no SDK, by hand", "ceiling"),
-                                "ours/by-hand": ratios(results, "ours", "no SDK, by hand"),
-                                "least-work/ceiling": ratios(results, "no SDK, least work", "ceiling")},
+            "ratios_by_round": {key: ratios(results, name, reference) for key, name, reference, _ in RATIOS},
             "runs": results,
         }
         for connections, results in by_connections.items()

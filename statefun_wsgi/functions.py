@@ -67,6 +67,11 @@ def type_name_of_url(type_url: str) -> str:
     return type_url[type_url.rfind("/") + 1 :]
 
 
+def _is_generator_function(func: Callable[..., TypingAny]) -> bool:
+    call = getattr(func, "__call__", None)
+    return any(inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in (func, call))
+
+
 class StatefulFunction:
     """One bound function: its type, the callable, and how its argument is unpacked.
 
@@ -82,6 +87,11 @@ class StatefulFunction:
             raise ConfigurationError(str(exc)) from None
         if not callable(func):
             raise ConfigurationError(f"cannot bind {typename}: {func!r} is not callable")
+        if _is_generator_function(func):
+            raise ConfigurationError(
+                f"cannot bind {typename}: {getattr(func, '__qualname__', func)!r} is a generator function "
+                "(it yields), so calling it would not run its body"
+            )
         self.typename = typename
         self.func = func
         self.states = _validate_states(typename, states)

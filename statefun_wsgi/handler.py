@@ -18,6 +18,7 @@ runtime retries the batch, and none of its effects were applied.
 from __future__ import annotations
 
 import inspect
+from types import AsyncGeneratorType, CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Sequence, Tuple, Union
 
 from google.protobuf.message import DecodeError
@@ -79,6 +80,22 @@ def _open_batch(
     return function, BatchContext(target, states), invocations
 
 
+_GENERATORS = (GeneratorType, AsyncGeneratorType)
+
+
+def _never_ran(result: object) -> TypeError:
+    """The error for a function whose call returned its body unrun (a coroutine or a generator)
+    rather than running it: answering 200 would lose the batch's effects without a word."""
+    if isinstance(result, (CoroutineType, GeneratorType)):
+        result.close()  # no "never awaited" warning on top of this error
+    if isinstance(result, _GENERATORS):
+        return TypeError(f"it returned a {type(result).__name__} whose body never ran: a function must not yield")
+    return TypeError(
+        f"it returned an awaitable ({type(result).__name__}) instead of running: an async function, decorated "
+        "or not, needs AsyncRequestReplyHandler, which a WSGI server cannot serve"
+    )
+
+
 def _failure(
     function: StatefulFunction, context: BatchContext, number: int, count: int, exc: BaseException
 ) -> FunctionInvocationError:
@@ -115,7 +132,9 @@ class RequestReplyHandler:
         try:
             for index in range(len(invocations)):  # by index: see _NO_ITERATION
                 argument = context._enter(invocations[index])
-                func(context, argument if unpack is None else unpack(argument))
+                result = func(context, argument if unpack is None else unpack(argument))
+                if result is not None and (inspect.isawaitable(result) or isinstance(result, _GENERATORS)):
+                    raise _never_ran(result)
         except Exception as exc:
             raise _failure(function, context, index + 1, len(invocations), exc) from exc
         return context._finish()
@@ -142,8 +161,11 @@ class AsyncRequestReplyHandler:
             for index in range(len(invocations)):  # by index: see _NO_ITERATION
                 argument = context._enter(invocations[index])
                 result = func(context, argument if unpack is None else unpack(argument))
-                if inspect.isawaitable(result):
-                    await result
+                if result is not None:
+                    if inspect.isawaitable(result):
+                        await result
+                    elif isinstance(result, _GENERATORS):
+                        raise _never_ran(result)
         except Exception as exc:
             raise _failure(function, context, index + 1, len(invocations), exc) from exc
         return context._finish()

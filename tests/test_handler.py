@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -26,6 +29,7 @@ from google.protobuf.wrappers_pb2 import Int64Value, StringValue
 
 from statefun_wsgi import (
     AsyncRequestReplyHandler,
+    ConfigurationError,
     FunctionInvocationError,
     MalformedRequestError,
     MissingStateError,
@@ -287,6 +291,81 @@ def test_coroutine_function_in_the_sync_handler_says_to_use_the_async_handler(fn
         FunctionInvocationError, match=r"^example/fn is a coroutine function: serve it with AsyncRequestReplyHandler$"
     ):
         RequestReplyHandler(functions)(request(messages=[HELLO]))
+
+
+def _decorated(fn):
+    """A plain decorator: the wrapper is an ordinary function even when ``fn`` is ``async def``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        return fn(*args)
+
+    return wrapper
+
+
+@pytest.mark.parametrize("wrap", [_decorated, lambda fn: lambda context, message: fn(context, message)],
+                         ids=["functools.wraps", "lambda"])
+def test_an_async_function_behind_a_plain_callable_fails_the_batch_instead_of_losing_it(wrap):
+    ran = []
+
+    async def body(context, message):
+        ran.append(message)
+        context.pack_and_send_egress("example/out", message)
+
+    functions = bind(wrap(body))
+    assert not functions.for_type("example", "fn").is_coroutine  # nothing at bind time says async
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(FunctionInvocationError, match=(
+            r"^example/fn \(id 'id-1'\) raised TypeError in invocation 1 of 1: it returned an awaitable \(coroutine\) "
+            r"instead of running: an async function, decorated or not, needs AsyncRequestReplyHandler"
+        )) as info:
+            RequestReplyHandler(functions)(request(messages=[HELLO]))
+        gc.collect()
+    assert isinstance(info.value.__cause__, TypeError)
+    assert ran == []
+    assert [w for w in caught if "never awaited" in str(w.message)] == []  # closed, not left to warn
+
+
+def test_the_async_handler_awaits_an_async_function_behind_a_plain_callable():
+    async def body(context, message: StringValue):
+        await asyncio.sleep(0)
+        context.pack_and_send_egress("example/out", message)
+
+    reply = invoke(_decorated(body), run_async=True, messages=[HELLO])
+    assert reply.egresses == [Egress.to("example/out", HELLO)]
+
+
+def _yields(context, message):
+    yield
+
+
+async def _async_yields(context, message):
+    yield
+
+
+class _YieldingCallable:
+    def __call__(self, context, message):
+        yield
+
+
+@pytest.mark.parametrize("fn", [_yields, _async_yields, _YieldingCallable()],
+                         ids=["generator", "async-generator", "generator-callable-object"])
+def test_a_generator_function_cannot_be_bound(fn):
+    with pytest.raises(ConfigurationError, match=r"^cannot bind example/fn: .* is a generator function \(it yields\), "
+                                                 r"so calling it would not run its body$"):
+        bind(fn)
+
+
+@pytest.mark.parametrize("kind", HANDLERS)
+@pytest.mark.parametrize("generator", [_yields, _async_yields], ids=["generator", "async-generator"])
+def test_a_generator_returned_at_run_time_fails_the_batch(kind, generator):
+    functions = bind(lambda context, message: generator(context, message))
+    with pytest.raises(FunctionInvocationError, match=(
+        r"raised TypeError in invocation 1 of 1: it returned a (async_)?generator whose body never ran: "
+        r"a function must not yield$"
+    )):
+        call(kind, functions, request(messages=[HELLO]))
 
 
 def test_async_handler_runs_coroutine_functions_in_order():

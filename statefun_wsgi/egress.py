@@ -62,12 +62,15 @@ def kafka_egress_record(topic: str, value: RecordValue, key: Optional[str] = Non
 def kinesis_egress_record(
     stream: str, value: RecordValue, partition_key: str, explicit_hash_key: Optional[str] = None
 ) -> KinesisEgressRecord:
-    """A record for a ``statefun.kinesis.io/generic-egress``."""
+    """A record for a ``statefun.kinesis.io/generic-egress``; an empty or no ``explicit_hash_key``
+    lets Kinesis hash ``partition_key``."""
     record = KinesisEgressRecord(
         stream=_require_text(stream, "a Kinesis record's stream"),
         partition_key=_require_text(partition_key, "a Kinesis record's partition key"),
         value_bytes=_value_bytes(value, "Kinesis"),
     )
-    if explicit_hash_key is not None:
-        record.explicit_hash_key = _require_text(explicit_hash_key, "a Kinesis record's explicit hash key")
+    if explicit_hash_key is not None:  # "" is allowed, as in 2.x: the same as none on the wire
+        if not isinstance(explicit_hash_key, str):
+            raise TypeError(f"a Kinesis record's explicit hash key must be a str, got {type(explicit_hash_key).__name__}")
+        record.explicit_hash_key = explicit_hash_key
     return record

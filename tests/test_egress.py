@@ -109,6 +109,12 @@ def test_kinesis_record_with_explicit_hash_key():
     )
 
 
+def test_kinesis_record_with_an_empty_explicit_hash_key_is_one_without():
+    """2.x documents the argument as "can be empty": proto3 writes "" and nothing alike."""
+    record = kinesis_egress_record("greetings", b"v", "alice", explicit_hash_key="")
+    assert record.SerializeToString() == kinesis_egress_record("greetings", b"v", "alice").SerializeToString()
+
+
 KINESIS_ERRORS = [
     ("stream-empty", dict(stream="", value=b"v", partition_key="p"), ValueError, r"a Kinesis record's stream is required"),
     ("stream-none", dict(stream=None, value=b"v", partition_key="p"), ValueError, r"stream is required"),

@@ -15,6 +15,7 @@ the entry and what is wrong.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -290,6 +291,21 @@ def _read_io(reader: _Reader, entry: Any, kind: str, where: str) -> Tuple[str, s
     return identifier, reader.text(meta, "type", f"{where}.{kind}.meta"), dict(body.get("spec") or {})
 
 
+# Text YAML reads back as the same string when written plain: starts with a letter, no spaces,
+# no '#', and a ':' only inside (never before a space or at the end, where it starts a mapping).
+_PLAIN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9_./+-]*(?::[A-Za-z0-9_./+-]+)*")
+# ...unless YAML 1.1 (PyYAML's and the runtime's SnakeYAML's) reads it as a boolean or null.
+_YAML_WORDS = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", "null"})
+
+
+def _yaml_text(text: str) -> str:
+    """``text`` as a YAML scalar that reads back as that string: plain where that is safe,
+    double-quoted otherwise (a JSON string is a valid YAML double-quoted scalar)."""
+    if _PLAIN_TEXT.fullmatch(text) and text.lower() not in _YAML_WORDS:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
 def generate_module_yaml(
     functions: StatefulFunctions,
     endpoint: str,
@@ -305,13 +321,13 @@ def generate_module_yaml(
             "      - function:",
             "          meta:",
             "            kind: http",
-            f"            type: {function.typename}",
+            f"            type: {_yaml_text(function.typename)}",
             "          spec:",
-            f"            endpoint: {endpoint}",
+            f"            endpoint: {_yaml_text(endpoint)}",
         ]
         if function.states:
             lines.append("            states:")
-            lines += [f"              - name: {name}" for name in function.states]
+            lines += [f"              - name: {_yaml_text(name)}" for name in function.states]
         if max_batch_size is not None:
             lines.append(f"            maxNumBatchRequests: {max_batch_size}")
         if timeout is not None:

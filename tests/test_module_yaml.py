@@ -432,6 +432,33 @@ def test_generate_with_limits_round_trips(timeout: timedelta, written: str) -> N
         assert function.endpoint == "http+unix:///run/app.sock/statefun"
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["seen_count", "on", "No", "null", "~", "007", "1e3", "2001-12-14", "a: b", "x #y", "[a]", "{a}", "*a", "&a",
+     "!a", "'a'", '"a"', "a:", " a", "a ", "-a", "?a", "%a", "@a", "`a", "|a", ">a", "tab\there", "line\nbreak",
+     "back\\slash", "ü-naïve", "emoji-\U0001F600", "a:b"],
+)
+def test_generated_names_read_back_as_written(name: str) -> None:
+    """State names and types are free text to the runtime; YAML must not read them as anything else."""
+    functions = StatefulFunctions()
+    functions.register(f"example/{name}", noop, states=[name])
+    text = generate_module_yaml(functions, f"http://app:8000/{name}")
+    spec = parse_module_yaml(text)
+    assert list(spec.functions) == [f"example/{name}"]
+    function = spec.functions[f"example/{name}"]
+    assert function.state_names == (name,)
+    assert function.endpoint == f"http://app:8000/{name}"
+    assert check_module_yaml(spec, functions) == []
+
+
+def test_generated_plain_names_stay_unquoted() -> None:
+    text = generate_module_yaml(registry(), "http://app:8000/statefun")
+    assert "type: example/greeter\n" in text
+    assert "endpoint: http://app:8000/statefun\n" in text
+    assert "- name: seen_count\n" in text
+    assert '"' not in text.replace('version: "2.0"', "")
+
+
 def test_generated_file_loads_from_disk(tmp_path: Path) -> None:
     path = tmp_path / "module.yaml"
     path.write_text(generate_module_yaml(registry(), "http://app:8000/statefun"), encoding="utf-8")

@@ -289,7 +289,7 @@ class BatchContext:
         typename = f"{self._target.namespace}/{self._target.type}"
         return MissingStateError(
             f"state {name!r} was not sent by the runtime for {typename} (states sent: {known}); "
-            f"register it in module.yaml under the function's spec: states: [{name}]"
+            f"register it in module.yaml: '- name: {name}' under 'states:' of {typename}"
         )
 
     # -- messages ----------------------------------------------------------------

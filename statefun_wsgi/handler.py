@@ -75,7 +75,7 @@ def _open_batch(
         if missing:
             raise FunctionInvocationError(
                 f"{function.typename} declares state {missing[0]!r} but the runtime did not send it; "
-                f"add '- {missing[0]}' under 'states:' of {function.typename} in module.yaml"
+                f"add '- name: {missing[0]}' under 'states:' of {function.typename} in module.yaml"
             ) from MissingStateError(missing[0])
     return function, BatchContext(target, states), invocations
 

@@ -248,11 +248,13 @@ def _read_function(reader: _Reader, version: str, entry: Any, where: str) -> Fun
     states: List[StateSpec] = []
     for position, state in enumerate(reader.sequence(spec.get("states"), f"{where}.spec.states")):
         state_where = f"{where}.spec.states[{position}]"
-        if isinstance(state, str):
+        if version == "1.0":
+            if not isinstance(state, str):
+                raise reader.fail(state_where, f"format 1.0 lists state names as strings, found {state!r}")
             states.append(StateSpec(state))
             continue
-        if version == "1.0":
-            raise reader.fail(state_where, f"format 1.0 lists state names as strings, found {state!r}")
+        if isinstance(state, str):  # StateFun 2.2 reads /name of each entry: a bare name fails the job
+            raise reader.fail(state_where, f"format {version} lists states as mappings: write '- name: {state}'")
         state = reader.mapping(state, state_where)
         name = reader.text(state, "name", state_where)
         expire_after = reader.duration(state, "expireAfter", state_where, timedelta(0)) or None

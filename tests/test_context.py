@@ -517,7 +517,7 @@ def test_unknown_state_is_a_key_error_telling_to_register_it(use):
         fn,
         MissingStateError,
         match=r"state 'unknown' was not sent by the runtime for example/fn \(states sent: a, b\); "
-        r"register it in module.yaml under the function's spec: states: \[unknown\]",
+        r"register it in module.yaml: '- name: unknown' under 'states:' of example/fn",
         messages=[HELLO],
         state={"b": None, "a": Int64Value(value=1)},
     )
@@ -651,7 +651,7 @@ def test_state_handle_of_an_unknown_state_fails_on_creation():
     def fn(context, message):
         context.state("nope")
 
-    invoke_failure(fn, MissingStateError, match=r"states: \[nope\]", messages=[HELLO], state={"count": None})
+    invoke_failure(fn, MissingStateError, match=r"'- name: nope' under 'states:'", messages=[HELLO], state={"count": None})
 
 
 # -- state across a batch ----------------------------------------------------------------

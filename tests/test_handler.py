@@ -257,7 +257,7 @@ def test_declared_state_missing_from_the_request_names_the_state_and_the_module_
     assert info.value.status == 500
     assert str(info.value) == (
         "example/greeter declares state 'last_seen' but the runtime did not send it; "
-        "add '- last_seen' under 'states:' of example/greeter in module.yaml"
+        "add '- name: last_seen' under 'states:' of example/greeter in module.yaml"
     )
     assert isinstance(info.value.__cause__, MissingStateError)
     assert calls == []  # the function never ran

@@ -231,7 +231,7 @@ def test_a_declared_state_missing_from_module_yaml_names_the_line_to_add() -> No
     with pytest.raises(FunctionCallFailedError) as info:
         runtime.run_until_idle()
     assert "'forgotten'" in info.value.reason
-    assert "add '- forgotten' under 'states:' of test/fn in module.yaml" in info.value.reason
+    assert "add '- name: forgotten' under 'states:' of test/fn in module.yaml" in info.value.reason
 
 
 def test_send_to_an_unknown_type_is_refused() -> None:

@@ -160,7 +160,7 @@ module:
               - name: session
                 expireAfter: 10s
               - name: forever
-              - plain_name
+              - name: plain_name
             maxNumBatchRequests: 7
             timeout: 60000millisecond
             connectTimeout: 2s
@@ -185,6 +185,16 @@ def test_format_2_0_state_mappings_with_expiry_and_timeouts(tmp_path: Path) -> N
     assert greeter.connect_timeout == timedelta(seconds=2)
     assert greeter.read_timeout == timedelta(milliseconds=500)
     assert greeter.write_timeout == timedelta(seconds=10)
+
+
+def test_format_2_0_refuses_a_bare_state_name_as_the_runtime_does(tmp_path: Path) -> None:
+    """StateFun 2.2 reads each 2.0 state's /name: a bare name would fail the job at start."""
+    text = FORMAT_2.replace("- name: plain_name", "- plain_name")
+    with pytest.raises(ModuleYamlError, match=(
+        r"module\.spec\.functions\[0\] \(example/greeter\)\.spec\.states\[3\]: "
+        r"format 2\.0 lists states as mappings: write '- name: plain_name'$"
+    )):
+        load_module_yaml(write(tmp_path, text))
 
 
 def test_parse_module_yaml_names_its_source_in_errors() -> None:

@@ -29,6 +29,7 @@ fails the job at once on any other 4xx. So a request that can never succeed gets
 
 from __future__ import annotations
 
+import inspect
 import logging
 import socket
 from typing import IO, TYPE_CHECKING, Callable, List, NamedTuple, Optional, Tuple, Union, cast
@@ -148,19 +149,47 @@ def _error_reply(error: StatefunError) -> Reply:
 
 
 def as_handler(functions: Union[StatefulFunctions, RequestReplyHandler, BatchHandler]) -> BatchHandler:
-    """A ``bytes -> bytes`` handler from a registry or a handler."""
+    """A ``bytes -> bytes`` handler from a registry or a handler.
+
+    Mistakes that would otherwise answer every batch with a 500 are refused here, at start-up:
+    an ``async def`` function (a WSGI server runs plain ones), an AsyncRequestReplyHandler, and
+    a callable that cannot take the request bytes (a bound function passed for its registry).
+    """
     if isinstance(functions, StatefulFunctions):
+        _refuse_coroutine_functions(functions)
         return RequestReplyHandler(functions)
+    if isinstance(functions, RequestReplyHandler):
+        _refuse_coroutine_functions(functions.functions)
+        return functions
     if isinstance(functions, AsyncRequestReplyHandler):  # callable, but returns a coroutine
         raise ConfigurationError(
-            "an AsyncRequestReplyHandler cannot answer WSGI requests: pass the StatefulFunctions "
-            "(or a RequestReplyHandler)"
+            "an AsyncRequestReplyHandler cannot answer WSGI requests: a WSGI server runs plain (def) "
+            "functions; pass their StatefulFunctions (or a RequestReplyHandler)"
         )
-    if callable(functions):
-        return functions
-    raise ConfigurationError(
-        f"expected a StatefulFunctions or a RequestReplyHandler, got {type(functions).__name__}"
-    )
+    if not callable(functions):
+        raise ConfigurationError(
+            f"expected a StatefulFunctions or a RequestReplyHandler, got {type(functions).__name__}"
+        )
+    try:
+        inspect.signature(functions).bind(b"")
+    except TypeError as exc:  # a handler is called with the request bytes alone
+        raise ConfigurationError(
+            f"expected a StatefulFunctions or a RequestReplyHandler, got {getattr(functions, '__qualname__', functions)!r}, "
+            f"a callable that cannot be called with the request bytes alone ({exc}); a bound function "
+            "is served through the StatefulFunctions it is bound in"
+        ) from None
+    except ValueError:  # no signature to read (some builtins): trust it
+        pass
+    return functions
+
+
+def _refuse_coroutine_functions(functions: StatefulFunctions) -> None:
+    for function in functions:
+        if function.is_coroutine:
+            raise ConfigurationError(
+                f"{function.typename} is an async def function, and a WSGI server runs plain (def) functions: "
+                "make it a plain function (AsyncRequestReplyHandler serves async ones, from asyncio code)"
+            )
 
 
 class Endpoint:

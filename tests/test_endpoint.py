@@ -388,6 +388,50 @@ def test_what_cannot_be_served_is_a_configuration_error(served: object, match: s
         Endpoint(served)  # type: ignore[arg-type]
 
 
+def _with_an_async_function() -> StatefulFunctions:
+    registry = StatefulFunctions()
+    registry.register("example/plain", lambda context, message: None)
+
+    async def later(context, message):
+        pass
+
+    registry.register("example/later", later)
+    return registry
+
+
+def _bound_function(context, message):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("served", "match"),
+    [
+        pytest.param(_with_an_async_function(), "^example/later is an async def function, and a WSGI server runs "
+                     r"plain \(def\) functions: make it a plain function", id="async-function"),
+        pytest.param(RequestReplyHandler(_with_an_async_function()), "^example/later is an async def function",
+                     id="async-function-in-a-handler"),
+        pytest.param(_bound_function, r"got '_bound_function', a callable that cannot be called with the request "
+                     r"bytes alone \(missing a required argument: 'message'\); a bound function is served through "
+                     r"the StatefulFunctions it is bound in$", id="a-bound-function"),
+    ],
+)
+def test_what_would_fail_every_batch_is_refused_at_start_up(served: object, match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        Endpoint(served)  # type: ignore[arg-type]
+
+
+class _Handler:
+    def __call__(self, body: bytes) -> bytes:
+        return body
+
+
+@pytest.mark.parametrize("handler", [lambda body: body, _Handler(), bytes], ids=["lambda", "callable-object", "builtin"])
+def test_any_callable_taking_the_request_bytes_is_a_handler(handler) -> None:
+    endpoint = Endpoint(handler)
+    reply = endpoint.respond("POST", None, "3", io.BytesIO(b"abc"))
+    assert (reply.status, reply.body) == (200, b"abc")
+
+
 # -- prompt ACKs (Linux's TCP_QUICKACK) -----------------------------------------------------
 
 quickack = pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")

@@ -21,6 +21,18 @@ def _int(name: str, default: int) -> int:
     return default if value in (None, "") else int(value)
 
 
+def _switch(name: str, default: bool) -> bool:
+    """An on/off variable: 1/0, true/false, yes/no, on/off (any case); unset or empty: ``default``."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={os.environ[name]!r}: expected on or off (1/0, true/false, yes/no)")
+
+
 # Where the runtime's module.yaml endpoint points (http://<host>:8000/statefun).
 bind = os.environ.get("STATEFUN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 
@@ -57,8 +69,7 @@ graceful_timeout = _int("STATEFUN_GRACEFUL_TIMEOUT", 60)
 # socket, which spreads nothing, so there it stays off.
 # The cost: a second server started on the same port by mistake shares it silently instead
 # of failing with "address in use" (set STATEFUN_REUSE_PORT=0 to get that error back).
-reuse_port = gunicorn.version_info >= (24,) and os.environ.get("STATEFUN_REUSE_PORT", "1") not in (
-    "0", "false", "no", "")
+reuse_port = gunicorn.version_info >= (24,) and _switch("STATEFUN_REUSE_PORT", True)
 
 
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from gunicorn import version_info as gunicorn_version
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -127,6 +128,22 @@ def gunicorn_settings(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -
         for name, value in env.items():
             patch.setenv(name, value)
         return runpy.run_path(str(REPO / "gunicorn.conf.py"))
+
+
+@pytest.mark.parametrize("value", ["0", "off", "OFF", "false", "False", "no", " no "])
+def test_reuse_port_turns_off_with_any_usual_word(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    assert gunicorn_settings(monkeypatch, {"STATEFUN_REUSE_PORT": value})["reuse_port"] is False
+
+
+@pytest.mark.skipif(gunicorn_version < (24,), reason="gunicorn < 24 keeps reuse_port off")
+@pytest.mark.parametrize("value", ["", "1", "on", "True", "yes"])
+def test_reuse_port_stays_on_with_gunicorn_24(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    assert gunicorn_settings(monkeypatch, {"STATEFUN_REUSE_PORT": value})["reuse_port"] is True
+
+
+def test_a_switch_that_is_neither_on_nor_off_stops_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match=r"^STATEFUN_REUSE_PORT='maybe': expected on or off \(1/0, true/false, yes/no\)$"):
+        gunicorn_settings(monkeypatch, {"STATEFUN_REUSE_PORT": "maybe"})
 
 
 def bind_port(settings: Mapping[str, Any]) -> int:

@@ -74,7 +74,17 @@ def find_functions(reference: str) -> StatefulFunctions:
             value = getattr(obj, attribute, None)
             if value is not None:
                 candidates.append(value)
-    raise CommandError(f"found no StatefulFunctions behind {reference!r}")
+    settings = sys.modules.get("django.conf")  # loaded by a Django app: its settings may name the registry
+    if settings is not None and getattr(settings.settings, "configured", False):
+        if getattr(settings.settings, "STATEFUN_FUNCTIONS", None):
+            from .django import functions_from_settings
+
+            found = functions_from_settings()
+            return found if isinstance(found, StatefulFunctions) else found.functions
+    raise CommandError(
+        f"found no StatefulFunctions behind {reference!r}: name the registry itself "
+        "(e.g. myapp.functions:functions), or an app or middleware around it"
+    )
 
 
 # -- printing what flows ------------------------------------------------------------

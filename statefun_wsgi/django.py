@@ -23,7 +23,7 @@ Alternatively, wrap the WSGI application in ``wsgi.py`` with
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
@@ -54,6 +54,31 @@ def load_object(dotted_path: str) -> Any:
     return obj
 
 
+def functions_from_settings(settings: Optional[Any] = None) -> Union[StatefulFunctions, RequestReplyHandler]:
+    """What ``STATEFUN_FUNCTIONS`` names (``django.conf.settings`` by default): a
+    StatefulFunctions or a RequestReplyHandler. Raises ``ImproperlyConfigured`` otherwise."""
+    if settings is None:
+        from django.conf import settings as django_settings
+
+        settings = django_settings
+    dotted_path = getattr(settings, "STATEFUN_FUNCTIONS", None)
+    if not dotted_path or not isinstance(dotted_path, str):
+        raise ImproperlyConfigured(
+            "STATEFUN_FUNCTIONS must name your StatefulFunctions, e.g. 'myproject.functions:functions'"
+        )
+    try:
+        functions = load_object(dotted_path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"STATEFUN_FUNCTIONS = {dotted_path!r} cannot be imported: {exc}") from exc
+    # A bound function is callable too: catch that mix-up here, not as a 500 on every batch.
+    if not isinstance(functions, (StatefulFunctions, RequestReplyHandler)):
+        raise ImproperlyConfigured(
+            f"STATEFUN_FUNCTIONS = {dotted_path!r} is a {type(functions).__name__}, "
+            "not a StatefulFunctions (or a RequestReplyHandler)"
+        )
+    return functions
+
+
 class StatefunMiddleware:
     """Answer StateFun batches on ``STATEFUN_PATH``; hand every other request on.
 
@@ -73,21 +98,7 @@ class StatefunMiddleware:
 
             settings = django_settings
         self.get_response = get_response
-        dotted_path = getattr(settings, "STATEFUN_FUNCTIONS", None)
-        if not dotted_path or not isinstance(dotted_path, str):
-            raise ImproperlyConfigured(
-                "STATEFUN_FUNCTIONS must name your StatefulFunctions, e.g. 'myproject.functions:functions'"
-            )
-        try:
-            functions = load_object(dotted_path)
-        except ImportError as exc:
-            raise ImproperlyConfigured(f"STATEFUN_FUNCTIONS = {dotted_path!r} cannot be imported: {exc}") from exc
-        # A bound function is callable too: catch that mix-up here, not as a 500 on every batch.
-        if not isinstance(functions, (StatefulFunctions, RequestReplyHandler)):
-            raise ImproperlyConfigured(
-                f"STATEFUN_FUNCTIONS = {dotted_path!r} is a {type(functions).__name__}, "
-                "not a StatefulFunctions (or a RequestReplyHandler)"
-            )
+        functions = functions_from_settings(settings)
         self.path = getattr(settings, "STATEFUN_PATH", DEFAULT_PATH)
         if not isinstance(self.path, str) or not self.path.startswith("/"):
             raise ImproperlyConfigured(f"STATEFUN_PATH must start with '/', got {self.path!r}")

@@ -102,7 +102,9 @@ def test_generate_prints_a_module_yaml_that_checks_clean(generated: Path) -> Non
 
 
 def test_check_finds_the_registry_behind_other_references(generated: Path) -> None:
-    for reference in ("examples.greeter.functions:functions", "examples.greeter.functions"):
+    for reference in ("examples.greeter.functions:functions", "examples.greeter.functions",
+                      "examples.django_project.wsgi:application",  # Django, wrapped in wsgi.py
+                      "examples.django_project.wsgi:django_application"):  # Django, STATEFUN_FUNCTIONS
         result = cli("module-yaml", "check", str(generated), reference)
         assert result.returncode == 0, (reference, result.stdout, result.stderr)
 

@@ -24,6 +24,7 @@ fails the job at once on any other 4xx. So a request that can never succeed gets
 413    the body is over ``max_body_size``
 415    a ``Content-Type`` other than ``application/octet-stream`` / ``application/x-protobuf``
 500    a function raised (the traceback goes to the ``statefun_wsgi`` logger)
+503    the handler raised ``OverloadedError`` (a handler of your own, shedding load)
 =====  ===========================================================================
 """
 

@@ -106,7 +106,21 @@ class FunctionInvocationError(StatefunError):
 
 
 class OverloadedError(StatefunError):
-    """The endpoint cannot take the request now; the runtime retries it."""
+    """The endpoint cannot take the request now; the runtime retries it.
+
+    Raise it from a handler of your own (``bytes -> bytes``, served in place of the
+    registry) to answer 503, e.g. to shed load::
+
+        def handler(body):
+            if not slots.acquire(blocking=False):
+                raise OverloadedError("busy: 64 batches in flight")
+            try:
+                return functions_handler(body)
+            finally:
+                slots.release()
+
+        wsgi = StatefunMiddleware(None, handler)
+    """
 
     status = 503
 

@@ -21,6 +21,7 @@ from statefun_wsgi import (
     AsyncRequestReplyHandler,
     ConfigurationError,
     Endpoint,
+    OverloadedError,
     Reply,
     RequestReplyHandler,
     StatefulFunctions,
@@ -418,6 +419,16 @@ def _bound_function(context, message):
 def test_what_would_fail_every_batch_is_refused_at_start_up(served: object, match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         Endpoint(served)  # type: ignore[arg-type]
+
+
+def test_a_handler_that_sheds_load_answers_503_in_one_line() -> None:
+    def handler(body: bytes) -> bytes:
+        raise OverloadedError("busy: 64 batches in flight")
+
+    reply = Endpoint(handler).respond("POST", None, "3", io.BytesIO(b"abc"))
+    assert reply.status == 503
+    assert reply.body == b"503 Service Unavailable: busy: 64 batches in flight\n"
+    assert reply.status_line == "503 Service Unavailable"
 
 
 class _Handler:

@@ -69,7 +69,7 @@ graceful_timeout = _int("STATEFUN_GRACEFUL_TIMEOUT", 60)
 # socket, which spreads nothing, so there it stays off.
 # The cost: a second server started on the same port by mistake shares it silently instead
 # of failing with "address in use" (set STATEFUN_REUSE_PORT=0 to get that error back).
-reuse_port = gunicorn.version_info >= (24,) and _switch("STATEFUN_REUSE_PORT", True)
+reuse_port = _switch("STATEFUN_REUSE_PORT", True) and gunicorn.version_info >= (24,)
 
 
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]

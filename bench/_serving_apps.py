@@ -13,7 +13,8 @@
 check nothing an SDK must check. No SDK serving the counter can beat ``by_hand``, which runs
 the counter's own protobuf calls (``scenarios.counter``'s ``Any.Unpack``, ``Any.Pack``, an
 egress message) with no dispatch, context or checks around them; ``least_work`` drops the
-``Any`` round trips too (parse the count, add one, write it).
+``Any`` round trips too (parse the count, add one, write it). The two share their opening
+lines on purpose, written out in each: a bound calls nothing it does not need.
 
 Every app but ``official`` runs in this repository's environment; ``official`` in a
 virtualenv with ``apache-flink-statefun==2.2.2``, Flask and gunicorn.

@@ -60,7 +60,8 @@ def load_target(reference: str) -> Any:
 
 def find_functions(reference: str) -> StatefulFunctions:
     """The registry behind ``reference``: a StatefulFunctions, a middleware around
-    one, a Flask app whose ``wsgi_app`` is one, or a module holding ``functions``."""
+    one, a Flask app whose ``wsgi_app`` is one, a Django app whose ``MIDDLEWARE`` serves
+    the ``STATEFUN_FUNCTIONS`` one, or a module holding ``functions``."""
     candidates = [load_target(reference)]
     seen = set()
     while candidates:
@@ -70,17 +71,16 @@ def find_functions(reference: str) -> StatefulFunctions:
         seen.add(id(obj))
         if isinstance(obj, StatefulFunctions):
             return obj
+        if "django.core.handlers.base" in sys.modules:  # a Django app whose middleware serves them
+            from .django import functions_of_django_app
+
+            found = functions_of_django_app(obj)
+            if found is not None:
+                return found if isinstance(found, StatefulFunctions) else found.functions
         for attribute in ("functions", "endpoint", "handler", "wsgi_app", "app", "application", "wsgi"):
             value = getattr(obj, attribute, None)
             if value is not None:
                 candidates.append(value)
-    settings = sys.modules.get("django.conf")  # loaded by a Django app: its settings may name the registry
-    if settings is not None and getattr(settings.settings, "configured", False):
-        if getattr(settings.settings, "STATEFUN_FUNCTIONS", None):
-            from .django import functions_from_settings
-
-            found = functions_from_settings()
-            return found if isinstance(found, StatefulFunctions) else found.functions
     raise CommandError(
         f"found no StatefulFunctions behind {reference!r}: name the registry itself "
         "(e.g. myapp.functions:functions), or an app or middleware around it"

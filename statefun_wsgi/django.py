@@ -79,6 +79,24 @@ def functions_from_settings(settings: Optional[Any] = None) -> Union[StatefulFun
     return functions
 
 
+def functions_of_django_app(app: Any) -> Optional[Union[StatefulFunctions, RequestReplyHandler]]:
+    """The registry a Django WSGI application serves through this module's middleware (what
+    ``STATEFUN_FUNCTIONS`` names), or ``None`` when ``app`` is no such application. For tools
+    given the app (``statefun-wsgi dev``); a wrong setting raises ``ConfigurationError``."""
+    from django.core.handlers.base import BaseHandler
+
+    if not isinstance(app, BaseHandler):
+        return None
+    from django.conf import settings
+
+    if f"{__name__}.{StatefunMiddleware.__name__}" not in getattr(settings, "MIDDLEWARE", ()):
+        return None
+    try:
+        return functions_from_settings(settings)
+    except ImproperlyConfigured as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
 class StatefunMiddleware:
     """Answer StateFun batches on ``STATEFUN_PATH``; hand every other request on.
 

@@ -171,6 +171,11 @@ def as_handler(functions: Union[StatefulFunctions, RequestReplyHandler, BatchHan
         raise ConfigurationError(
             f"expected a StatefulFunctions or a RequestReplyHandler, got {type(functions).__name__}"
         )
+    if inspect.iscoroutinefunction(functions) or inspect.iscoroutinefunction(getattr(functions, "__call__", None)):
+        raise ConfigurationError(
+            f"{getattr(functions, '__qualname__', functions)!r} is an async handler: a WSGI server calls "
+            "a plain one (bytes -> bytes)"
+        )
     try:
         inspect.signature(functions).bind(b"")
     except TypeError as exc:  # a handler is called with the request bytes alone
@@ -308,12 +313,13 @@ class Endpoint:
     def _run(self, body: bytes) -> Reply:
         try:
             reply = self.handler(body)
+            length = str(len(reply))  # in the try: a handler of your own may return anything
         except StatefunError as error:
             return self._fail(error)
         except Exception:
             logger.exception("the request-reply handler failed unexpectedly")
             return _error_reply(_UnexpectedError("the request-reply handler failed unexpectedly; see the server log"))
-        return _new_tuple(Reply, (200, [_OCTET_STREAM, ("Content-Length", str(len(reply)))], reply))
+        return _new_tuple(Reply, (200, [_OCTET_STREAM, ("Content-Length", length)], reply))
 
     def _fail(self, error: StatefunError) -> Reply:
         if error.status >= 500:

@@ -67,9 +67,12 @@ def type_name_of_url(type_url: str) -> str:
     return type_url[type_url.rfind("/") + 1 :]
 
 
-def _is_generator_function(func: Callable[..., TypingAny]) -> bool:
-    call = getattr(func, "__call__", None)
-    return any(inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in (func, call))
+def _callees(func: Callable[..., TypingAny]) -> Tuple[TypingAny, ...]:
+    """What runs when ``func`` is called: itself, and for an object (not a class, whose call
+    runs ``__init__``) its ``__call__`` too."""
+    if inspect.isroutine(func) or inspect.isclass(func):
+        return (func,)
+    return (func, getattr(func, "__call__", None))
 
 
 class StatefulFunction:
@@ -87,7 +90,7 @@ class StatefulFunction:
             raise ConfigurationError(str(exc)) from None
         if not callable(func):
             raise ConfigurationError(f"cannot bind {typename}: {func!r} is not callable")
-        if _is_generator_function(func):
+        if any(inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in _callees(func)):
             raise ConfigurationError(
                 f"cannot bind {typename}: {getattr(func, '__qualname__', func)!r} is a generator function "
                 "(it yields), so calling it would not run its body"
@@ -98,9 +101,7 @@ class StatefulFunction:
         annotation = _message_annotation(typename, func)
         self.message_types = _message_types(typename, annotation)
         self.unpack = _make_unpacker(typename, self.message_types)
-        self.is_coroutine = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-            getattr(func, "__call__", None)
-        )
+        self.is_coroutine = any(inspect.iscoroutinefunction(f) for f in _callees(func))
 
     def __repr__(self) -> str:
         return f"<StatefulFunction {self.typename} -> {getattr(self.func, '__qualname__', self.func)!r}>"

@@ -133,8 +133,8 @@ class RequestReplyHandler:
             for index in range(len(invocations)):  # by index: see _NO_ITERATION
                 argument = context._enter(invocations[index])
                 result = func(context, argument if unpack is None else unpack(argument))
-                if result is not None and (inspect.isawaitable(result) or isinstance(result, _GENERATORS)):
-                    raise _never_ran(result)
+                if result is not None and (hasattr(type(result), "__await__") or isinstance(result, _GENERATORS)):
+                    raise _never_ran(result)  # (not inspect.isawaitable: its ABC check costs ~300 ns a call)
         except Exception as exc:
             raise _failure(function, context, index + 1, len(invocations), exc) from exc
         return context._finish()

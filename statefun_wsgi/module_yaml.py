@@ -300,12 +300,25 @@ _PLAIN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9_./+-]*(?::[A-Za-z0-9_./+-]+)*")
 _YAML_WORDS = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", "null"})
 
 
+# What a YAML stream may not hold raw (outside its printable set), or holds as a line break
+# or a byte-order mark, all of which a double-quoted scalar writes as an escape instead.
+_YAML_UNPRINTABLE = re.compile(
+    "[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029\ufeff]"
+)
+
+
+def _yaml_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def _yaml_text(text: str) -> str:
     """``text`` as a YAML scalar that reads back as that string: plain where that is safe,
-    double-quoted otherwise (a JSON string is a valid YAML double-quoted scalar)."""
+    double-quoted otherwise (a JSON string is a valid YAML double-quoted scalar; what JSON
+    leaves raw but YAML may not hold is escaped too)."""
     if _PLAIN_TEXT.fullmatch(text) and text.lower() not in _YAML_WORDS:
         return text
-    return json.dumps(text, ensure_ascii=False)
+    return _YAML_UNPRINTABLE.sub(_yaml_escape, json.dumps(text, ensure_ascii=False))
 
 
 def generate_module_yaml(

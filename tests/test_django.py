@@ -27,8 +27,8 @@ from servers import REPO
 
 from examples.greeter.functions import REMINDER_DELAY, functions
 from examples.greeter.messages_pb2 import FormatRequest, GreetRequest, Reminder
-from statefun_wsgi import RequestReplyHandler
-from statefun_wsgi.django import StatefunMiddleware, load_object
+from statefun_wsgi import ConfigurationError, RequestReplyHandler
+from statefun_wsgi.django import StatefunMiddleware, functions_of_django_app, load_object
 
 
 def configure_django() -> None:
@@ -297,6 +297,20 @@ def test_bad_settings_are_improperly_configured(values: dict, match: str) -> Non
 def test_bad_django_settings_fail_when_the_chain_is_built() -> None:
     with pytest.raises(ImproperlyConfigured, match="cannot be imported"):
         Client().get("/")
+
+
+def test_the_registry_behind_a_django_app_is_the_middlewares() -> None:
+    from django.core.wsgi import get_wsgi_application
+
+    app = get_wsgi_application()
+    assert functions_of_django_app(app) is functions  # STATEFUN_FUNCTIONS, served by the middleware
+    assert functions_of_django_app(object()) is None
+    with override_settings(MIDDLEWARE=[m for m in settings.MIDDLEWARE if "statefun_wsgi" not in m]):
+        assert functions_of_django_app(app) is None  # named, but not served
+    with override_settings(STATEFUN_FUNCTIONS="no_such_module_at_all:functions"):
+        with pytest.raises(ConfigurationError, match=r"^STATEFUN_FUNCTIONS = 'no_such_module_at_all:functions' "
+                                                     r"cannot be imported"):
+            functions_of_django_app(app)
 
 
 def test_load_object() -> None:

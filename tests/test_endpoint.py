@@ -431,6 +431,28 @@ def test_a_handler_that_sheds_load_answers_503_in_one_line() -> None:
     assert reply.status_line == "503 Service Unavailable"
 
 
+async def _async_handler(body: bytes) -> bytes:
+    return body
+
+
+class _AsyncHandler:
+    async def __call__(self, body: bytes) -> bytes:
+        return body
+
+
+@pytest.mark.parametrize("handler", [_async_handler, _AsyncHandler()], ids=["async-def", "async-callable-object"])
+def test_an_async_handler_is_refused_at_start_up(handler) -> None:
+    with pytest.raises(ConfigurationError, match=r"is an async handler: a WSGI server calls a plain one \(bytes -> bytes\)$"):
+        Endpoint(handler)
+
+
+def test_a_handler_returning_no_bytes_is_a_500_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    reply = Endpoint(lambda body: None).respond("POST", None, "3", io.BytesIO(b"abc"))
+    assert reply.status == 500
+    assert reply.body == b"500 Internal Server Error: the request-reply handler failed unexpectedly; see the server log\n"
+    assert "the request-reply handler failed unexpectedly" in caplog.text
+
+
 class _Handler:
     def __call__(self, body: bytes) -> bytes:
         return body

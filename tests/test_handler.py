@@ -357,6 +357,23 @@ def test_a_generator_function_cannot_be_bound(fn):
         bind(fn)
 
 
+class _Visit:
+    """A class bound as a function: calling it runs __init__, whatever its __call__ does."""
+
+    def __init__(self, context, message: StringValue):
+        context.pack_and_send_egress("example/out", message)
+
+    def __call__(self):
+        yield
+
+
+def test_a_class_is_bound_by_what_calling_it_runs() -> None:
+    functions = bind(_Visit)
+    assert not functions.for_type("example", "fn").is_coroutine
+    reply = invoke(_Visit, messages=[HELLO])
+    assert reply.egresses == [Egress.to("example/out", HELLO)]
+
+
 @pytest.mark.parametrize("kind", HANDLERS)
 @pytest.mark.parametrize("generator", [_yields, _async_yields], ids=["generator", "async-generator"])
 def test_a_generator_returned_at_run_time_fails_the_batch(kind, generator):

@@ -446,7 +446,8 @@ def test_generate_with_limits_round_trips(timeout: timedelta, written: str) -> N
     "name",
     ["seen_count", "on", "No", "null", "~", "007", "1e3", "2001-12-14", "a: b", "x #y", "[a]", "{a}", "*a", "&a",
      "!a", "'a'", '"a"', "a:", " a", "a ", "-a", "?a", "%a", "@a", "`a", "|a", ">a", "tab\there", "line\nbreak",
-     "back\\slash", "ü-naïve", "emoji-\U0001F600", "a:b"],
+     "back\\slash", "ü-naïve", "emoji-\U0001F600", "a:b", "del\x7f", "nel\x85", "c1\x9b", "ls\u2028",
+     "bom\ufeff", "nul\x00", "nonchar\uffff", ".inf", "0x1F", "1_000", "=", "<<", "Y"],
 )
 def test_generated_names_read_back_as_written(name: str) -> None:
     """State names and types are free text to the runtime; YAML must not read them as anything else."""

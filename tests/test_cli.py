@@ -259,7 +259,8 @@ def test_run_without_import_cannot_build_json_messages(server: Server, generated
         "--send", "example/greeter/erin", f'{{"@type": "{GREET}", "name": "erin"}}',
         "--until-idle", "--ingress", "127.0.0.1:0",
     )
-    assert_one_line_error(result, "cannot send to example/greeter/erin", "import the module that defines it (statefun-wsgi run: --import MODULE)")
+    assert_one_line_error(result, "cannot send to example/greeter/erin",
+                          "import the module that defines it (statefun-wsgi run: --import MODULE)")
 
 
 def get_json(url: str):

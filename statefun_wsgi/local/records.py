@@ -122,7 +122,8 @@ def json_to_any(document: Dict[str, TypingAny]) -> Any:
         descriptor_pool.Default().FindMessageTypeByName(type_name_of_url(type_url))
     except KeyError:
         raise ValueError(
-            f"message type {type_name_of_url(type_url)!r} is not known here: import the module that defines it (statefun-wsgi run: --import MODULE)"
+            f"message type {type_name_of_url(type_url)!r} is not known here: import the module that defines it "
+            "(statefun-wsgi run: --import MODULE)"
         ) from None
     argument = Any()
     try:

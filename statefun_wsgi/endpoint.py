@@ -48,7 +48,7 @@ from .errors import (
     StatefunError,
     UnsupportedMediaTypeError,
 )
-from .functions import StatefulFunctions
+from .functions import StatefulFunctions, _callees
 from .handler import AsyncRequestReplyHandler, RequestReplyHandler
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ def as_handler(functions: Union[StatefulFunctions, RequestReplyHandler, BatchHan
         raise ConfigurationError(
             f"expected a StatefulFunctions or a RequestReplyHandler, got {type(functions).__name__}"
         )
-    if inspect.iscoroutinefunction(functions) or inspect.iscoroutinefunction(getattr(functions, "__call__", None)):
+    if any(inspect.iscoroutinefunction(f) for f in _callees(functions)):
         raise ConfigurationError(
             f"{getattr(functions, '__qualname__', functions)!r} is an async handler: a WSGI server calls "
             "a plain one (bytes -> bytes)"

@@ -39,12 +39,16 @@ def _value_bytes(value: RecordValue, kind: str) -> bytes:
     raise TypeError(f"a {kind} record value is a protobuf message, bytes or str, got {type(value).__name__}")
 
 
-def _require_text(value: Optional[str], what: str) -> str:
-    if not value:
-        raise ValueError(f"{what} is required")
+def _text(value: str, what: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, got {type(value).__name__}")
     return value
+
+
+def _require_text(value: Optional[str], what: str) -> str:
+    if not value:
+        raise ValueError(f"{what} is required")
+    return _text(value, what)
 
 
 def kafka_egress_record(topic: str, value: RecordValue, key: Optional[str] = None) -> KafkaProducerRecord:
@@ -53,9 +57,7 @@ def kafka_egress_record(topic: str, value: RecordValue, key: Optional[str] = Non
         topic=_require_text(topic, "a Kafka record's topic"), value_bytes=_value_bytes(value, "Kafka")
     )
     if key is not None:
-        if not isinstance(key, str):
-            raise TypeError(f"a Kafka record's key must be a str, got {type(key).__name__}")
-        record.key = key
+        record.key = _text(key, "a Kafka record's key")
     return record
 
 
@@ -70,7 +72,5 @@ def kinesis_egress_record(
         value_bytes=_value_bytes(value, "Kinesis"),
     )
     if explicit_hash_key is not None:  # "" is allowed, as in 2.x: the same as none on the wire
-        if not isinstance(explicit_hash_key, str):
-            raise TypeError(f"a Kinesis record's explicit hash key must be a str, got {type(explicit_hash_key).__name__}")
-        record.explicit_hash_key = explicit_hash_key
+        record.explicit_hash_key = _text(explicit_hash_key, "a Kinesis record's explicit hash key")
     return record

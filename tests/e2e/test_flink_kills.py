@@ -35,7 +35,7 @@ for _path in (Path(__file__).resolve().parents[2], Path(__file__).resolve().pare
         sys.path.insert(0, str(_path))
 
 from servers import Killer, workers_of  # noqa: E402  (tests/servers.py)
-from test_flink import Harness, harness  # noqa: E402,F401  (the fixture: a JVM and a gunicorn of our own)
+from test_flink import Harness, harness  # noqa: E402,F401,F811  (the fixture: a JVM and a gunicorn of our own)
 
 pytestmark = pytest.mark.flink
 

@@ -62,8 +62,9 @@ def _single_write_response(base: Any) -> Any:
                 super().write(arg)
                 return
             # gunicorn's own write() formats the headers and frames the chunk (length
-            # limit, chunked encoding, no body for HEAD/204/304): let it, into _Gather.
-            sock, gathered = self.sock, _Gather()
+            # limit, chunked encoding, what this version does for HEAD/204/304): let it, into _Gather.
+            sock: Any = self.sock
+            gathered = _Gather()
             self.sock = gathered
             try:
                 super().write(arg)

@@ -57,13 +57,15 @@ def _single_write_response(base: Any) -> Any:
     class SingleWriteResponse(base):  # type: ignore[misc, valid-type]
         """gunicorn's ``Response`` whose first write sends the headers and that chunk together."""
 
+        sock: Any  # gunicorn's: the client socket
+
         def write(self, arg: bytes) -> None:
             if self.headers_sent:
                 super().write(arg)
                 return
             # gunicorn's own write() formats the headers and frames the chunk (length
             # limit, chunked encoding, what this version does for HEAD/204/304): let it, into _Gather.
-            sock: Any = self.sock
+            sock = self.sock
             gathered = _Gather()
             self.sock = gathered
             try:

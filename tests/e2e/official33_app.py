@@ -14,14 +14,18 @@ the project's; nothing here imports the project. Every POST is answered by the S
                    and a Kafka record (topic ``counts``, key the id, value the count as text) to
                    ``e2e/kafka``.
 
-``sdk33/bad-kafka`` sends a ``StringType`` record to ``e2e/kafka``: the generic Kafka egress
+``sdk33/bad-kafka`` sends a ``StringType`` record to ``e2e/kafka``; the generic Kafka egress
                    takes only ``KafkaProducerRecord``s, so this fails the job (a test of the
                    harness's egress check).
 
+With ``$E2E_FAIL_FILE`` set, a request holding a message ``"fail-once"`` (``StringType``) while
+that file exists deletes it and is answered 400, which the okhttp transport does not retry: the
+job fails and restarts from its last checkpoint, and the replayed message goes through.
+
 With ``$E2E_REQUEST_LOG`` set, every POST appends one line
 ``<namespace>/<type>/<id> <invocations> <state names, comma-separated, or -> <reply>``, where
-``<reply>`` is ``result`` or ``missing:<state names>`` (one ``write`` on an ``O_APPEND``
-descriptor, so lines from several threads or workers never mix).
+``<reply>`` is ``result``, ``missing:<state names>`` or ``failed`` (the 400 above); one ``write``
+on an ``O_APPEND`` descriptor, so lines from several threads or workers never mix.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from statefun import (
     kafka_egress_message,
 )
 from statefun.request_reply_pb2 import FromFunction, ToFunction
+from statefun.types_pb2 import StringWrapper
 
 OUT_EGRESS = "e2e/out"
 KAFKA_EGRESS = "e2e/kafka"
@@ -68,22 +73,40 @@ def bad_kafka(context: Context, message: Message) -> None:
 
 handler = RequestReplyHandler(functions)
 
+_FAIL_FILE = os.environ.get("E2E_FAIL_FILE")
+_FAIL_ONCE = StringWrapper(value="fail-once").SerializeToString()
+
 _LOG = os.environ.get("E2E_REQUEST_LOG")
 _LOG_FD = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if _LOG else None
 
 
-def _log(request: bytes, reply: bytes) -> None:
+def _log(request: bytes, reply: bytes = b"", outcome: str = "") -> None:
+    """One request log line; the outcome is read from ``reply`` unless given."""
     batch = ToFunction.FromString(request).invocation
     target = f"{batch.target.namespace}/{batch.target.type}/{batch.target.id}"
     states = ",".join(state.state_name for state in batch.state) or "-"
-    answer = FromFunction.FromString(reply)
-    if answer.HasField("incomplete_invocation_context"):
-        outcome = "missing:" + ",".join(
-            spec.state_name for spec in answer.incomplete_invocation_context.missing_values)
-    else:
-        outcome = "result"
+    if not outcome:
+        answer = FromFunction.FromString(reply)
+        if answer.HasField("incomplete_invocation_context"):
+            outcome = "missing:" + ",".join(
+                spec.state_name for spec in answer.incomplete_invocation_context.missing_values)
+        else:
+            outcome = "result"
     assert _LOG_FD is not None
     os.write(_LOG_FD, f"{target} {len(batch.invocations)} {states} {outcome}\n".encode())
+
+
+def _fail_once(request: bytes) -> bool:
+    """True for a request with a "fail-once" message while $E2E_FAIL_FILE exists (deleting it)."""
+    if not _FAIL_FILE or not os.path.exists(_FAIL_FILE):
+        return False
+    if not any(i.argument.value == _FAIL_ONCE for i in ToFunction.FromString(request).invocation.invocations):
+        return False
+    try:
+        os.unlink(_FAIL_FILE)  # atomic: one request wins
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def app(environ: dict, start_response: Callable[[str, List[Tuple[str, str]]], object]) -> Iterable[bytes]:
@@ -93,6 +116,12 @@ def app(environ: dict, start_response: Callable[[str, List[Tuple[str, str]]], ob
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]
     request = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    if _fail_once(request):
+        body = b"failing once, as asked\n"
+        start_response("400 Bad Request", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        if _LOG_FD is not None:
+            _log(request, outcome="failed")
+        return [body]
     reply = handler.handle_sync(request)
     if _LOG_FD is not None:
         _log(request, reply)

@@ -332,6 +332,7 @@ class HarnessJvm:
     :meth:`start`; use it as a context manager (or call :meth:`stop`)."""
 
     RUNNING_MARKER = "E2E-HARNESS RUNNING"
+    CHECKPOINT_MARKER = "E2E-HARNESS CHECKPOINT"
 
     def __init__(self, process: subprocess.Popen, egress_path: Path, stderr_path: Path, stderr_file: IO[bytes]) -> None:
         self.process = process
@@ -434,6 +435,17 @@ class HarnessJvm:
     def starts(self) -> int:
         """How many times the job reached RUNNING (1 + restarts)."""
         return self.stderr().count(self.RUNNING_MARKER)
+
+    def checkpoints(self) -> List[Tuple[int, int]]:
+        """``(checkpoint id, stdin offset)`` per completed checkpoint, in order (3.x harness only):
+        a restart restores the last one's state and replays stdin from its offset (the number of
+        lines read before it)."""
+        found = []
+        for line in self.stderr().splitlines():
+            if line.startswith(self.CHECKPOINT_MARKER):
+                fields = dict(field.split("=", 1) for field in line[len(self.CHECKPOINT_MARKER):].split())
+                found.append((int(fields["id"]), int(fields["stdin-offset"])))
+        return found
 
     def wait_running(self, timeout: float = 90.0) -> float:
         """Wait for the first job start; return seconds from JVM spawn to RUNNING."""

@@ -58,11 +58,12 @@ MESSAGES = 40
 
 
 class OfficialApp:
-    """The official SDK's app under gunicorn, and its request log."""
+    """The official SDK's app under gunicorn, its request log, and its fail-once file."""
 
-    def __init__(self, server: servers.Server, request_log: Path) -> None:
+    def __init__(self, server: servers.Server, request_log: Path, fail_file: Path) -> None:
         self.server = server
         self.request_log = request_log
+        self.fail_file = fail_file
 
     def requests(self, start: int = 0) -> List[List[str]]:
         """Request log lines from line ``start`` on: ``[address, invocations, states, reply]``."""
@@ -98,15 +99,16 @@ def setup() -> Setup:
 
 @pytest.fixture(scope="module")
 def official_app(setup: Setup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfficialApp]:
-    request_log = tmp_path_factory.mktemp("official33") / "requests.txt"
+    work = tmp_path_factory.mktemp("official33")
+    request_log, fail_file = work / "requests.txt", work / "fail-once"
     server = runtime.start_app(
         setup.python, "tests.e2e.official33_app:app",
         "--worker-class", "gthread", "--workers", "2", "--threads", "4",
-        env={"E2E_REQUEST_LOG": str(request_log)},
+        env={"E2E_REQUEST_LOG": str(request_log), "E2E_FAIL_FILE": str(fail_file)},
     )
     try:
         server.wait_ready("/")
-        yield OfficialApp(server, request_log)
+        yield OfficialApp(server, request_log, fail_file)
     finally:
         server.stop()
 
@@ -123,6 +125,10 @@ def _counts(jvm: runtime.HarnessJvm, address: str) -> List[int]:
     return counts
 
 
+def _text(value: str) -> bytes:
+    return StringValue(value=value).SerializeToString()
+
+
 @pytest.mark.parametrize("transport,version", [("okhttp", "kind"), ("async", "kind"), ("okhttp", "3.0")])
 def test_official_sdk_counter_counts_exactly_once(
     setup: Setup, official_app: OfficialApp, tmp_path: Path, transport: str, version: str
@@ -137,7 +143,7 @@ def test_official_sdk_counter_counts_exactly_once(
                                   egresses=[OUT, KAFKA], kafka_egresses=[KAFKA]) as jvm:
         jvm.extra_diagnostics = official_app.diagnostics
         # Sent before the job runs: the harness buffers stdin, so this also measures start-up.
-        sent = jvm.send_many([(address, STRING_TYPE, StringValue(value=str(n)).SerializeToString())
+        sent = jvm.send_many([(address, STRING_TYPE, _text(str(n)))
                               for n in range(MESSAGES) for address in addresses])
         running = jvm.wait_running(RUNNING_TIMEOUT)
         jvm.wait_for(lambda: len(jvm.records(KAFKA)) >= COUNTERS * MESSAGES and
@@ -171,6 +177,51 @@ def test_official_sdk_counter_counts_exactly_once(
               f"in {len(requests)} requests (batches {[int(r[1]) for r in requests]})")
 
 
+def test_restart_restores_counts_and_states_are_declared_again(
+    setup: Setup, official_app: OfficialApp, tmp_path: Path
+) -> None:
+    endpoint = runtime.Endpoint3("sdk33/*", f"{official_app.server.base_url}/statefun/{{function.name}}")
+    module_yaml = runtime.module_yaml3([endpoint], kafka_egresses=[KAFKA])
+    address = "sdk33/counter/restart"
+    log_start = len(official_app.requests())
+    with runtime.HarnessJvm.start(setup.java_cmd, tmp_path, module_yaml,
+                                  egresses=[OUT, KAFKA], kafka_egresses=[KAFKA]) as jvm:
+        jvm.extra_diagnostics = official_app.diagnostics
+        jvm.send_many([(address, STRING_TYPE, _text(str(n))) for n in range(10)])
+        jvm.wait_running(RUNNING_TIMEOUT)
+        jvm.wait_for(lambda: _counts(jvm, address) == list(range(1, 11)), COUNTS_TIMEOUT, "counts 1..10")
+        # Two more checkpoints: the second began after the first ended, so after the 10th count:
+        # it holds count 10 and nothing in flight.
+        done = len(jvm.checkpoints())
+        jvm.wait_for(lambda: len(jvm.checkpoints()) >= done + 2, COUNTS_TIMEOUT, "two more checkpoints")
+        official_app.fail_file.write_text("")
+        jvm.send(address, STRING_TYPE, _text("fail-once"))  # a 400, not retried by okhttp: the job fails
+        jvm.wait_for(lambda: jvm.starts() == 2, COUNTS_TIMEOUT, "the job's restart")
+        restored = jvm.checkpoints()[-1]
+        jvm.send_many([(address, STRING_TYPE, _text(str(n))) for n in range(5)])
+        jvm.wait_for(lambda: 16 in _counts(jvm, address), COUNTS_TIMEOUT, "count 16")
+        time.sleep(0.5)  # anything extra (a repeat) would show now
+
+        assert not official_app.fail_file.exists()
+        assert jvm.starts() == 2, jvm.diagnostics()
+        # Stdin offset 10: the lines before "fail-once" (11 if a checkpoint caught the failing
+        # request in flight: then it is re-sent after the restore, and goes through).
+        assert restored[1] in (10, 11), f"restored from {restored}"
+        # Restored from count 10 (not replayed from 0): every count once, in order.
+        assert _counts(jvm, address) == list(range(1, 17)), jvm.diagnostics()
+
+    requests = official_app.requests(log_start)
+    outcomes = [r[2:] for r in requests]
+    failed = outcomes.index(["count", "failed"])
+    assert outcomes[0] == ["-", "missing:count"], requests
+    assert all(o == ["count", "result"] for o in outcomes[1:failed]), requests
+    # After the restore the runtime knew no state again: the SDK declared `count` once more.
+    assert outcomes[failed + 1] == ["-", "missing:count"], requests
+    assert all(o == ["count", "result"] for o in outcomes[failed + 2:]), requests
+    print(f"\n[flink3 e2e] restart: restored checkpoint {restored[0]} (stdin offset {restored[1]}); "
+          f"requests {requests}")
+
+
 def test_wrong_record_type_on_the_kafka_egress_fails_the_job(
     setup: Setup, official_app: OfficialApp, tmp_path: Path
 ) -> None:
@@ -180,7 +231,7 @@ def test_wrong_record_type_on_the_kafka_egress_fails_the_job(
     with runtime.HarnessJvm.start(setup.java_cmd, tmp_path, module_yaml,
                                   egresses=[OUT, KAFKA], kafka_egresses=[KAFKA], properties=properties) as jvm:
         jvm.extra_diagnostics = official_app.diagnostics
-        jvm.send("sdk33/bad-kafka/x", STRING_TYPE, StringValue(value="x").SerializeToString())
+        jvm.send("sdk33/bad-kafka/x", STRING_TYPE, _text("x"))
         jvm.wait_running(RUNNING_TIMEOUT)
         # One restart (the attempt allowed), which replays the message and fails again: for good.
         try:

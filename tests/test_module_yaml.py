@@ -638,8 +638,8 @@ def test_what_the_runtime_ignores_is_noted_and_checked() -> None:
 
     ignored = parse_module_yaml(module_yaml_cases.module(state_extra="expireMode: after-write"), source="m.yaml")
     assert ignored.functions["example/fn"].states == (StateSpec("seen"),)
-    assert ignored.notes == ("m.yaml: module.spec.functions[0] (example/fn).spec.states[0].expireMode: "
-                             "ignored without expireAfter (the state never expires)",)
+    note = "ignored without expireAfter (the state never expires)"
+    assert ignored.notes == (f"m.yaml: module.spec.functions[0] (example/fn).spec.states[0].expireMode: {note}",)
 
 
 def test_durations_past_timedelta_read_as_its_max() -> None:

@@ -107,7 +107,7 @@ _IO_TIMEOUTS_5S = "connectTimeout: 5s\nreadTimeout: 5s\nwriteTimeout: 5s\n"
 
 CASES: List[Case] = [
     ok("plain", module()),
-    # -- version: Selectors.textAt("/version"), then exactly "1.0" or "2.0" --------------
+    # -- version: Selectors.textAt("/version"), then exactly "1.0" or "2.0" --------------------
     # WrongTypeException: Wrong type for key /version not a string
     refused("version unquoted 2.0", module(version="2.0"), "version: 2.0 is a YAML number, not a string"),
     refused("version unquoted 2", module(version="2"), "version: 2 is a YAML integer, not a string"),
@@ -116,7 +116,7 @@ CASES: List[Case] = [
     # MissingKeyException: missing key /version
     refused("no version", module().replace('version: "2.0"\n', ""), "the document: 'version' is required"),
     ok("version 1.0 quoted", module(version="'1.0'").replace("- name: seen", "- seen")),
-    # -- module -------------------------------------------------------------------------
+    # -- module --------------------------------------------------------------------------------
     ok("module type Remote", module(module_type="Remote")),
     ok("module type REMOTE quoted", module(module_type='"REMOTE"')),
     # IllegalStateException: Unknown module type embedded, currently supported: REMOTE
@@ -127,7 +127,7 @@ CASES: List[Case] = [
     # WrongTypeException: Wrong type for key /functions not a list
     refused("functions null", 'version: "2.0"\nmodule:\n  meta:\n    type: remote\n  spec:\n    functions:\n',
             "module.spec.functions: expected a list, found null"),
-    # -- function meta ------------------------------------------------------------------
+    # -- function meta -------------------------------------------------------------------------
     # MissingKeyException: missing key /function/meta/kind
     refused("no kind", module(meta="type: example/fn"), "function.meta: 'kind' is required"),
     ok("kind HTTP", module(meta="kind: HTTP\ntype: example/fn")),
@@ -138,7 +138,7 @@ CASES: List[Case] = [
     refused("type without slash", module(meta="kind: http\ntype: examplef"), "function type 'examplef' is not"),
     refused("type ending in slash", module(meta="kind: http\ntype: a/"), "function type 'a/' is not"),
     ok("type with two slashes", module(meta="kind: http\ntype: a/b/c")),
-    # -- endpoint -----------------------------------------------------------------------
+    # -- endpoint ------------------------------------------------------------------------------
     ok("scheme HTTP", module(endpoint="HTTP://localhost:8000/statefun")),
     ok("scheme Https", module(endpoint="Https://localhost:8000/statefun")),
     ok("host with underscore", module(endpoint="http://my_host:8000/statefun")),
@@ -175,7 +175,7 @@ CASES: List[Case] = [
     refused("opaque unix socket", module(endpoint="http+unix:app.sock"), "ending in '.sock'"),
     # IllegalStateException: Unix Domain Socket path should contain a .sock file
     refused("unix socket without .sock", module(endpoint="http+unix:///run/app/statefun"), "ending in '.sock'"),
-    # -- states -------------------------------------------------------------------------
+    # -- states --------------------------------------------------------------------------------
     # WrongTypeException: Wrong type for key /name not a string
     refused("state name a YAML integer", module(state="5"), ".states[0].name: 5 is a YAML integer"),
     refused("state name 1e5 (a number to the runtime)", module(state="1e5"), "100000.0 is a YAML number"),
@@ -202,7 +202,17 @@ CASES: List[Case] = [
     # IllegalStateException: State name 'seen' was registered twice; ...
     refused("state twice", module().replace("- name: seen\n", "- name: seen\n              - name: seen\n"),
             "state names repeated: seen"),
-    # -- expireAfter / expireMode -----------------------------------------------------------
+    ok("format 1.0 drops a state that is not a string", module(version='"1.0"').replace("- name: seen", "- seen\n"
+                                                                                           "              - {a: b}")),
+    # MissingKeyException: missing key /name
+    refused("format 2.0 bare state name", module().replace("- name: seen", "- seen"), "write '- name: seen'"),
+    # WrongTypeException: Wrong type for key /function/spec/states not a list
+    refused("states null", module().replace("              - name: seen\n", ""),
+            ".spec.states: expected a list, found null"),
+    refused("states a mapping", module().replace("              - name: seen\n", "              name: seen\n"),
+            ".spec.states: expected a list, found a mapping"),
+    refused("state name binary", module(state="!!binary aGVsbG8="), ".name: b'hello' is binary, not a string"),
+    # -- expireAfter / expireMode --------------------------------------------------------------
     ok("expireMode without expireAfter", module(state_extra="expireMode: whatever")),
     ok("expireAfter 1ms", module(state_extra="expireAfter: 1ms")),
     ok("expireAfter quoted number (ms)", module(state_extra='expireAfter: "60000"')),
@@ -246,7 +256,7 @@ CASES: List[Case] = [
     # WrongTypeException: Wrong type for key /expireMode not a string
     refused("expireMode a YAML integer", module(state_extra="expireAfter: 1s\nexpireMode: 5"),
             ".expireMode: 5 is a YAML integer, not a string"),
-    # -- timeouts -----------------------------------------------------------------------
+    # -- timeouts ------------------------------------------------------------------------------
     # IllegalArgumentException: Connect timeout cannot be larger than request timeout.
     refused("timeout 5s", module(spec="timeout: 5s"),
             ".spec.timeout: '5s' is shorter than connectTimeout (10s when not set)"),
@@ -286,12 +296,12 @@ CASES: List[Case] = [
     refused("maxNumBatchRequests true", module(spec="maxNumBatchRequests: true"), "found True"),
     refused("maxNumBatchRequests hex (a string)", module(spec="maxNumBatchRequests: 0x10"), "found '0x10'"),
     refused("maxNumBatchRequests 1:30 (a string)", module(spec="maxNumBatchRequests: 1:30"), "found '1:30'"),
-    # -- grpc -------------------------------------------------------------------------
+    # -- grpc ----------------------------------------------------------------------------------
     # MissingKeyException: missing key /function/spec/host
     refused("kind grpc without host", module(meta="kind: grpc\ntype: example/fn"), "use kind: http"),
     Case("kind grpc", module(meta="kind: grpc\ntype: example/fn", spec="host: localhost\nport: 5000"),
          runtime=True, error="use kind: http"),
-    # -- ingresses, routers, egresses -------------------------------------------------------
+    # -- ingresses, routers, egresses ----------------------------------------------------------
     ok("ingress, router and egress", module() + _IO),
     # IllegalStateException: A binding for the key IngressIdentifier{namespace='example', name='names', ...
     refused("ingress id twice", module() + _IO.replace("example/other-names", "example/names"),
@@ -311,7 +321,22 @@ CASES: List[Case] = [
             "module.spec.routers[0].router.meta.type: expected 'org.apache.flink.statefun.sdk/protobuf-router'"),
     Case("router with a descriptor set that is not there",
          module() + _IO.replace("descriptorSet: wrappers.desc", "descriptorSet: nowhere.desc"), runtime=False),
-    # -- YAML -------------------------------------------------------------------------------
+    # -- YAML ----------------------------------------------------------------------------------
+    # RuntimeException: Failed loading a module ... (the file is empty: no module type)
+    refused("empty file", "", "module.meta: 'type' is required"),
+    refused("a list", "- version: '2.0'\n", "module.meta: 'type' is required"),
+    # NumberFormatException: For input string: "1_000" (anywhere in the file)
+    refused("an integer with _ in an ingress spec", module() + _IO.replace("address: kafka-broker:9092", "n: 1_000", 1),
+            "cannot read the integer '1_000'"),
+    ok("a key given twice (the last wins)", module(spec="timeout: 5s\ntimeout: 1min")),
+    # MissingKeyException: missing key /function/spec/endpoint ('<<' is a key like any other)
+    refused("a merge key is not merged",
+            module().replace("          spec:\n            endpoint:", "          spec:\n            <<: *base\n"
+                                                                        "            not-endpoint:")
+            .replace("version:", "base: &base {endpoint: http://localhost:8000/statefun}\nversion:"),
+            ".spec: 'endpoint' is required"),
+    # MissingKeyException: missing key /function/spec/endpoint
+    refused("function without spec", module().split("          spec:")[0], ".spec: 'endpoint' is required"),
     # (the runtime reads the first document and ignores the rest)
     ok("a second document", module() + "---\nanything: [at all\n"),
     ok("an alias (a string to the runtime)", module(state="&anchor seen", spec="timeout: *anchor")

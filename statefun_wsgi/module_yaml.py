@@ -530,11 +530,13 @@ def _read_function(reader: _Reader, version: str, entry: Any, where: str) -> Fun
         mode = reader.optional_text(state, "expireMode", state_where) or "after-invoke"
         if mode not in EXPIRE_MODES:
             raise reader.fail(f"{state_where}.expireMode", f"{mode!r} is not one of {', '.join(EXPIRE_MODES)}")
-        if not 1 <= expire_nanos // 10**6 <= _LONG_MAX:  # Flink's StateTtlConfig, in whole milliseconds
-            raise reader.fail(f"{state_where}.expireAfter", f"{reader.at(state, 'expireAfter')!r} is under 1 ms: "
-                                                            "Flink refuses it (\"TTL is expected to be positive\")"
-                              if expire_nanos < 10**6 else
-                              f"{reader.at(state, 'expireAfter')!r} does not fit in a long of milliseconds")
+        # The job gives Flink's StateTtlConfig the TTL in whole milliseconds (Duration.toMillis).
+        written = reader.at(state, "expireAfter")
+        if expire_nanos < 10**6:
+            raise reader.fail(f"{state_where}.expireAfter",
+                              f"{written!r} is under 1 ms: Flink refuses it (\"TTL is expected to be positive\")")
+        if expire_nanos // 10**6 > _LONG_MAX:
+            raise reader.fail(f"{state_where}.expireAfter", f"{written!r} is more milliseconds than a long holds")
         states.append(StateSpec(name, _to_timedelta(expire_nanos), mode))
     names = [state.name for state in states]
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -551,36 +553,39 @@ def _read_function(reader: _Reader, version: str, entry: Any, where: str) -> Fun
 
 
 _TIMEOUT_KEYS = ("timeout", "connectTimeout", "readTimeout", "writeTimeout")
-_DEFAULT_NANOS = {"timeout": 60 * 10**9, "connectTimeout": 10 * 10**9, "readTimeout": 10 * 10**9,
-                  "writeTimeout": 10 * 10**9}
+_TIMEOUT_DEFAULTS = {"timeout": "1min", "connectTimeout": "10s", "readTimeout": "10s", "writeTimeout": "10s"}
 
 
 def _read_timeouts(reader: _Reader, spec: Any, where: str) -> Tuple[timedelta, timedelta, timedelta, timedelta]:
     """HttpFunctionSpec's checks (each > 0, none of the I/O ones longer than ``timeout``), then
     OkHttp's (whole milliseconds, at most an int of them)."""
+
+    def shown(key: str) -> str:
+        written = reader.at(spec, key)
+        return f"{written!r}" if written is not _MISSING else f"({_TIMEOUT_DEFAULTS[key]} when not set)"
+
     nanos: Dict[str, int] = {}
     for key in _TIMEOUT_KEYS:
         value = reader.duration(spec, key, where)
         if value == 0:
-            raise reader.fail(f"{where}.{key}", f"{reader.at(spec, key)!r} is zero: "
-                                                "the runtime refuses it (\"Timeout durations must be larger than 0\")")
-        nanos[key] = _DEFAULT_NANOS[key] if value is None else value
-    timeout = nanos["timeout"]
+            raise reader.fail(f"{where}.{key}", f"{shown(key)} is zero: the runtime refuses it "
+                                                "(\"Timeout durations must be larger than 0\")")
+        nanos[key] = _parse_nanos(_TIMEOUT_DEFAULTS[key]) if value is None else value
     for key in _TIMEOUT_KEYS[1:]:
-        if nanos[key] > timeout:
-            written = reader.at(spec, key)
-            io = f"{key} ({written!r})" if written is not _MISSING else f"{key} (10s when not set)"
+        if nanos[key] > nanos["timeout"]:
+            refusal = f"{key[0].upper()}{key[1:].replace('Timeout', ' timeout')} cannot be larger than request timeout"
+            if reader.at(spec, "timeout") is _MISSING:
+                raise reader.fail(f"{where}.{key}", f"{shown(key)} is longer than timeout {shown('timeout')}, "
+                                                    f"which the runtime refuses (\"{refusal}\")")
             raise reader.fail(
                 f"{where}.timeout",
-                f"{reader.at(spec, 'timeout')!r} is shorter than {io}, which the runtime refuses "
-                f"(\"{key[0].upper()}{key[1:-7]} timeout cannot be larger than request timeout\"): "
-                f"set connectTimeout, readTimeout and writeTimeout to at most the timeout",
+                f"{shown('timeout')} is shorter than {key} {shown(key)}, which the runtime refuses (\"{refusal}\"): "
+                "set connectTimeout, readTimeout and writeTimeout to at most the timeout",
             )
     for key in _TIMEOUT_KEYS:
         if nanos[key] // 10**6 > _OKHTTP_MAX_MILLIS:
-            raise reader.fail(f"{where}.{key}", f"{reader.at(spec, key)!r} is longer than the runtime's HTTP "
-                                                f"client takes ({_OKHTTP_MAX_MILLIS} ms, about 24.8 days: "
-                                                "\"timeout too large\")")
+            raise reader.fail(f"{where}.{key}", f"{shown(key)} is longer than the runtime's HTTP client takes "
+                                                f"({_OKHTTP_MAX_MILLIS} ms, about 24.8 days: \"timeout too large\")")
     return tuple(_to_timedelta(nanos[key]) for key in _TIMEOUT_KEYS)  # type: ignore[return-value]
 
 

@@ -250,6 +250,9 @@ CASES: List[Case] = [
     # ArithmeticException: long overflow
     refused("expireAfter overflowing a Duration", module(state_extra="expireAfter: 106751991167301d"),
             "long overflow"),
+    # ArithmeticException: long overflow (Duration.toMillis, as the job starts)
+    refused("expireAfter past a long of milliseconds", module(state_extra="expireAfter: 9223372036854775807s"),
+            "is more milliseconds than a long holds"),
     # IllegalArgumentException: Invalid state ttl expire mode; must be one of [after-invoke, after-write].
     refused("expireMode in capitals", module(state_extra="expireAfter: 1s\nexpireMode: AFTER-WRITE"),
             ".expireMode: 'AFTER-WRITE' is not one of after-invoke, after-write"),
@@ -262,9 +265,11 @@ CASES: List[Case] = [
             ".spec.timeout: '5s' is shorter than connectTimeout (10s when not set)"),
     refused("timeout 5s, only connectTimeout set", module(spec="timeout: 5s\nconnectTimeout: 5s"),
             "is shorter than readTimeout (10s when not set)"),
+    refused("connectTimeout 2min, timeout not set", module(spec="connectTimeout: 2min"),
+            ".spec.connectTimeout: '2min' is longer than timeout (1min when not set), which the runtime refuses"),
     ok("timeout 5s with I/O timeouts", module(spec="timeout: 5s\n" + _IO_TIMEOUTS_5S)),
     refused("connectTimeout a nanosecond over", module(spec="timeout: 10s\nconnectTimeout: 10000000001ns"),
-            "is shorter than connectTimeout ('10000000001ns')"),
+            "is shorter than connectTimeout '10000000001ns'"),
     ok("connectTimeout a nanosecond over the default", module(spec="connectTimeout: 10000000001ns")),
     # WrongTypeException: Wrong type for key /function/spec/timeout not a string
     refused("timeout a YAML integer", module(spec="timeout: 500"), ".spec.timeout: 500 is a YAML integer"),

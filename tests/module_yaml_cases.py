@@ -158,7 +158,7 @@ CASES: List[Case] = [
     refused("bad percent escape", module(endpoint="http://h/%zz"), "'%' at index 9 is not followed by two hex"),
     # IllegalArgumentException: Malformed IPv6 address at index 8: http://[zz]/
     refused("bad IPv6 host", module(endpoint="http://[zz]/"), "is not an IPv6 address in brackets"),
-    # NullPointerException (OkHttp's HttpUrl.get cannot read it; the job fails as it starts)
+    # NullPointerException (OkHttp's HttpUrl.get cannot read it, as the job starts)
     refused("port not a number", module(endpoint="http://h:abc/"), "the port 'abc' is not a number"),
     refused("port 0", module(endpoint="http://h:0/"), "the port '0' is not a number"),
     ok("no host after three slashes", module(endpoint="http:///statefun")),
@@ -167,11 +167,13 @@ CASES: List[Case] = [
     ok("brackets in the query", module(endpoint="http://localhost/a?b=[1]")),
     ok("unix socket, no path after it", module(endpoint="https+unix:///run/app.sock")),
     ok("unix socket under a host", module(endpoint="http+unix://run/app.sock/statefun")),
+    # IllegalArgumentException: Expected authority at index 7: http://
     refused("no host", module(endpoint="http://"), "has no host"),
     ok("empty port (the scheme's)", module(endpoint="http://localhost:/statefun")),
     refused("port 65536", module(endpoint="http://localhost:65536/statefun"), "the port '65536' is not a number"),
     refused("bracket in the path", module(endpoint="http://localhost/[a]"), "'[' and ']' belong only around"),
     refused("two fragments", module(endpoint='"http://localhost/a#b#c"'), "it has two '#'"),
+    # NullPointerException (an opaque URI has no path)
     refused("opaque unix socket", module(endpoint="http+unix:app.sock"), "ending in '.sock'"),
     # IllegalStateException: Unix Domain Socket path should contain a .sock file
     refused("unix socket without .sock", module(endpoint="http+unix:///run/app/statefun"), "ending in '.sock'"),
@@ -308,9 +310,10 @@ CASES: List[Case] = [
          runtime=True, error="use kind: http"),
     # -- ingresses, routers, egresses ----------------------------------------------------------
     ok("ingress, router and egress", module() + _IO),
-    # IllegalStateException: A binding for the key IngressIdentifier{namespace='example', name='names', ...
+    # IllegalStateException: A binding for the key IngressIdentifier(example, names, ...) was previously defined.
     refused("ingress id twice", module() + _IO.replace("example/other-names", "example/names"),
             "ingress id example/names appears twice"),
+    # IllegalStateException: A binding for the key EgressKey(example, greets, ...) was previously defined.
     refused("egress id twice", module() + _IO + _IO.split("    egresses:\n")[1],
             "egress id example/greets appears twice"),
     # MissingKeyException: missing key /ingress/meta/type

@@ -2,7 +2,8 @@
 
     bash tests/e2e/harness_setup.sh && python -m pytest -m flink tests/e2e/test_module_yaml_flink.py -q
 
-One JVM (a few seconds) runs ``tests/e2e/ModuleYamlProbe.java`` on the harness's classpath:
+One JVM (a few seconds; Java 11 or later, which runs a source file) runs
+``tests/e2e/ModuleYamlProbe.java`` on the harness's classpath:
 it loads each file as the runtime does when a job starts (the JSON module loader, the
 function providers, the state TTLs) and prints whether the runtime accepts it. Each verdict
 must be the table's; ``tests/test_module_yaml.py`` holds our loader to the same table.

@@ -185,6 +185,12 @@ CASES: List[Case] = [
     refused("state name 010", module(state="010"), "10 is a YAML integer"),
     refused("state name yes", module(state="yes"), "True is a YAML boolean"),
     refused("state name null", module(state="null"), "None is null"),
+    refused("state name ~", module(state="~"), "None is null"),
+    refused("state name !!float 1", module(state="!!float 1"), "1.0 is a YAML number"),
+    ok("state name !!bool maybe", module(state="!!bool maybe")),
+    ok("state name !!timestamp", module(state="!!timestamp 2001-12-14")),
+    # JsonParseException: Malformed numeric value '-_'
+    refused("state name -_", module(state="-_"), "malformed numeric value '-_'"),
     ok("state name 0x1F (a string to the runtime)", module(state="0x1F")),
     ok("state name 0b101", module(state="0b101")),
     ok("state name 1:30", module(state="1:30")),
@@ -301,6 +307,7 @@ CASES: List[Case] = [
     refused("maxNumBatchRequests 5.0", module(spec="maxNumBatchRequests: 5.0"), "found 5.0"),
     refused("maxNumBatchRequests null", module(spec="maxNumBatchRequests:"), "found None"),
     refused("maxNumBatchRequests true", module(spec="maxNumBatchRequests: true"), "found True"),
+    refused("maxNumBatchRequests 08 (a float to the runtime)", module(spec="maxNumBatchRequests: 08"), "found 8.0"),
     refused("maxNumBatchRequests hex (a string)", module(spec="maxNumBatchRequests: 0x10"), "found '0x10'"),
     refused("maxNumBatchRequests 1:30 (a string)", module(spec="maxNumBatchRequests: 1:30"), "found '1:30'"),
     # -- grpc ----------------------------------------------------------------------------------

@@ -14,9 +14,13 @@ is in the comment on each case where it refuses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from datetime import timedelta
+from typing import Any, Dict, List, Optional
 
 import pytest
+
+from statefun_wsgi import StatefulFunctions
+from statefun_wsgi.module_yaml import generate_module_yaml
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,14 @@ _IO = """\
           spec:
             address: kafka-broker:9092
 """
+def generated(**options: Any) -> str:
+    """``generate_module_yaml`` for two functions, one with states."""
+    functions = StatefulFunctions()
+    functions.register("example/counter", lambda context, message: None, states=["count", "seen"])
+    functions.register("example/stateless", lambda context, message: None)
+    return generate_module_yaml(functions, "http://app:8000/statefun", **options)
+
+
 _IO_TIMEOUTS_5S = "connectTimeout: 5s\nreadTimeout: 5s\nwriteTimeout: 5s\n"
 
 CASES: List[Case] = [
@@ -294,6 +306,10 @@ CASES: List[Case] = [
     # IllegalArgumentException: timeout too large.
     refused("timeout 2147483648ms", module(spec="timeout: 2147483648ms"), "\"timeout too large\""),
     refused("timeout 30d", module(spec="timeout: 30d"), "\"timeout too large\""),
+    ok("generated", generated()),
+    ok("generated with timeout 5s", generated(timeout=timedelta(seconds=5))),
+    ok("generated with timeout 1ms and no batch limit", generated(timeout=timedelta(milliseconds=1), max_batch_size=0)),
+    ok("generated with timeout 2min", generated(timeout=timedelta(minutes=2), max_batch_size=-1)),
     # -- maxNumBatchRequests: Selectors.optionalIntegerAt (an int) -----------------------------
     ok("maxNumBatchRequests 0", module(spec="maxNumBatchRequests: 0")),
     ok("maxNumBatchRequests -1", module(spec="maxNumBatchRequests: -1")),

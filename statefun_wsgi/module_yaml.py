@@ -89,12 +89,12 @@ def _java_trim(text: str) -> str:
 def _parse_nanos(text: object) -> int:
     """Flink 1.11's ``TimeUtils.parseDuration`` (the runtime reads every duration with it), in
     nanoseconds; raises ValueError with what is wrong."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        hint = f": write it with a unit, like '{text}ms'" if text >= 0 else ""
+        raise ValueError(f"{text!r} is a YAML integer, and the runtime reads durations as strings "
+                         f"(\"not a string\"){hint}")
     if not isinstance(text, str):
-        kind = _yaml_kind(text)
-        if kind == "a YAML integer":
-            raise ValueError(f"{text!r} is a YAML integer, and the runtime reads durations as strings "
-                             f"(\"not a string\"): write it with a unit, like '{text}ms'")
-        raise ValueError(f"{text!r} is {kind}, not a duration like '2min', '10s' or '500ms'")
+        raise ValueError(f"{text!r} is {_yaml_kind(text)}, not a duration like '2min', '10s' or '500ms'")
     trimmed = _java_trim(text)
     if not trimmed:
         raise ValueError(f"{text!r} is empty, not a duration like '2min', '10s' or '500ms'")

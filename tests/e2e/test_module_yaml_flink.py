@@ -12,6 +12,7 @@ must be the table's; ``tests/test_module_yaml.py`` holds our loader to the same 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,12 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
 def test_the_runtime_does_what_the_table_says(verdicts: Dict[str, str], case: module_yaml_cases.Case) -> None:
     verdict = verdicts[case.id]
     assert verdict.startswith("ACCEPTED" if case.runtime else "REFUSED"), verdict
+
+
+def test_the_duration_units_are_flinks(verdicts: Dict[str, str]) -> None:
+    """Flink lists its units when it refuses one ("DAYS: (d | day | days), HOURS: ..."): ours are those."""
+    from statefun_wsgi.module_yaml import _UNIT_LABELS
+
+    message = verdicts["expireAfter 500us"]
+    listed = re.findall(r"[A-Z]+: \(([^)]*)\)", message.split("recognized units: ", 1)[1])
+    assert [tuple(labels.split(" | ")) for labels in listed] == list(_UNIT_LABELS.values()), message

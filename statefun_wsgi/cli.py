@@ -276,7 +276,11 @@ def command_module_yaml(args: argparse.Namespace) -> int:
     from .module_yaml import check_module_yaml, generate_module_yaml, load_module_yaml
 
     if args.action == "generate":
-        print(generate_module_yaml(find_functions(args.app), args.endpoint), end="")
+        try:
+            text = generate_module_yaml(find_functions(args.app), args.endpoint)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        print(text, end="")
         return 0
     problems = check_module_yaml(load_module_yaml(args.path), find_functions(args.app))
     for problem in problems:

@@ -9,21 +9,32 @@ Usage::
     for problem in check_module_yaml(spec, functions):
         print(problem)
 
-A malformed file raises :class:`ModuleYamlError`, whose message names the file,
-the entry and what is wrong.
+The loader accepts what StateFun 2.2.2 accepts and refuses what it refuses, both when
+it loads the file and as a job starts: its YAML typing (Jackson over SnakeYAML, where a
+quoted ``"2.0"`` is a string and an unquoted ``2.0`` is not), durations as strings in
+Flink 1.11's units (``500ms``, ``2min``, ``µs``: not ``us``, not a bare YAML ``500``),
+``kind: http`` on every function, a ``timeout`` no shorter than the connect, read and
+write timeouts (10 s each by default), a state TTL of 1 ms or more. A file it refuses
+raises :class:`ModuleYamlError`, whose one-line message names the file, the entry (with
+the function type) and the key. tests/module_yaml_cases.py lists the cases, each checked
+on the real 2.2.2 loader by tests/e2e/test_module_yaml_flink.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import string
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Pattern, Tuple, Union
+
+import yaml
 
 from .errors import ConfigurationError
-from .functions import StatefulFunctions, split_typename
+from .functions import StatefulFunctions
 
 __all__ = [
     "EgressSpec",
@@ -43,54 +54,98 @@ DEFAULT_TIMEOUT = timedelta(minutes=1)
 DEFAULT_IO_TIMEOUT = timedelta(seconds=10)
 EXPIRE_MODES = ("after-invoke", "after-write")
 
-# Flink's TimeUtils units (singular, plural and short forms), case-insensitive.
-_UNITS = {
-    "d": timedelta(days=1), "day": timedelta(days=1), "days": timedelta(days=1),
-    "h": timedelta(hours=1), "hour": timedelta(hours=1), "hours": timedelta(hours=1),
-    "min": timedelta(minutes=1), "minute": timedelta(minutes=1), "minutes": timedelta(minutes=1),
-    "s": timedelta(seconds=1), "sec": timedelta(seconds=1), "secs": timedelta(seconds=1),
-    "second": timedelta(seconds=1), "seconds": timedelta(seconds=1),
-    "ms": timedelta(milliseconds=1), "milli": timedelta(milliseconds=1), "millis": timedelta(milliseconds=1),
-    "millisecond": timedelta(milliseconds=1), "milliseconds": timedelta(milliseconds=1),
-    "µs": timedelta(microseconds=1), "us": timedelta(microseconds=1), "micro": timedelta(microseconds=1),
-    "micros": timedelta(microseconds=1), "microsecond": timedelta(microseconds=1),
-    "microseconds": timedelta(microseconds=1),
-    "ns": timedelta(0), "nano": timedelta(0), "nanos": timedelta(0),
-    "nanosecond": timedelta(0), "nanoseconds": timedelta(0),
+_NANOS = {"d": 86_400 * 10**9, "h": 3_600 * 10**9, "min": 60 * 10**9, "s": 10**9, "ms": 10**6, "µs": 10**3, "ns": 1}
+# Flink 1.11's TimeUtils labels for each unit, compared after lower-casing (Locale.US).
+_UNIT_LABELS = {
+    "d": ("d", "day", "days"),
+    "h": ("h", "hour", "hours"),
+    "min": ("min", "minute", "minutes"),
+    "s": ("s", "sec", "secs", "second", "seconds"),
+    "ms": ("ms", "milli", "millis", "millisecond", "milliseconds"),
+    "µs": ("µs", "micro", "micros", "microsecond", "microseconds"),
+    "ns": ("ns", "nano", "nanos", "nanosecond", "nanoseconds"),
 }
-_DURATION = re.compile(r"^\s*(\d+)\s*([a-zµ]*)\s*$", re.IGNORECASE)
+_LABEL_NANOS = {label: _NANOS[unit] for unit, labels in _UNIT_LABELS.items() for label in labels}
+_LONG_MAX = 2**63 - 1
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+# What the runtime's OkHttp client takes as a timeout: whole milliseconds up to an int.
+_OKHTTP_MAX_MILLIS = _INT_MAX
 
 
 class ModuleYamlError(ConfigurationError):
     """A ``module.yaml`` that the runtime would reject."""
 
 
-def parse_duration(text: Union[str, int]) -> timedelta:
-    """Parse a duration as the runtime does: ``"2min"``, ``"10 s"``, ``"60000millisecond"``, ``500`` (ms)."""
-    if isinstance(text, bool):
-        raise ValueError(f"{text!r} is not a duration")
-    if isinstance(text, int):
-        return timedelta(milliseconds=text)
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like '2min', '10s' or '500ms'")
-    amount, unit = int(match.group(1)), match.group(2).lower()
-    if not unit:
-        return timedelta(milliseconds=amount)
-    if unit not in _UNITS:
-        raise ValueError(f"{text!r} has an unknown time unit {unit!r} (use d, h, min, s, ms)")
-    if unit.startswith("n"):
-        return timedelta(microseconds=amount // 1000)
-    return amount * _UNITS[unit]
+def _java_trim(text: str) -> str:
+    """``String.trim()``: strips every character up to U+0020, nothing else."""
+    start, end = 0, len(text)
+    while start < end and text[start] <= " ":
+        start += 1
+    while end > start and text[end - 1] <= " ":
+        end -= 1
+    return text[start:end]
+
+
+def _parse_nanos(text: object) -> int:
+    """Flink 1.11's ``TimeUtils.parseDuration`` (the runtime reads every duration with it), in
+    nanoseconds; raises ValueError with what is wrong."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        hint = f": write it with a unit, like '{text}ms'" if text >= 0 else ""
+        raise ValueError(f"{text!r} is a YAML integer, and the runtime reads durations as strings "
+                         f"(\"not a string\"){hint}")
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is {_yaml_kind(text)}, not a duration like '2min', '10s' or '500ms'")
+    trimmed = _java_trim(text)
+    if not trimmed:
+        raise ValueError(f"{text!r} is empty, not a duration like '2min', '10s' or '500ms'")
+    digits = 0
+    while digits < len(trimmed) and "0" <= trimmed[digits] <= "9":
+        digits += 1
+    if not digits:
+        raise ValueError(f"{text!r} does not start with a number (a duration is like '2min', '10s' or '500ms')")
+    value = int(trimmed[:digits])
+    if value > _LONG_MAX:
+        raise ValueError(f"{text!r}: {trimmed[:digits]} does not fit in 64 bits")
+    label = _java_trim(trimmed[digits:]).lower()
+    if not label:
+        return value * 10**6  # no unit: milliseconds
+    if label not in _LABEL_NANOS:
+        known = "; ".join(", ".join(labels) for labels in _UNIT_LABELS.values())
+        hint = " (Flink 1.11 spells microseconds 'µs' or 'micros', not 'us')" if label == "us" else ""
+        raise ValueError(f"{text!r} has an unknown time unit {label!r}{hint}; the units are: {known}")
+    nanos = value * _LABEL_NANOS[label]
+    if nanos // 10**9 > _LONG_MAX:  # java.time.Duration holds its seconds in a long
+        raise ValueError(f"{text!r} is too long for a java.time.Duration (long overflow)")
+    return nanos
+
+
+def _to_timedelta(nanos: int) -> timedelta:
+    """``nanos`` floored to whole microseconds; what is past ``timedelta.max`` reads as it."""
+    micros = nanos // 1000
+    return timedelta.max if micros >= timedelta.max // timedelta(microseconds=1) else timedelta(microseconds=micros)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a duration as the runtime does (Flink 1.11's ``TimeUtils``): a whole number and an
+    optional unit, ``"2min"``, ``"10 s"``, ``"60000millisecond"``, ``"500"`` (milliseconds).
+
+    The units are ``d``, ``h``, ``min``, ``s``, ``ms``, ``µs`` and ``ns``, with their
+    long forms (``day``/``days``, ``hour``, ``minute``, ``sec``/``second``, ``milli``,
+    ``micro``, ``nano``, each with a plural), in any case. ``us`` is not one; nor is a number
+    that is not a string (a YAML ``500``): the runtime refuses both. Nanoseconds are floored to
+    microseconds, and lengths past ``timedelta.max`` read as it.
+    """
+    return _to_timedelta(_parse_nanos(text))
 
 
 def format_duration(value: timedelta) -> str:
     """The shortest exact spelling of ``value`` the runtime reads."""
-    milliseconds = value // timedelta(milliseconds=1)
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1000)):
-        if milliseconds and milliseconds % size == 0:
-            return f"{milliseconds // size}{unit}"
-    return f"{milliseconds}ms"
+    micros = value // timedelta(microseconds=1)
+    for unit, size in (("d", 86_400_000_000), ("h", 3_600_000_000), ("min", 60_000_000), ("s", 1_000_000),
+                       ("ms", 1000)):
+        if micros and micros % size == 0:
+            return f"{micros // size}{unit}"
+    return f"{micros}µs"
 
 
 @dataclass(frozen=True)
@@ -104,7 +159,16 @@ class StateSpec:
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    """One ``function`` entry: where it is served and what the runtime keeps for it."""
+    """One ``function`` entry: where it is served and what the runtime keeps for it.
+
+    ``max_batch_size`` is ``maxNumBatchRequests`` as written (default 1000): any integer
+    the runtime takes, where 0 or a negative number means no limit.
+
+    ``timeout`` bounds each attempt's call and the retries of a batch; the
+    connect, read and write timeouts bound each I/O step, and none of them may be longer
+    than ``timeout`` (the runtime refuses the file). The runtime's HTTP client (OkHttp)
+    counts timeouts in whole milliseconds, where a timeout under 1 ms is none at all.
+    """
 
     typename: str
     endpoint: str
@@ -136,49 +200,237 @@ class EgressSpec:
 
 @dataclass(frozen=True)
 class ModuleSpec:
-    """A parsed ``module.yaml``."""
+    """A parsed ``module.yaml``.
+
+    ``notes`` lists what the runtime accepts but ignores (a format 1.0 state that is not a
+    string, an ``expireMode`` without ``expireAfter``), one line each, naming the file and entry.
+    """
 
     version: str
     functions: Dict[str, FunctionSpec]
     ingresses: Tuple[IngressSpec, ...] = ()
     egresses: Tuple[EgressSpec, ...] = ()
     source: str = "<module.yaml>"
+    notes: Tuple[str, ...] = ()
+
+
+# -- YAML as the runtime reads it ---------------------------------------------------------
+#
+# The runtime parses module.yaml with Jackson's YAML parser over SnakeYAML 1.24 (shaded in
+# flink-shaded-jackson 2.10.1), which types plain scalars differently from PyYAML: '1e5' and
+# '.5' are numbers, '0x1F', '0b1', '1:30' and timestamps are strings, an integer with '_'
+# fails the whole file, '.inf' and '.nan' too, an alias reads as its anchor's name, and
+# mapping keys are their text. _RuntimeYamlLoader reads YAML into the same values.
+
+_MISSING: Any = object()
+
+
+class _RuntimeYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader typed as the runtime's parser types scalars (see above)."""
+
+    yaml_implicit_resolvers: Dict[Any, List[Tuple[str, Pattern[str]]]] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):  # Jackson 2.10 reads an alias as its anchor's name
+            event = self.get_event()
+            return yaml.ScalarNode("tag:yaml.org,2002:str", event.anchor, event.start_mark, event.end_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(None, None, "expected a mapping", node.start_mark)
+        mapping: Dict[Any, Any] = {}
+        for key_node, value_node in node.value:  # no '<<' merging; a key is its text
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key is not a scalar (the runtime expects a field name)", key_node.start_mark
+                )
+            mapping[key_node.value] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+_SNAKEYAML_RESOLVERS = (  # SnakeYAML 1.24's Resolver: tag, pattern, first characters, in its order
+    ("bool", r"yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF", "yYnNtTfFoO"),
+    ("int", (r"[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
+             r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+"), "-+0123456789"),
+    ("float", (r"[-+]?(?:\.[0-9]+|[0-9_]+(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"),
+     "-+0123456789."),
+    ("merge", r"<<", "<"),
+    ("null", r"~|null|Null|NULL| |", ["~", "n", "N", "\0", ""]),
+    ("timestamp", (r"[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?"
+                   r"(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?"
+                   r"(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?"), "0123456789"),
+    ("value", r"=", "="),
+)
+for _tag, _pattern, _first in _SNAKEYAML_RESOLVERS:
+    _RuntimeYamlLoader.add_implicit_resolver(
+        f"tag:yaml.org,2002:{_tag}", re.compile(rf"(?:{_pattern})\Z"), list(_first)
+    )
+
+_JACKSON_FLOAT = re.compile(r"[-+]?(?:[0-9][0-9_]*)?\.[0-9]*(?:[eE][-+][0-9]+)?\Z")
+_YAML_FALSE = {"n", "no", "off", "false"}
+_YAML_TRUE = {"y", "yes", "on", "true"}
+
+
+def _scalar_or_collection(loader: Any, node: Any) -> Any:
+    """A node whose tag the runtime ignores: a scalar is its text."""
+    if isinstance(node, yaml.ScalarNode):
+        return node.value
+    if isinstance(node, yaml.SequenceNode):
+        return [loader.construct_object(child) for child in node.value]
+    return loader.construct_mapping(node)
+
+
+def _construct_float(loader: Any, node: Any) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        return _scalar_or_collection(loader, node)
+    text = node.value.replace("_", "")
+    if ":" in text or "inf" in text.lower() or "nan" in text.lower():
+        raise yaml.constructor.ConstructorError(None, None, f"malformed numeric value {node.value!r}", node.start_mark)
+    try:
+        return float(text)
+    except ValueError:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"malformed numeric value {node.value!r}", node.start_mark
+        ) from None
+
+
+def _construct_int(loader: Any, node: Any) -> Any:
+    """Jackson's ``_decodeNumberScalar``: optional sign and decimal digits (a leading 0 is
+    not octal) make an integer; '_' in them fails; anything else is a string."""
+    if not isinstance(node, yaml.ScalarNode):
+        return _scalar_or_collection(loader, node)
+    text = node.value
+    body = text[1:] if text[:1] in ("-", "+") else text
+    if body and all(ch in "0123456789_" for ch in body):
+        if "_" in body:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the runtime cannot read the integer {text!r} (it has a '_')", node.start_mark
+            )
+        return int(text)
+    if _JACKSON_FLOAT.match(text):
+        return _construct_float(loader, node)
+    return text
+
+
+def _construct_bool(loader: Any, node: Any) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        return _scalar_or_collection(loader, node)
+    lowered = node.value.lower()
+    return True if lowered in _YAML_TRUE else False if lowered in _YAML_FALSE else node.value
+
+
+def _construct_null(loader: Any, node: Any) -> Any:
+    return None if isinstance(node, yaml.ScalarNode) else _scalar_or_collection(loader, node)
+
+
+_RuntimeYamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_RuntimeYamlLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+_RuntimeYamlLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
+_RuntimeYamlLoader.add_constructor("tag:yaml.org,2002:null", _construct_null)
+for _tag in ("map", "seq", "str", "timestamp", "merge", "value", "set", "omap", "pairs"):
+    _RuntimeYamlLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _scalar_or_collection)
+_RuntimeYamlLoader.add_constructor(None, _scalar_or_collection)  # any other tag: ignored, as Jackson does
+
+
+def _load_yaml(text: str) -> Any:
+    """The first YAML document in ``text`` as the runtime reads it (it ignores the rest)."""
+    loader = _RuntimeYamlLoader(text)
+    try:
+        return loader.construct_document(loader.get_node()) if loader.check_node() else None
+    finally:
+        loader.dispose()
+
+
+def _yaml_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a YAML boolean"
+    if isinstance(value, int):
+        return "a YAML integer"
+    if isinstance(value, float):
+        return "a YAML number"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, bytes):
+        return "binary"
+    return "a string"
+
+
+def _equals_ignore_case(text: str, expected: str) -> bool:
+    """Java's ``String.equalsIgnoreCase``."""
+    return len(text) == len(expected) and all(
+        a == b or a.upper() == b.upper() or a.lower() == b.lower() for a, b in zip(text, expected)
+    )
 
 
 class _Reader:
-    """Walks the parsed YAML, naming the file and entry in every error."""
+    """Walks the parsed YAML as the runtime's JSON pointers do, naming the file and entry in
+    every error."""
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.notes: List[str] = []
 
     def fail(self, where: str, problem: str) -> ModuleYamlError:
         return ModuleYamlError(f"{self.source}: {where}: {problem}")
 
-    def mapping(self, value: Any, where: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(where, f"expected a mapping, found {type(value).__name__}")
+    def note(self, where: str, problem: str) -> None:
+        self.notes.append(f"{self.source}: {where}: {problem}")
+
+    @staticmethod
+    def at(node: Any, *keys: str) -> Any:
+        """``node.at("/a/b")``: the value, or _MISSING when a step is not a mapping holding the key."""
+        for key in keys:
+            if not isinstance(node, Mapping) or key not in node:
+                return _MISSING
+            node = node[key]
+        return node
+
+    def text(self, node: Any, keys: Tuple[str, ...], where: str) -> str:
+        """``Selectors.textAt``: required, and a string."""
+        value = self.at(node, *keys)
+        if value is _MISSING:
+            raise self.fail(where, f"'{keys[-1]}' is required")
+        if not isinstance(value, str):
+            raise self.fail(f"{where}.{keys[-1]}", f"{value!r} is {_yaml_kind(value)}, not a string")
         return value
 
-    def sequence(self, value: Any, where: str) -> List[Any]:
-        if value is None:
+    def optional_text(self, node: Any, key: str, where: str) -> Optional[str]:
+        value = self.at(node, key)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(f"{where}.{key}", f"{value!r} is {_yaml_kind(value)}, not a string")
+        return value
+
+    def sequence(self, node: Any, key: str, where: str) -> List[Any]:
+        """``Selectors.listAt``: absent is empty; present, it must be a list (null is not)."""
+        value = self.at(node, key)
+        if value is _MISSING:
             return []
         if not isinstance(value, list):
-            raise self.fail(where, f"expected a list, found {type(value).__name__}")
+            raise self.fail(f"{where}.{key}", f"expected a list, found {_yaml_kind(value)}")
         return value
 
-    def text(self, mapping: Mapping[str, Any], key: str, where: str) -> str:
-        value = mapping.get(key)
-        if not isinstance(value, str) or not value:
-            raise self.fail(where, f"'{key}' is required (a non-empty string)")
-        return value
-
-    def duration(self, mapping: Mapping[str, Any], key: str, where: str, default: timedelta) -> timedelta:
-        if key not in mapping:
-            return default
+    def duration(self, node: Any, key: str, where: str) -> Optional[int]:
+        """An optional duration in nanoseconds."""
+        if self.at(node, key) is _MISSING:
+            return None
         try:
-            return parse_duration(mapping[key])
+            return _parse_nanos(self.at(node, key))
         except ValueError as exc:
-            raise self.fail(where, f"'{key}': {exc}") from None
+            raise self.fail(f"{where}.{key}", str(exc)) from None
+
+    def namespace_name(self, value: str, what: str, where: str) -> None:
+        """``NamespaceNamePair.from``: a non-empty namespace and name around the last '/'."""
+        position = value.rfind("/")
+        if position <= 0 or position == len(value) - 1:
+            raise self.fail(where, f"{what} {value!r} is not 'namespace/name'")
 
 
 def load_module_yaml(path: Union[str, Path]) -> ModuleSpec:
@@ -188,109 +440,236 @@ def load_module_yaml(path: Union[str, Path]) -> ModuleSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ModuleYamlError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ModuleYamlError(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     return parse_module_yaml(text, source=str(path))
 
 
 def parse_module_yaml(text: str, source: str = "<module.yaml>") -> ModuleSpec:
-    """Parse ``module.yaml`` text (see :func:`load_module_yaml`)."""
-    import yaml
-
+    """Parse ``module.yaml`` text (see :func:`load_module_yaml`), accepting what StateFun
+    2.2.2 accepts and refusing, with a :class:`ModuleYamlError`, what it refuses: its
+    loader's checks, and those it makes when a job starts (state TTLs, state names given
+    twice, the HTTP client's timeouts)."""
     reader = _Reader(source)
     try:
-        document = yaml.safe_load(text)
+        document = _load_yaml(text)
     except yaml.YAMLError as exc:
         raise ModuleYamlError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
-    document = reader.mapping(document, "the document")
-    version = str(document.get("version", ""))
+
+    module_type = reader.at(document, "module", "meta", "type")
+    if module_type is _MISSING:
+        raise reader.fail("module.meta", "'type' is required (type: remote)")
+    if not (isinstance(module_type, str) and _equals_ignore_case(module_type, "remote")):
+        raise reader.fail("module.meta.type", f"expected 'remote', found {module_type!r}")
+    spec = reader.at(document, "module", "spec")
+    if spec is _MISSING:
+        raise reader.fail("module", "'spec' is required (the runtime refuses a module without a spec)")
+    version = reader.text(document, ("version",), "the document")
     if version not in ("1.0", "2.0"):
-        raise reader.fail("version", f"expected \"1.0\" or \"2.0\", found {document.get('version')!r}")
-    module = reader.mapping(document.get("module"), "module")
-    meta = reader.mapping(module.get("meta", {}), "module.meta")
-    if meta.get("type") != "remote":
-        raise reader.fail("module.meta.type", f"expected 'remote', found {meta.get('type')!r}")
-    spec = reader.mapping(module.get("spec", {}), "module.spec")
+        raise reader.fail("version", f"expected \"1.0\" or \"2.0\", found {version!r}")
 
     functions: Dict[str, FunctionSpec] = {}
-    for index, entry in enumerate(reader.sequence(spec.get("functions"), "module.spec.functions")):
+    for index, entry in enumerate(reader.sequence(spec, "functions", "module.spec")):
         function = _read_function(reader, version, entry, f"module.spec.functions[{index}]")
         if function.typename in functions:
             raise reader.fail(f"module.spec.functions[{index}]", f"function type {function.typename} appears twice")
         functions[function.typename] = function
 
-    ingresses = tuple(
-        IngressSpec(*_read_io(reader, entry, "ingress", f"module.spec.ingresses[{index}]"))
-        for index, entry in enumerate(reader.sequence(spec.get("ingresses"), "module.spec.ingresses"))
-    )
-    egresses = tuple(
-        EgressSpec(*_read_io(reader, entry, "egress", f"module.spec.egresses[{index}]"))
-        for index, entry in enumerate(reader.sequence(spec.get("egresses"), "module.spec.egresses"))
-    )
-    return ModuleSpec(version, functions, ingresses, egresses, source)
+    ingresses: List[IngressSpec] = []
+    for index, entry in enumerate(reader.sequence(spec, "ingresses", "module.spec")):
+        ingress = IngressSpec(*_read_io(reader, entry, "ingress", f"module.spec.ingresses[{index}]"))
+        if any(ingress.id == seen.id for seen in ingresses):
+            raise reader.fail(f"module.spec.ingresses[{index}]", f"ingress id {ingress.id} appears twice")
+        ingresses.append(ingress)
+    for index, entry in enumerate(reader.sequence(spec, "routers", "module.spec")):
+        _read_router(reader, entry, f"module.spec.routers[{index}]")
+    egresses: List[EgressSpec] = []
+    for index, entry in enumerate(reader.sequence(spec, "egresses", "module.spec")):
+        egress = EgressSpec(*_read_io(reader, entry, "egress", f"module.spec.egresses[{index}]"))
+        if any(egress.id == seen.id for seen in egresses):
+            raise reader.fail(f"module.spec.egresses[{index}]", f"egress id {egress.id} appears twice")
+        egresses.append(egress)
+    return ModuleSpec(version, functions, tuple(ingresses), tuple(egresses), source, tuple(reader.notes))
 
 
 def _read_function(reader: _Reader, version: str, entry: Any, where: str) -> FunctionSpec:
-    function = reader.mapping(reader.mapping(entry, where).get("function"), f"{where}.function")
-    meta = reader.mapping(function.get("meta"), f"{where}.function.meta")
-    typename = reader.text(meta, "type", f"{where}.function.meta")
+    kind = reader.text(entry, ("function", "meta", "kind"), f"{where}.function.meta")
+    typename = reader.text(entry, ("function", "meta", "type"), f"{where}.function.meta")
+    reader.namespace_name(typename, "function type", f"{where}.function.meta.type")
     where = f"{where} ({typename})"
-    try:
-        split_typename(typename)
-    except ValueError as exc:
-        raise reader.fail(where, str(exc)) from None
-    kind = meta.get("kind", "http")
-    if kind != "http":
-        raise reader.fail(where, f"function kind {kind!r} is not supported (only 'http')")
-    spec = reader.mapping(function.get("spec"), f"{where}.spec")
-    endpoint = reader.text(spec, "endpoint", f"{where}.spec")
-    if not re.match(r"^(http|https|http\+unix|https\+unix)://", endpoint):
-        raise reader.fail(f"{where}.spec.endpoint", f"{endpoint!r} is not an http(s) or http(s)+unix URL")
+    if kind.upper() == "GRPC":
+        raise reader.fail(f"{where}.meta.kind", "StateFun 2.2 loads 'grpc' functions but fails on their first "
+                                                "message ('not yet supported'): use kind: http")
+    if kind.upper() != "HTTP":
+        raise reader.fail(f"{where}.meta.kind", f"expected 'http', found {kind!r}")
+    spec = reader.at(entry, "function", "spec")
+    where = f"{where}.spec"
+    endpoint = reader.text(entry, ("function", "spec", "endpoint"), where)
+    problem = _endpoint_problem(endpoint)
+    if problem:
+        raise reader.fail(f"{where}.endpoint", problem)
 
     states: List[StateSpec] = []
-    for position, state in enumerate(reader.sequence(spec.get("states"), f"{where}.spec.states")):
-        state_where = f"{where}.spec.states[{position}]"
+    for position, state in enumerate(reader.sequence(spec, "states", where)):
+        state_where = f"{where}.states[{position}]"
         if version == "1.0":
-            if not isinstance(state, str):
-                raise reader.fail(state_where, f"format 1.0 lists state names as strings, found {state!r}")
-            states.append(StateSpec(state))
+            if isinstance(state, str):
+                states.append(StateSpec(state))
+            else:  # Selectors.textListAt keeps the strings and drops the rest
+                reader.note(state_where, f"format 1.0 lists state names as strings: the runtime ignores {state!r}")
             continue
-        if isinstance(state, str):  # StateFun 2.2 reads /name of each entry: a bare name fails the job
+        if isinstance(state, str):
             raise reader.fail(state_where, f"format {version} lists states as mappings: write '- name: {state}'")
-        state = reader.mapping(state, state_where)
-        name = reader.text(state, "name", state_where)
-        expire_after = reader.duration(state, "expireAfter", state_where, timedelta(0)) or None
-        mode = state.get("expireMode", "after-invoke")
+        name = reader.text(state, ("name",), state_where)
+        expire_nanos = reader.duration(state, "expireAfter", state_where)
+        if expire_nanos is None:
+            if reader.at(state, "expireMode") is not _MISSING:
+                reader.note(f"{state_where}.expireMode", "ignored without expireAfter (the state never expires)")
+            states.append(StateSpec(name))
+            continue
+        mode = reader.optional_text(state, "expireMode", state_where) or "after-invoke"
         if mode not in EXPIRE_MODES:
-            raise reader.fail(state_where, f"expireMode {mode!r} is not one of {', '.join(EXPIRE_MODES)}")
-        states.append(StateSpec(name, expire_after, mode))
+            raise reader.fail(f"{state_where}.expireMode", f"{mode!r} is not one of {', '.join(EXPIRE_MODES)}")
+        # The job gives Flink's StateTtlConfig the TTL in whole milliseconds (Duration.toMillis).
+        written = reader.at(state, "expireAfter")
+        if expire_nanos < 10**6:
+            raise reader.fail(f"{state_where}.expireAfter",
+                              f"{written!r} is under 1 ms: Flink refuses it (\"TTL is expected to be positive\")")
+        if expire_nanos // 10**6 > _LONG_MAX:
+            raise reader.fail(f"{state_where}.expireAfter", f"{written!r} is more milliseconds than a long holds")
+        states.append(StateSpec(name, _to_timedelta(expire_nanos), mode))
     names = [state.name for state in states]
     repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise reader.fail(f"{where}.spec.states", f"state names repeated: {', '.join(repeated)}")
+    if repeated:  # the job fails when the function starts: "State name '...' was registered twice"
+        raise reader.fail(f"{where}.states", f"state names repeated: {', '.join(repeated)}")
 
-    max_batch = spec.get("maxNumBatchRequests", DEFAULT_MAX_BATCH)
-    if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
-        raise reader.fail(f"{where}.spec.maxNumBatchRequests", f"expected a positive integer, found {max_batch!r}")
-    return FunctionSpec(
-        typename=typename,
-        endpoint=endpoint,
-        states=tuple(states),
-        max_batch_size=max_batch,
-        timeout=reader.duration(spec, "timeout", f"{where}.spec", DEFAULT_TIMEOUT),
-        connect_timeout=reader.duration(spec, "connectTimeout", f"{where}.spec", DEFAULT_IO_TIMEOUT),
-        read_timeout=reader.duration(spec, "readTimeout", f"{where}.spec", DEFAULT_IO_TIMEOUT),
-        write_timeout=reader.duration(spec, "writeTimeout", f"{where}.spec", DEFAULT_IO_TIMEOUT),
-    )
+    max_batch = reader.at(spec, "maxNumBatchRequests")
+    if max_batch is _MISSING:
+        max_batch = DEFAULT_MAX_BATCH
+    elif isinstance(max_batch, bool) or not isinstance(max_batch, int) or not _INT_MIN <= max_batch <= _INT_MAX:
+        raise reader.fail(f"{where}.maxNumBatchRequests",
+                          f"expected an integer (32-bit; 0 or negative for no limit), found {max_batch!r}")
+    return FunctionSpec(typename, endpoint, tuple(states), max_batch, *_read_timeouts(reader, spec, where))
+
+
+_TIMEOUT_KEYS = ("timeout", "connectTimeout", "readTimeout", "writeTimeout")
+_TIMEOUT_DEFAULTS = {"timeout": "1min", "connectTimeout": "10s", "readTimeout": "10s", "writeTimeout": "10s"}
+
+
+def _read_timeouts(reader: _Reader, spec: Any, where: str) -> Tuple[timedelta, timedelta, timedelta, timedelta]:
+    """HttpFunctionSpec's checks (each > 0, none of the I/O ones longer than ``timeout``), then
+    OkHttp's (whole milliseconds, at most an int of them)."""
+
+    def shown(key: str) -> str:
+        written = reader.at(spec, key)
+        return f"{written!r}" if written is not _MISSING else f"({_TIMEOUT_DEFAULTS[key]} when not set)"
+
+    nanos: Dict[str, int] = {}
+    for key in _TIMEOUT_KEYS:
+        value = reader.duration(spec, key, where)
+        if value == 0:
+            raise reader.fail(f"{where}.{key}", f"{shown(key)} is zero: the runtime refuses it "
+                                                "(\"Timeout durations must be larger than 0\")")
+        nanos[key] = _parse_nanos(_TIMEOUT_DEFAULTS[key]) if value is None else value
+    for key in _TIMEOUT_KEYS[1:]:
+        if nanos[key] > nanos["timeout"]:
+            refusal = f"{key[0].upper()}{key[1:].replace('Timeout', ' timeout')} cannot be larger than request timeout"
+            if reader.at(spec, "timeout") is _MISSING:
+                raise reader.fail(f"{where}.{key}", f"{shown(key)} is longer than timeout {shown('timeout')}, "
+                                                    f"which the runtime refuses (\"{refusal}\")")
+            raise reader.fail(
+                f"{where}.timeout",
+                f"{shown('timeout')} is shorter than {key} {shown(key)}, which the runtime refuses (\"{refusal}\"): "
+                "set connectTimeout, readTimeout and writeTimeout to at most the timeout",
+            )
+    for key in _TIMEOUT_KEYS:
+        if nanos[key] // 10**6 > _OKHTTP_MAX_MILLIS:
+            raise reader.fail(f"{where}.{key}", f"{shown(key)} is longer than the runtime's HTTP client takes "
+                                                f"({_OKHTTP_MAX_MILLIS} ms, about 24.8 days: \"timeout too large\")")
+    return tuple(_to_timedelta(nanos[key]) for key in _TIMEOUT_KEYS)  # type: ignore[return-value]
+
+
+# java.net.URI: the ASCII characters a URI may hold as they are ('%' only before two hex digits).
+_URI_ASCII = frozenset(string.ascii_letters + string.digits + "-_.!~*'();/?:@&=+$,#%[]")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_ENDPOINT_SCHEMES = ("http", "https", "http+unix", "https+unix")
+
+
+def _endpoint_problem(endpoint: str) -> Optional[str]:
+    """Why the runtime refuses ``endpoint``, or None. Its loader takes what java.net.URI
+    parses with an http, https, http+unix or https+unix scheme (in any case); as the job
+    starts, its HTTP client (OkHttp's HttpUrl) must read an http(s) one, and a unix socket
+    one needs a path segment ending in '.sock'."""
+    scheme, colon, rest = endpoint.partition(":")
+    if not colon or not _SCHEME.fullmatch(scheme):
+        return f"{endpoint!r} has no scheme: write http://, https://, http+unix:// or https+unix://"
+    if scheme.lower() not in _ENDPOINT_SCHEMES:
+        return f"{endpoint!r}: the scheme {scheme!r} is not http, https, http+unix or https+unix"
+    for index, char in enumerate(endpoint):
+        if char in _URI_ASCII:
+            if char == "%" and not re.match(r"[0-9A-Fa-f]{2}", endpoint[index + 1 : index + 3]):
+                return f"{endpoint!r} is not a URI: the '%' at index {index} is not followed by two hex digits"
+        elif ord(char) < 0x80 or unicodedata.category(char) in ("Cc", "Zs", "Zl", "Zp"):
+            return f"{endpoint!r} is not a URI: {char!r} at index {index} must be percent-encoded"
+    rest, _, fragment = rest.partition("#")
+    if "#" in fragment:
+        return f"{endpoint!r} is not a URI: it has two '#'"
+    authority, path = "", rest
+    if rest.startswith("//"):
+        ends = [position for position in (rest.find("/", 2), rest.find("?", 2)) if position >= 0]
+        authority, path = rest[2 : min(ends, default=len(rest))], rest[min(ends, default=len(rest)) :]
+    path = path.partition("?")[0]
+    if "[" in path or "]" in path:
+        return f"{endpoint!r} is not a URI: '[' and ']' belong only around an IPv6 host"
+    host_and_port = authority.rpartition("@")[2]
+    if host_and_port.startswith("["):
+        literal, bracket, after = host_and_port[1:].partition("]")
+        if not bracket or not re.fullmatch(r"[0-9A-Fa-f:.]+", literal) or literal.count(":") < 2 or (
+            after and not after.startswith(":")
+        ):
+            return f"{endpoint!r} is not a URI: {host_and_port!r} is not an IPv6 address in brackets"
+        port = after[1:]
+    elif "[" in authority or "]" in authority:
+        return f"{endpoint!r} is not a URI: '[' and ']' belong only around an IPv6 host"
+    else:
+        port = host_and_port.rpartition(":")[2] if ":" in host_and_port else ""
+    if scheme.lower().endswith("+unix"):
+        if not rest.startswith("/") or not any(segment.endswith(".sock") for segment in path.split("/")):
+            return f"{endpoint!r}: a unix socket endpoint needs a path segment ending in '.sock'"
+        return None
+    # OkHttp reads the authority after any number of slashes: it needs a host, and a port in 1..65535.
+    okhttp_authority = re.split(r"[/\\?#]", rest.lstrip("/\\"), maxsplit=1)[0].rpartition("@")[2]
+    if not okhttp_authority or okhttp_authority.startswith(":"):
+        return f"{endpoint!r} has no host"
+    if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        return f"{endpoint!r}: the port {port!r} is not a number from 1 to 65535"
+    return None
 
 
 def _read_io(reader: _Reader, entry: Any, kind: str, where: str) -> Tuple[str, str, Mapping[str, Any]]:
-    body = reader.mapping(reader.mapping(entry, where).get(kind), f"{where}.{kind}")
-    meta = reader.mapping(body.get("meta"), f"{where}.{kind}.meta")
-    identifier = reader.text(meta, "id", f"{where}.{kind}.meta")
-    try:
-        split_typename(identifier)
-    except ValueError as exc:
-        raise reader.fail(f"{where}.{kind}.meta.id", str(exc)) from None
-    return identifier, reader.text(meta, "type", f"{where}.{kind}.meta"), dict(body.get("spec") or {})
+    # IngressJsonEntity reads the id first, EgressJsonEntity the type.
+    order = ("id", "type") if kind == "ingress" else ("type", "id")
+    values = {}
+    for key in order:
+        values[key] = reader.text(entry, (kind, "meta", key), f"{where}.{kind}.meta")
+        reader.namespace_name(values[key], f"{kind} {key}", f"{where}.{kind}.meta.{key}")
+    body = reader.at(entry, kind, "spec")
+    return values["id"], values["type"], dict(body) if isinstance(body, Mapping) else {}
+
+
+_PROTOBUF_ROUTER = "org.apache.flink.statefun.sdk/protobuf-router"
+
+
+def _read_router(reader: _Reader, entry: Any, where: str) -> None:
+    """A router's fields, as RouterJsonEntity reads them (the descriptor set it names is a file
+    on the runtime's classpath, which is not checked here)."""
+    router_type = reader.text(entry, ("router", "meta", "type"), f"{where}.router.meta")
+    if not _equals_ignore_case(router_type, _PROTOBUF_ROUTER):
+        raise reader.fail(f"{where}.router.meta.type", f"expected {_PROTOBUF_ROUTER!r}, found {router_type!r}")
+    for key in ("target", "descriptorSet", "messageType", "ingress"):
+        reader.text(entry, ("router", "spec", key), f"{where}.router.spec")
+    ingress = reader.text(entry, ("router", "spec", "ingress"), f"{where}.router.spec")
+    reader.namespace_name(ingress, "ingress id", f"{where}.router.spec.ingress")
 
 
 # Text YAML reads back as the same string when written plain: starts with a letter, no spaces,
@@ -329,7 +708,34 @@ def generate_module_yaml(
     timeout: Optional[timedelta] = None,
 ) -> str:
     """A ``module.yaml`` (format "2.0") for every function in ``functions``, from the
-    states they declare with ``bind(..., states=[...])``."""
+    states they declare with ``bind(..., states=[...])``.
+
+    ``max_batch_size`` is written as ``maxNumBatchRequests`` (0 or negative: no limit), and
+    ``timeout`` as ``timeout``, in whole milliseconds; a ``timeout`` under 10 s writes the
+    connect, read and write timeouts too (the runtime's default for each is 10 s, and it
+    refuses one longer than ``timeout``). Raises ValueError for what the runtime would refuse.
+    """
+    problem = _endpoint_problem(endpoint) if isinstance(endpoint, str) else f"{endpoint!r} is not a string"
+    if problem:
+        raise ValueError(f"endpoint: {problem}")
+    if max_batch_size is not None and (
+        isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int)
+        or not _INT_MIN <= max_batch_size <= _INT_MAX
+    ):
+        raise ValueError(
+            f"max_batch_size must be a 32-bit integer (0 or negative for no limit), not {max_batch_size!r}"
+        )
+    limits: List[str] = []
+    if max_batch_size is not None:
+        limits.append(f"maxNumBatchRequests: {max_batch_size}")
+    if timeout is not None:
+        if timeout % timedelta(milliseconds=1) or not 0 < timeout // timedelta(milliseconds=1) <= _OKHTTP_MAX_MILLIS:
+            raise ValueError(f"timeout must be a whole number of milliseconds from 1 ms to {_OKHTTP_MAX_MILLIS} ms "
+                             f"(what the runtime's HTTP client takes), not {timeout}")
+        written = format_duration(timeout)
+        limits.append(f"timeout: {written}")
+        if timeout < DEFAULT_IO_TIMEOUT:
+            limits += [f"{key}: {written}" for key in _TIMEOUT_KEYS[1:]]
     lines = ['version: "2.0"', "module:", "  meta:", "    type: remote", "  spec:", "    functions:"]
     for function in sorted(functions, key=lambda f: f.typename):
         lines += [
@@ -343,21 +749,20 @@ def generate_module_yaml(
         if function.states:
             lines.append("            states:")
             lines += [f"              - name: {_yaml_text(name)}" for name in function.states]
-        if max_batch_size is not None:
-            lines.append(f"            maxNumBatchRequests: {max_batch_size}")
-        if timeout is not None:
-            lines.append(f"            timeout: {format_duration(timeout)}")
+        lines += [f"            {limit}" for limit in limits]
     return "\n".join(lines) + "\n"
 
 
 def check_module_yaml(spec: ModuleSpec, functions: StatefulFunctions) -> List[str]:
     """What does not agree between ``module.yaml`` and the registry; empty when all is well.
 
-    Reports function types the file routes to but nobody bound, bound functions the
-    file does not mention, and for functions that declare their states, states
-    missing from the file (the runtime would never send them) or extra in it.
+    Reports what the runtime accepts but ignores (``spec.notes``), function types the
+    file routes to but nobody bound, bound functions the file does not mention, and for
+    functions that declare their states, states missing from the file (the runtime would
+    never send them) or extra in it. What the runtime refuses never gets this far: loading
+    the file raises :class:`ModuleYamlError`.
     """
-    problems: List[str] = []
+    problems: List[str] = list(spec.notes)
     bound = {function.typename: function for function in functions}
     for typename in sorted(set(spec.functions) - set(bound)):
         problems.append(f"{spec.source}: function {typename} is not bound in the registry")

@@ -118,6 +118,7 @@ module:
     functions:
       - function:
           meta:
+            kind: http
             type: example/greeter
           spec:
             endpoint: http://app:8000/statefun
@@ -125,6 +126,7 @@ module:
               - visits
       - function:
           meta:
+            kind: http
             type: example/ghost
           spec:
             endpoint: http://app:8000/statefun
@@ -146,6 +148,17 @@ def test_check_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
     assert "example/greeter registers state 'visits'" in text
 
 
+def test_check_reports_what_the_runtime_refuses(tmp_path: Path, generated: Path) -> None:
+    """A timeout under the 10 s default I/O timeouts: the runtime refuses the file, so does check."""
+    path = tmp_path / "module.yaml"
+    text = generated.read_text(encoding="utf-8")
+    path.write_text(text.replace("endpoint: http://app:8000/statefun\n",
+                                 "endpoint: http://app:8000/statefun\n            timeout: 5s\n", 1), encoding="utf-8")
+    result = cli("module-yaml", "check", str(path), "app:wsgi")
+    assert_one_line_error(result, f"{path}: module.spec.functions[0] (example/formatter).spec.timeout: '5s' is "
+                                  "shorter than connectTimeout (10s when not set), which the runtime refuses")
+
+
 # -- one-line errors -------------------------------------------------------------------------------
 
 
@@ -158,6 +171,8 @@ def test_check_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
                      ["'app' has no attribute 'nothing'"], id="app attribute missing"),
         pytest.param(["module-yaml", "generate", "examples.greeter.messages_pb2", "--endpoint", "http://x/statefun"],
                      ["found no StatefulFunctions behind 'examples.greeter.messages_pb2'"], id="no registry"),
+        pytest.param(["module-yaml", "generate", "app:wsgi", "--endpoint", "ftp://x/statefun"],
+                     ["endpoint: 'ftp://x/statefun': the scheme 'ftp' is not http"], id="generate bad endpoint"),
         pytest.param(["module-yaml", "check", "no/such/module.yaml", "app:wsgi"],
                      ["no/such/module.yaml: cannot read"], id="check missing file"),
         pytest.param(["run", "--module", "no/such/module.yaml", "--until-idle", "--ingress", "127.0.0.1:0"],

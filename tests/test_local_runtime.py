@@ -35,12 +35,17 @@ def text(value: str) -> StringValue:
     return StringValue(value=value)
 
 
+def io_timeouts(value: str) -> str:
+    """The connect, read and write timeouts, which the runtime needs no longer than a timeout under 10 s."""
+    return "".join(f"{key}: {value}\n" for key in ("connectTimeout", "readTimeout", "writeTimeout"))
+
+
 def module(functions: Dict[str, str], egresses: Tuple[str, ...] = ()) -> object:
     """A format 2.0 ModuleSpec: ``functions`` maps each type to its spec lines (YAML)."""
     lines = ['version: "2.0"', "module:", "  meta:", "    type: remote", "  spec:", "    functions:"]
     for typename, spec in functions.items():
-        lines += ["      - function:", "          meta:", f"            type: {typename}", "          spec:",
-                  "            endpoint: http://localhost:8000/statefun"]
+        lines += ["      - function:", "          meta:", "            kind: http", f"            type: {typename}",
+                  "          spec:", "            endpoint: http://localhost:8000/statefun"]
         lines += [" " * 12 + line for line in textwrap.dedent(spec).strip("\n").splitlines() if line.strip()]
     if egresses:
         lines.append("    egresses:")
@@ -208,7 +213,7 @@ def test_only_registered_states_are_sent() -> None:
         seen_states.append(sorted(name for name in ("a", "b") if context.state(name).value is None))
         context.state(message.value).value  # noqa: B018 - reading it is the test
 
-    spec = module({"test/reader": "states:\n  - name: a\n  - name: b\ntimeout: 1s"})
+    spec = module({"test/reader": "states:\n  - name: a\n  - name: b\ntimeout: 1s\n" + io_timeouts("1s")})
     runtime = LocalRuntime.for_functions(functions, module_yaml=spec)
     runtime.send("test/reader", "r", text("a"))
     runtime.run_until_idle()
@@ -225,7 +230,7 @@ def test_only_registered_states_are_sent() -> None:
 def test_a_declared_state_missing_from_module_yaml_names_the_line_to_add() -> None:
     functions = StatefulFunctions()
     functions.register("test/fn", lambda context, message: None, states=["kept", "forgotten"])
-    spec = module({"test/fn": "states:\n  - name: kept\ntimeout: 1s"})
+    spec = module({"test/fn": "states:\n  - name: kept\ntimeout: 1s\n" + io_timeouts("1s")})
     runtime = LocalRuntime.for_functions(functions, module_yaml=spec)
     runtime.send("test/fn", "f", text("hi"))
     with pytest.raises(FunctionCallFailedError) as info:
@@ -504,7 +509,7 @@ def test_a_function_that_always_fails_fails_after_the_timeout() -> None:
         attempts.append(clock.now())
         raise RuntimeError("boom")
 
-    spec = module({"test/broken": "states:\n  - name: count\ntimeout: 2s"})
+    spec = module({"test/broken": "states:\n  - name: count\ntimeout: 2s\n" + io_timeouts("2s")})
     runtime = LocalRuntime.for_functions(functions, module_yaml=spec, clock=clock)
     runtime.send("test/broken", "b1", text("x"))
     started = time.monotonic()

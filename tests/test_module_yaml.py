@@ -6,6 +6,7 @@ import textwrap
 from datetime import timedelta
 from pathlib import Path
 
+import module_yaml_cases
 import pytest
 
 from statefun_wsgi import ConfigurationError, StatefulFunctions
@@ -14,6 +15,7 @@ from statefun_wsgi.module_yaml import (
     DEFAULT_MAX_BATCH,
     DEFAULT_TIMEOUT,
     EgressSpec,
+    FunctionSpec,
     IngressSpec,
     ModuleYamlError,
     StateSpec,
@@ -164,7 +166,7 @@ module:
             maxNumBatchRequests: 7
             timeout: 60000millisecond
             connectTimeout: 2s
-            readTimeout: 500
+            readTimeout: "500"
             writeTimeout: "10 s"
 """
 
@@ -199,7 +201,7 @@ def test_format_2_0_refuses_a_bare_state_name_as_the_runtime_does(tmp_path: Path
 
 def test_parse_module_yaml_names_its_source_in_errors() -> None:
     with pytest.raises(ModuleYamlError, match=r"^deploy/module\.yaml: version: "):
-        parse_module_yaml('version: "9"\n', source="deploy/module.yaml")
+        parse_module_yaml('version: "9"\nmodule:\n  meta:\n    type: remote\n  spec: {}\n', source="deploy/module.yaml")
 
 
 # -- durations -------------------------------------------------------------------------
@@ -212,14 +214,21 @@ def test_parse_module_yaml_names_its_source_in_errors() -> None:
         ("10s", timedelta(seconds=10)),
         ("60000millisecond", timedelta(seconds=60)),
         ("1h", timedelta(hours=1)),
-        (500, timedelta(milliseconds=500)),
         ("500", timedelta(milliseconds=500)),
         ("10 s", timedelta(seconds=10)),
+        (" 10\ts\n", timedelta(seconds=10)),
         ("250ms", timedelta(milliseconds=250)),
         ("3 minutes", timedelta(minutes=3)),
         ("2d", timedelta(days=2)),
-        ("1500us", timedelta(microseconds=1500)),
+        ("1 day", timedelta(days=1)),
+        ("1500µs", timedelta(microseconds=1500)),
+        ("1500µS", timedelta(microseconds=1500)),
+        ("1500 micros", timedelta(microseconds=1500)),
+        ("2500ns", timedelta(microseconds=2)),
+        ("3 nanoseconds", timedelta(0)),
         ("2SECONDS", timedelta(seconds=2)),
+        ("5 secs", timedelta(seconds=5)),
+        ("9223372036854775807ms", timedelta.max),
     ],
     ids=lambda value: None if isinstance(value, timedelta) else repr(value),
 )
@@ -227,10 +236,34 @@ def test_parse_duration(text, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "s", "ten seconds", "1.5s", "-1s", "10 fortnights", True])
-def test_parse_duration_rejects(text) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "is empty"),
+        (" \t", "is empty"),
+        ("s", "does not start with a number"),
+        ("ten seconds", "does not start with a number"),
+        ("1.5s", "unknown time unit '.5s'"),
+        ("-1s", "does not start with a number"),
+        ("+1s", "does not start with a number"),
+        ("٣s", "does not start with a number"),
+        ("10 fortnights", "unknown time unit 'fortnights'"),
+        ("500us", "not 'us'"),
+        ("5mins", "unknown time unit 'mins'"),
+        ("5\u00a0s", "unknown time unit '\\xa0s'"),
+        ("9223372036854775808ns", "does not fit in 64 bits"),
+        ("2562047788015216h", "long overflow"),
+        (500, "500 is a YAML integer, and the runtime reads durations as strings"),
+        (1.5, "1.5 is a YAML number"),
+        (True, "True is a YAML boolean"),
+        (None, "None is null"),
+    ],
+    ids=repr,
+)
+def test_parse_duration_rejects(text, problem: str) -> None:
+    with pytest.raises(ValueError) as info:
         parse_duration(text)
+    assert problem in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -240,7 +273,7 @@ def test_parse_duration_rejects(text) -> None:
         ("10s", timedelta(seconds=10)),
         ("60000millisecond", timedelta(minutes=1)),
         ("1h", timedelta(hours=1)),
-        ("500", timedelta(milliseconds=500)),
+        ('"500"', timedelta(milliseconds=500)),
         ('"10 s"', timedelta(seconds=10)),
     ],
 )
@@ -256,6 +289,7 @@ def test_durations_in_the_file(tmp_path: Path, written: str, expected: timedelta
             functions:
               - function:
                   meta:
+                    kind: http
                     type: example/fn
                   spec:
                     endpoint: http://localhost:8000/statefun
@@ -263,10 +297,13 @@ def test_durations_in_the_file(tmp_path: Path, written: str, expected: timedelta
                       - name: s
                         expireAfter: {written}
                     timeout: {written}
+                    connectTimeout: {written}
+                    readTimeout: {written}
+                    writeTimeout: {written}
         """,
     )
     function = load_module_yaml(path).functions["example/fn"]
-    assert function.timeout == expected
+    assert function.timeout == function.connect_timeout == function.read_timeout == function.write_timeout == expected
     assert function.states[0].expire_after == expected
 
 
@@ -295,7 +332,7 @@ ENDPOINT = "endpoint: http://localhost:8000/statefun"
 
 ERROR_CASES = [
     pytest.param(
-        'version: "3.0"\nmodule:\n  meta:\n    type: remote\n',
+        'version: "3.0"\nmodule:\n  meta:\n    type: remote\n  spec:\n',
         "version",
         "expected \"1.0\" or \"2.0\", found '3.0'",
         id="bad version",
@@ -309,21 +346,15 @@ ERROR_CASES = [
     pytest.param(
         function_entry("endpoint: ftp://localhost/statefun").format(version="1.0"),
         "module.spec.functions[0] (example/greeter).spec.endpoint",
-        "'ftp://localhost/statefun' is not an http(s) or http(s)+unix URL",
+        "'ftp://localhost/statefun': the scheme 'ftp' is not http, https, http+unix or https+unix",
         id="bad endpoint scheme",
-    ),
-    pytest.param(
-        function_entry(f"{ENDPOINT}\nstates:\n  - name: seen_count").format(version="1.0"),
-        "module.spec.functions[0] (example/greeter).spec.states[0]",
-        "format 1.0 lists state names as strings",
-        id="state mapping in 1.0",
     ),
     pytest.param(
         function_entry(
             f"{ENDPOINT}\nstates:\n  - name: seen_count\n    expireAfter: 1h\n    expireMode: after-read"
         ).format(version="2.0"),
-        "module.spec.functions[0] (example/greeter).spec.states[0]",
-        "expireMode 'after-read' is not one of after-invoke, after-write",
+        "module.spec.functions[0] (example/greeter).spec.states[0].expireMode",
+        "'after-read' is not one of after-invoke, after-write",
         id="bad expireMode",
     ),
     pytest.param(
@@ -334,7 +365,7 @@ ERROR_CASES = [
     ),
     pytest.param(
         function_entry(ENDPOINT).format(version="1.0")
-        + "      - function:\n          meta:\n            type: example/greeter\n"
+        + "      - function:\n          meta:\n            kind: http\n            type: example/greeter\n"
         + "          spec:\n            endpoint: http://other:8000/statefun\n",
         "module.spec.functions[1]",
         "function type example/greeter appears twice",
@@ -342,8 +373,8 @@ ERROR_CASES = [
     ),
     pytest.param(
         function_entry(f"{ENDPOINT}\ntimeout: 10 fortnights").format(version="1.0"),
-        "module.spec.functions[0] (example/greeter).spec",
-        "'timeout': '10 fortnights' has an unknown time unit 'fortnights'",
+        "module.spec.functions[0] (example/greeter).spec.timeout",
+        "'10 fortnights' has an unknown time unit 'fortnights'",
         id="bad duration unit",
     ),
     pytest.param(
@@ -354,15 +385,15 @@ ERROR_CASES = [
     ),
     pytest.param(
         "- version: 1.0\n- module: {}\n",
-        "the document",
-        "expected a mapping, found list",
+        "module.meta",
+        "'type' is required (type: remote)",
         id="not a mapping",
     ),
     pytest.param(
-        function_entry(f"{ENDPOINT}\nmaxNumBatchRequests: 0").format(version="1.0"),
+        function_entry(f"{ENDPOINT}\nmaxNumBatchRequests: lots").format(version="1.0"),
         "module.spec.functions[0] (example/greeter).spec.maxNumBatchRequests",
-        "expected a positive integer, found 0",
-        id="maxNumBatchRequests 0",
+        "expected an integer (32-bit; 0 or negative for no limit), found 'lots'",
+        id="maxNumBatchRequests lots",
     ),
 ]
 
@@ -393,8 +424,8 @@ def test_bad_expire_after_duration(tmp_path: Path) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ModuleYamlError) as info:
         load_module_yaml(path)
-    where = "module.spec.functions[0] (example/greeter).spec.states[0]"
-    assert str(info.value).startswith(f"{path}: {where}: 'expireAfter': 'soon' is not a duration")
+    where = "module.spec.functions[0] (example/greeter).spec.states[0].expireAfter"
+    assert str(info.value).startswith(f"{path}: {where}: 'soon' does not start with a number")
 
 
 # -- generate and check -----------------------------------------------------------------
@@ -453,12 +484,11 @@ def test_generated_names_read_back_as_written(name: str) -> None:
     """State names and types are free text to the runtime; YAML must not read them as anything else."""
     functions = StatefulFunctions()
     functions.register(f"example/{name}", noop, states=[name])
-    text = generate_module_yaml(functions, f"http://app:8000/{name}")
+    text = generate_module_yaml(functions, "http://app:8000/statefun")
     spec = parse_module_yaml(text)
     assert list(spec.functions) == [f"example/{name}"]
     function = spec.functions[f"example/{name}"]
     assert function.state_names == (name,)
-    assert function.endpoint == f"http://app:8000/{name}"
     assert check_module_yaml(spec, functions) == []
 
 
@@ -485,6 +515,7 @@ module:
     functions:
       - function:
           meta:
+            kind: http
             type: example/greeter
           spec:
             endpoint: http://app:8000/statefun
@@ -493,6 +524,7 @@ module:
               - name: stale
       - function:
           meta:
+            kind: http
             type: example/formatter
           spec:
             endpoint: http://app:8000/statefun
@@ -500,6 +532,7 @@ module:
               - name: anything
       - function:
           meta:
+            kind: http
             type: example/ghost
           spec:
             endpoint: http://app:8000/statefun
@@ -531,3 +564,128 @@ def test_check_accepts_states_in_any_order(tmp_path: Path) -> None:
     functions.register("example/greeter", noop, states=["a", "b"])
     text = function_entry(f"{ENDPOINT}\nstates:\n  - b\n  - a").format(version="1.0")
     assert check_module_yaml(parse_module_yaml(text), functions) == []
+
+
+# -- as StateFun 2.2.2 reads it (the table is checked on the real runtime by tests/e2e) -----
+
+
+@pytest.mark.parametrize("case", module_yaml_cases.params())
+def test_accepts_what_the_runtime_accepts(case: module_yaml_cases.Case) -> None:
+    """Each file of the table: ours accepts it, or refuses it with the table's error."""
+    if case.error is None:
+        parse_module_yaml(case.text, source="cases/module.yaml")
+        return
+    with pytest.raises(ModuleYamlError) as info:
+        parse_module_yaml(case.text, source="cases/module.yaml")
+    message = str(info.value)
+    assert message.startswith("cases/module.yaml: "), message
+    assert case.error in message, message
+    assert "\n" not in message
+
+
+def test_the_table_agrees_with_the_runtime_but_where_it_says_why_not() -> None:
+    disagree = {case.id for case in module_yaml_cases.CASES if (case.error is None) != case.runtime}
+    assert disagree == set(module_yaml_cases.DIVERGENT)
+    assert len({case.id for case in module_yaml_cases.CASES}) == len(module_yaml_cases.CASES)
+
+
+def spec_of(**parts: str) -> FunctionSpec:
+    return parse_module_yaml(module_yaml_cases.module(**parts)).functions["example/fn"]
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [("0", 0), ("-1", -1), ("+10", 10), ("010", 10), ("2147483647", 2**31 - 1), ("-2147483648", -(2**31))],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_max_num_batch_requests_is_kept_as_written(written: str, expected: int) -> None:
+    """0 or negative means no limit to the runtime; a leading 0 is decimal to its YAML parser."""
+    assert spec_of(spec=f"maxNumBatchRequests: {written}").max_batch_size == expected
+
+
+def test_timeouts_compare_to_the_nanosecond() -> None:
+    function = spec_of(spec="timeout: 10000000001ns\nconnectTimeout: 10000000001ns")
+    assert function.timeout == function.connect_timeout == timedelta(seconds=10, microseconds=0)
+    with pytest.raises(ModuleYamlError, match=r"\.spec\.timeout: '10000000000ns' is shorter than connectTimeout "
+                                              r"'10000000001ns', which the runtime refuses \(\"Connect timeout"):
+        spec_of(spec="timeout: 10000000000ns\nconnectTimeout: 10000000001ns")
+
+
+def test_timeout_under_10s_names_the_default_it_is_under() -> None:
+    with pytest.raises(ModuleYamlError) as info:
+        spec_of(spec="timeout: 5s\nconnectTimeout: 1s\nreadTimeout: 2s")
+    assert str(info.value) == (
+        "<module.yaml>: module.spec.functions[0] (example/fn).spec.timeout: '5s' is shorter than writeTimeout "
+        "(10s when not set), which the runtime refuses (\"Write timeout cannot be larger than request timeout\"): "
+        "set connectTimeout, readTimeout and writeTimeout to at most the timeout"
+    )
+
+
+def test_what_the_runtime_ignores_is_noted_and_checked() -> None:
+    text = function_entry(f"{ENDPOINT}\nstates:\n  - seen_count\n  - name: last_seen\n  - 5").format(version="1.0")
+    spec = parse_module_yaml(text, source="m.yaml")
+    assert spec.functions["example/greeter"].state_names == ("seen_count",)
+    where = "m.yaml: module.spec.functions[0] (example/greeter).spec.states"
+    assert spec.notes == (
+        f"{where}[1]: format 1.0 lists state names as strings: the runtime ignores {{'name': 'last_seen'}}",
+        f"{where}[2]: format 1.0 lists state names as strings: the runtime ignores 5",
+    )
+    functions = StatefulFunctions()
+    functions.register("example/greeter", noop, states=["seen_count", "last_seen"])
+    problems = check_module_yaml(spec, functions)
+    assert problems[:2] == list(spec.notes)
+    assert "uses state 'last_seen' but module.yaml does not register it" in problems[2]
+
+    ignored = parse_module_yaml(module_yaml_cases.module(state_extra="expireMode: after-write"), source="m.yaml")
+    assert ignored.functions["example/fn"].states == (StateSpec("seen"),)
+    note = "ignored without expireAfter (the state never expires)"
+    assert ignored.notes == (f"m.yaml: module.spec.functions[0] (example/fn).spec.states[0].expireMode: {note}",)
+
+
+def test_durations_past_timedelta_read_as_its_max() -> None:
+    function = spec_of(state_extra="expireAfter: 9223372036854775807ms")
+    assert function.states[0].expire_after == timedelta.max
+
+
+@pytest.mark.parametrize(
+    ("timeout", "io_written"),
+    [(timedelta(seconds=5), "5s"), (timedelta(milliseconds=1), "1ms"), (timedelta(seconds=10), None),
+     (timedelta(minutes=5), None)],
+    ids=str,
+)
+def test_generate_writes_io_timeouts_under_10s(timeout: timedelta, io_written) -> None:
+    text = generate_module_yaml(registry(), "http://app:8000/statefun", timeout=timeout)
+    for key in ("connectTimeout", "readTimeout", "writeTimeout"):
+        assert (f"{key}: {io_written}\n" in text) if io_written else (key not in text)
+    for function in parse_module_yaml(text).functions.values():
+        assert function.timeout == timeout
+        assert function.connect_timeout == function.read_timeout == function.write_timeout == min(
+            timeout, DEFAULT_IO_TIMEOUT
+        )
+
+
+@pytest.mark.parametrize("max_batch_size", [0, -1, 1, 2**31 - 1])
+def test_generate_writes_any_max_batch_size(max_batch_size: int) -> None:
+    text = generate_module_yaml(registry(), "http://app:8000/statefun", max_batch_size=max_batch_size)
+    assert {f.max_batch_size for f in parse_module_yaml(text).functions.values()} == {max_batch_size}
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"timeout": timedelta(0)}, "timeout must be a whole number of milliseconds from 1 ms"),
+        ({"timeout": timedelta(seconds=-1)}, "timeout must be"),
+        ({"timeout": timedelta(microseconds=1500)}, "timeout must be"),
+        ({"timeout": timedelta(days=30)}, "timeout must be"),
+        ({"max_batch_size": 2**31}, "max_batch_size must be a 32-bit integer"),
+        ({"max_batch_size": True}, "max_batch_size must be a 32-bit integer"),
+        ({"endpoint": "ftp://app/statefun"}, "endpoint: 'ftp://app/statefun': the scheme 'ftp' is not"),
+        ({"endpoint": "http://app/a b"}, "' ' at index 12 must be percent-encoded"),
+    ],
+    ids=lambda value: None if isinstance(value, str) else repr(value),
+)
+def test_generate_refuses_what_the_runtime_would(options, problem: str) -> None:
+    endpoint = options.pop("endpoint", "http://app:8000/statefun")
+    with pytest.raises(ValueError) as info:
+        generate_module_yaml(registry(), endpoint, **options)
+    assert problem in str(info.value)

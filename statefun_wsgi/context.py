@@ -339,7 +339,8 @@ class BatchContext:
             )
         caller = self._caller
         if not caller.id:  # as send(): the official SDK's reply() raises "missing id" too
-            raise ValueError(f"missing id: cannot reply to the caller {caller.namespace}/{caller.type}, whose id is empty")
+            typename = f"{caller.namespace}/{caller.type}"
+            raise ValueError(f"missing id: cannot reply to the caller {typename}, whose id is empty")
         return caller.SerializeToString()
 
     def send_after(self, delay: timedelta, typename: str, id: str, message: Any) -> None:

@@ -109,7 +109,9 @@ def test_an_empty_id_is_refused_as_the_official_sdk_does(method):
         context.pack_and_send("example/other", "first", HELLO)
         SENDS[method](context, "")
 
-    invoke_failure(fn, ValueError, match=r"^missing id: a message to example/other needs a non-empty id$", messages=[HELLO])
+    invoke_failure(
+        fn, ValueError, match=r"^missing id: a message to example/other needs a non-empty id$", messages=[HELLO]
+    )
 
 
 @pytest.mark.parametrize("method", list(SENDS))

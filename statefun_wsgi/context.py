@@ -108,11 +108,13 @@ def _packed(message: Message) -> bytes:
 
 
 def _address(typename: str, id: str) -> bytes:
-    """A serialized ``Address`` (``typename`` and ``id`` validated)."""
+    """A serialized ``Address`` (``typename`` and ``id`` validated; an empty id is refused)."""
     prefix = typename_fields(typename)
     if type(id) is not str:
         raise TypeError(f"an id is a str, got {type(id).__name__}")
-    return prefix + string_field(ADDRESS_ID, utf8(id, "the id")) if id else prefix
+    if not id:  # as the official SDK: "missing id"
+        raise ValueError(f"missing id: a message to {typename} needs a non-empty id")
+    return prefix + string_field(ADDRESS_ID, utf8(id, "the id"))
 
 
 def _check_any(message: object, method: str) -> None:
@@ -297,7 +299,10 @@ class BatchContext:
     # raises before anything is added, and the reply is one join at the end.
 
     def send(self, typename: str, id: str, message: Any) -> None:
-        """Send ``message`` (an ``Any``) to the function ``typename`` with this ``id``."""
+        """Send ``message`` (an ``Any``) to the function ``typename`` with this ``id``.
+
+        An empty ``id`` raises ``ValueError`` ("missing id"), as the official SDK does.
+        """
         _check_any(message, "send")
         target = _address(typename, id)
         self._outgoing_buffer().extend(outgoing_message(target, message.SerializeToString()))
@@ -308,7 +313,10 @@ class BatchContext:
         self._outgoing_buffer().extend(outgoing_message(_address(typename, id), argument))
 
     def reply(self, message: Any) -> None:
-        """Send ``message`` (an ``Any``) back to the caller of the current message."""
+        """Send ``message`` (an ``Any``) back to the caller of the current message.
+
+        ``ValueError`` when there is no caller (an ingress message) or its id is empty.
+        """
         _check_any(message, "reply")
         target = self._reply_target()
         self._outgoing_buffer().extend(outgoing_message(target, message.SerializeToString()))
@@ -329,7 +337,11 @@ class BatchContext:
                 "cannot reply: the current message came from an ingress and has no caller; "
                 "use send() with an explicit address"
             )
-        return self._caller.SerializeToString()
+        caller = self._caller
+        if not caller.id:  # as send(): the official SDK's reply() raises "missing id" too
+            typename = f"{caller.namespace}/{caller.type}"
+            raise ValueError(f"missing id: cannot reply to the caller {typename}, whose id is empty")
+        return caller.SerializeToString()
 
     def send_after(self, delay: timedelta, typename: str, id: str, message: Any) -> None:
         """Send ``message`` (an ``Any``) after ``delay`` (whole milliseconds; not negative)."""

@@ -59,9 +59,10 @@ def noop(context, message) -> None:
 
 @functions.bind("fuzz/echo")
 def echo(context, message) -> None:
-    """Sends each message (the ``Any`` as it came) to an egress, and back to its caller."""
+    """Sends each message (the ``Any`` as it came) to an egress, and back to its caller
+    (unless the caller's id is empty: the context refuses to send to an empty id)."""
     context.send_egress(FUZZ_EGRESS, message)
-    if context.caller is not None:
+    if context.caller is not None and context.caller.identity:
         context.reply(message)
 
 
@@ -89,9 +90,11 @@ def fuzz_names(context, message: StringValue) -> None:
 
 @functions.bind("fuzz/typed")
 def fuzz_typed(context, message: StringValue) -> None:
-    """Sends the text to ``fuzz/echo`` after a delay; ids are whatever the text is."""
-    context.pack_and_send_after(timedelta(milliseconds=len(message.value)), "fuzz/echo", message.value, message)
-    context.pack_and_send("fuzz/echo", context.address.identity, message)
+    """Sends the text to ``fuzz/echo`` after a delay; ids are whatever the text is ("-" for
+    an empty one: the context refuses an empty id)."""
+    delay = timedelta(milliseconds=len(message.value))
+    context.pack_and_send_after(delay, "fuzz/echo", message.value or "-", message)
+    context.pack_and_send("fuzz/echo", context.address.identity or "-", message)
 
 
 # -- for the robustness tests: counters whose every effect can be checked ---------------

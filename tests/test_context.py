@@ -85,13 +85,52 @@ def test_pack_and_send():
 def test_send_splits_the_target_typename_at_the_last_slash():
     def fn(context, message):
         context.pack_and_send("com.example/fns/greeter", "id/with/slashes", HELLO)
-        context.send("a.b.c/d", "", pack(HELLO))
+        context.send("a.b.c/d", " ", pack(HELLO))
 
     reply = invoke(fn, messages=[HELLO])
     assert reply.sent == [
         Sent("com.example/fns", "greeter", "id/with/slashes", HELLO),
-        Sent("a.b.c", "d", "", HELLO),
+        Sent("a.b.c", "d", " ", HELLO),
     ]
+
+
+SENDS = {
+    "send": lambda c, id: c.send("example/other", id, pack(HELLO)),
+    "pack_and_send": lambda c, id: c.pack_and_send("example/other", id, HELLO),
+    "send_after": lambda c, id: c.send_after(timedelta(seconds=1), "example/other", id, pack(HELLO)),
+    "pack_and_send_after": lambda c, id: c.pack_and_send_after(timedelta(seconds=1), "example/other", id, HELLO),
+}
+
+
+@pytest.mark.parametrize("method", list(SENDS))
+def test_an_empty_id_is_refused_as_the_official_sdk_does(method):
+    # The official SDK raises ValueError("missing id"); the whole batch fails (500), nothing is sent.
+    def fn(context, message):
+        context.pack_and_send("example/other", "first", HELLO)
+        SENDS[method](context, "")
+
+    invoke_failure(
+        fn, ValueError, match=r"^missing id: a message to example/other needs a non-empty id$", messages=[HELLO]
+    )
+
+
+@pytest.mark.parametrize("method", list(SENDS))
+def test_an_id_of_one_space_is_sent(method):
+    def fn(context, message):
+        SENDS[method](context, " ")
+
+    reply = invoke(fn, messages=[HELLO])
+    targets = [m.target for m in reply.raw.invocation_result.outgoing_messages]
+    targets += [m.target for m in reply.raw.invocation_result.delayed_invocations]
+    assert [(t.namespace, t.type, t.id) for t in targets] == [("example", "other", " ")]
+
+
+@pytest.mark.parametrize("method", list(SENDS))
+def test_a_none_id_is_still_a_type_error(method):
+    def fn(context, message):
+        SENDS[method](context, None)
+
+    invoke_failure(fn, TypeError, match=r"^an id is a str, got NoneType$", messages=[HELLO])
 
 
 @pytest.mark.parametrize(
@@ -217,13 +256,35 @@ def test_reply_after_an_ingress_message_following_a_caller_message_fails():
     invoke_failure(fn, ValueError, match="no caller", messages=[Call(HELLO, CALLER), Call(HELLO, None)])
 
 
-def test_reply_to_a_caller_whose_fields_are_all_empty():
+@pytest.mark.parametrize(
+    "call",
+    [lambda c: c.reply(pack(HELLO)), lambda c: c.pack_and_reply(HELLO)],
+    ids=["reply", "pack_and_reply"],
+)
+@pytest.mark.parametrize(
+    "caller, shown",
+    [(("example", "caller", ""), "example/caller"), (EMPTY_CALLER, "/")],
+    ids=["empty-id", "all-fields-empty"],
+)
+def test_reply_to_a_caller_with_an_empty_id_is_refused(call, caller, shown):
+    # The official SDK's reply() goes through send(), which raises "missing id".
+    def fn(context, message):
+        call(context)
+
+    invoke_failure(
+        fn,
+        ValueError,
+        match=rf"^missing id: cannot reply to the caller {shown}, whose id is empty$",
+        messages=[Call(HELLO, caller)],
+    )
+
+
+def test_reply_to_a_caller_with_only_an_id():
     def fn(context, message):
         context.pack_and_reply(HELLO)
 
-    reply = invoke(fn, messages=[Call(HELLO, EMPTY_CALLER)])
-    assert reply.sent == [Sent("", "", "", HELLO)]
-    assert reply.raw.invocation_result.outgoing_messages[0].HasField("target")
+    reply = invoke(fn, messages=[Call(HELLO, ("", "", "c-1"))])
+    assert reply.sent == [Sent("", "", "c-1", HELLO)]
 
 
 # -- send_after / pack_and_send_after ----------------------------------------------------

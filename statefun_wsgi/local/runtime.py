@@ -1,6 +1,6 @@
 """The local runtime's scheduler: StateFun's delivery rules on one machine.
 
-What it does as the real runtime does (see ``shared/docs/protocol.md``):
+What it does as the real runtime does (see ``docs/protocol.md``):
 
 * per address, at most one batch in flight; messages that arrive meanwhile wait
   in a backlog and go out together as the next batch (at most

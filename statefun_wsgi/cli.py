@@ -16,6 +16,7 @@ import ast
 import collections
 import errno
 import importlib
+import inspect
 import json
 import os
 import re
@@ -282,10 +283,14 @@ def _serve_ingress(runtime: Any, address: str) -> Any:
 
     host, port = _parse_host_port(address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
     try:
         # Bound here rather than by werkzeug, which prints its own message and exits on errors.
-        listener = socket.create_server((host, port), family=family)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(128)
     except OSError as exc:
+        listener.close()
         hint = ""
         if exc.errno == errno.EADDRINUSE:
             hint = (": is another statefun-wsgi dev or run up? pass --ingress 127.0.0.1:0 (any free port) "
@@ -422,12 +427,14 @@ class _Gunicorn:
         if self.process.poll() is None:
             return None
         self._reader.join(timeout=5)
-        return f"gunicorn exited with status {self.process.returncode}{self._reason()}"
+        return f"gunicorn exited with status {self.process.returncode}"
 
-    def _reason(self) -> str:
+    def reason(self) -> str:
+        """``": "`` and what gunicorn said last before exiting, or ``""``."""
         lines = [line for line in self.tail if line.strip()]
         # gunicorn's own reason ("App failed to load.") and the exception that caused it.
-        reason = next((line.split("Reason:", 1)[1].strip() for line in reversed(lines) if "Reason:" in line), "")
+        reason = next((line.split("Reason:", 1)[1].strip().rstrip(".") for line in reversed(lines)
+                       if "Reason:" in line), "")
         cause = next((line.strip() for line in reversed(lines)
                       if re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt)\b", line.strip())), "")
         if not cause:
@@ -444,7 +451,7 @@ class _Gunicorn:
         while time.monotonic() < deadline:
             exited = self.exited()
             if exited is not None:
-                raise CommandError(f"{exited} (before serving)")
+                raise CommandError(f"{exited} before serving{self.reason()}")
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
             try:
                 connection.request("GET", path)
@@ -498,7 +505,7 @@ class _DevTransport:
         except TransportError as error:
             exited = self.server.exited() if self.server is not None else None
             if exited is not None:
-                raise TransportError(exited, retryable=False) from error
+                raise TransportError(f"{exited}{self.server.reason()}", retryable=False) from error
             if not error.retryable:
                 raise
             raised = _RAISED.search(error.reason)
@@ -543,6 +550,11 @@ def _target_of(request: bytes) -> str:
     return f"{target.namespace}/{target.type}/{target.id}"
 
 
+def _callable_without_arguments(function: Any) -> bool:
+    return all(parameter.default is not parameter.empty or parameter.kind in (parameter.VAR_POSITIONAL,
+               parameter.VAR_KEYWORD) for parameter in inspect.signature(function).parameters.values())
+
+
 def _choose_path(args: argparse.Namespace, served: Optional[str]) -> str:
     if args.path is not None and not args.path.startswith("/"):
         raise CommandError(f"--path {args.path!r}: a path starts with '/', e.g. --path /{args.path}")
@@ -560,6 +572,9 @@ def command_dev(args: argparse.Namespace) -> int:
     _check_wsgi_app(args.app, target)
     found = _walk(target)
     if found is None:
+        if isinstance(target, types.FunctionType) and _callable_without_arguments(target):
+            raise CommandError(f"{args.app} is a function that takes no arguments, an app factory? "
+                               f"gunicorn calls it when written '{args.app}()'")
         raise _no_registry(args.app)
     functions, served = found
     path = _choose_path(args, served)

@@ -1,7 +1,8 @@
 """The ``statefun-wsgi`` command (also ``python -m statefun_wsgi``).
 
     statefun-wsgi dev app:wsgi --send-file examples/greeter/visits.jsonl --until-idle
-    statefun-wsgi run --module deploy/module.yaml --endpoint http://127.0.0.1:8000/statefun
+    statefun-wsgi run --module deploy/module.yaml --endpoint http://127.0.0.1:8000/statefun \
+        --import examples.greeter.messages_pb2
     statefun-wsgi send example/greeter/alice '{"@type": "example.greeter.GreetRequest", "name": "alice"}'
     statefun-wsgi module-yaml generate app:wsgi --endpoint http://app:8000/statefun
     statefun-wsgi module-yaml check deploy/module.yaml app:wsgi
@@ -58,7 +59,7 @@ def load_target(reference: str) -> Any:
     if not module_name:
         raise CommandError(f"{reference!r} names no module: write pkg.module:attr")
     call: Optional[Tuple[List[Any], Dict[str, Any]]] = None
-    if attribute.rstrip().endswith(")"):
+    if "(" in attribute or ")" in attribute:
         attribute, call = _parse_factory_call(reference, attribute)
     try:
         obj: Any = importlib.import_module(module_name)
@@ -499,6 +500,7 @@ class _DevTransport:
 
     def __call__(self, spec: Any, request: bytes) -> bytes:
         from .local.transport import TransportError
+        from .module_yaml import format_duration
 
         try:
             return self.inner(spec, request)
@@ -517,7 +519,7 @@ class _DevTransport:
                 self._shown.add(error.reason)
             if first:
                 print(f"# {_target_of(request)} failed: {error.reason} (retrying as the runtime does, "
-                      f"with backoff until the function's timeout of {spec.timeout}; shown once)",
+                      f"with backoff until the function's timeout of {format_duration(spec.timeout)}; shown once)",
                       file=sys.stderr, flush=True)
             raise
 

@@ -322,16 +322,20 @@ def _configure_logging(dev: bool) -> None:
     logger.propagate = False
 
 
-def _run_runtime(runtime: Any, server: Any, args: argparse.Namespace, hint: Any = None) -> int:
+def _run_runtime(
+    runtime: Any, server: Any, args: argparse.Namespace, hint: Any = None, stop: Optional[threading.Event] = None,
+    why_stopped: Any = None,
+) -> int:
     """Serve the ingress, send the initial messages, run until idle or until stopped.
 
-    ``hint(error)`` may add a suggestion to a failure's message."""
+    ``hint(error)`` may add a suggestion to a failure's message. ``stop`` ends serving
+    (SIGTERM sets it too); then ``why_stopped()`` may raise what stopped it."""
     from .local.records import json_to_any
     from .local.runtime import FunctionCallFailedError
 
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"# ingress on http://{server.host}:{server.port}/ingress/<namespace>/<type>/<id>", file=sys.stderr)
-    stop = threading.Event()
+    stop = stop if stop is not None else threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         for typename, identity, document in _messages_from(args):
@@ -343,6 +347,8 @@ def _run_runtime(runtime: Any, server: Any, args: argparse.Namespace, hint: Any 
             runtime.run_until_idle(timeout=args.timeout, include_delayed=True)
         else:
             runtime.serve(stop)
+            if why_stopped is not None:
+                why_stopped()
     except FunctionCallFailedError as exc:
         raise CommandError(f"function call failed: {exc}{hint(exc) if hint else ''}") from None
     except TimeoutError as exc:
@@ -428,7 +434,8 @@ class _Gunicorn:
         if self.process.poll() is None:
             return None
         self._reader.join(timeout=5)
-        return f"gunicorn exited with status {self.process.returncode}"
+        status = self.process.returncode
+        return f"gunicorn was killed by signal {-status}" if status < 0 else f"gunicorn exited with status {status}"
 
     def reason(self) -> str:
         """``": "`` and what gunicorn said last before exiting, or ``""``."""
@@ -505,9 +512,10 @@ class _DevTransport:
         try:
             return self.inner(spec, request)
         except TransportError as error:
-            exited = self.server.exited() if self.server is not None else None
-            if exited is not None:
-                raise TransportError(f"{exited}{self.server.reason()}", retryable=False) from error
+            server = self.server
+            exited = server.exited() if server is not None else None
+            if server is not None and exited is not None:
+                raise TransportError(f"{exited}{server.reason()}", retryable=False) from error
             if not error.retryable:
                 raise
             raised = _RAISED.search(error.reason)
@@ -619,7 +627,19 @@ def command_dev(args: argparse.Namespace) -> int:
             runtime.close()
             raise
         transport.server = gunicorn
-        return _run_runtime(runtime, server, args)
+        stop = threading.Event()
+
+        def watch() -> None:  # gunicorn gone while serving: stop, and say why
+            gunicorn.process.wait()
+            stop.set()
+
+        def why_stopped() -> None:
+            exited = gunicorn.exited()
+            if exited is not None:
+                raise CommandError(f"{exited}{gunicorn.reason()}")
+
+        threading.Thread(target=watch, daemon=True).start()
+        return _run_runtime(runtime, server, args, stop=stop, why_stopped=why_stopped)
     finally:
         gunicorn.stop()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -283,7 +284,7 @@ def test_run_against_gunicorn(server: Server, generated: Path) -> None:
         "--import", "examples.greeter.messages_pb2",
         "--send", "example/greeter/erin", f'{{"@type": "{GREET}", "name": "erin"}}',
         "--send", "example/greeter/erin", f'{{"@type": "{GREET}", "name": "erin"}}',
-        "--until-idle", "--ingress", "127.0.0.1:0",
+        "--until-idle", "--ingress", "http://127.0.0.1:0/",  # the URL form, as send takes it
     )
     assert result.returncode == 0, result.stderr
     lines = json_lines(result.stdout)
@@ -665,3 +666,31 @@ def test_check_names_the_file_and_line_of_a_yaml_syntax_error(tmp_path: Path) ->
     result = cli("module-yaml", "check", str(path), "app:wsgi")
     assert_one_line_error(result, f"{path}: not valid YAML at line 4, column 1: ")
     assert "<unicode string>" not in result.stderr
+
+
+def test_dev_stops_and_says_so_when_gunicorn_goes() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "statefun_wsgi", "dev", "app:wsgi", "--ingress", f"127.0.0.1:{port}"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the ingress answers once gunicorn serves
+            assert process.poll() is None, process.communicate()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the ingress never answered /health"
+                time.sleep(0.05)
+        children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 1, children  # gunicorn's master
+        os.kill(int(children[0]), signal.SIGKILL)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1, stderr
+    assert stderr.splitlines()[-1] == "statefun-wsgi: error: gunicorn was killed by signal 9"

@@ -430,7 +430,7 @@ class _Gunicorn:
             sys.stderr.flush()
 
     def exited(self) -> Optional[str]:
-        """``None`` while gunicorn runs; else its exit status and its reason, in one line."""
+        """``None`` while gunicorn runs; else how it ended (its reason: :meth:`reason`)."""
         if self.process.poll() is None:
             return None
         self._reader.join(timeout=5)
@@ -520,8 +520,7 @@ class _DevTransport:
                 raise
             raised = _RAISED.search(error.reason)
             if raised and raised.group("error") in _DETERMINISTIC:
-                reason = f"{raised.group('typename')} {raised.group(0)[len(raised.group('typename')) + 1:]}"
-                raise TransportError(self._with_fix(raised, reason), retryable=False) from error
+                raise TransportError(self._with_fix(raised, raised.group(0)), retryable=False) from error
             with self._lock:
                 first = error.reason not in self._shown
                 self._shown.add(error.reason)
@@ -635,8 +634,10 @@ def command_dev(args: argparse.Namespace) -> int:
 
         def why_stopped() -> None:
             exited = gunicorn.exited()
-            if exited is not None:
+            if exited is not None and gunicorn.process.returncode:
                 raise CommandError(f"{exited}{gunicorn.reason()}")
+            if exited is not None:  # stopped by a signal it handles (Ctrl-C reaches both of us)
+                print("# gunicorn stopped", file=sys.stderr)
 
         threading.Thread(target=watch, daemon=True).start()
         return _run_runtime(runtime, server, args, stop=stop, why_stopped=why_stopped)

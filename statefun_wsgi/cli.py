@@ -314,10 +314,13 @@ def _configure_logging(dev: bool) -> None:
             return False
         return not (dev and str(record.msg).startswith("retrying"))
 
+    logger = logging.getLogger("statefun_wsgi.local")
+    for old in [handler for handler in logger.handlers if getattr(handler, "statefun_cli", False)]:
+        logger.removeHandler(old)  # main() called again in one process
     handler = logging.StreamHandler(sys.stderr)
+    handler.statefun_cli = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("# %(message)s"))
     handler.addFilter(keep)
-    logger = logging.getLogger("statefun_wsgi.local")
     logger.addHandler(handler)
     logger.propagate = False
 

@@ -11,7 +11,10 @@ the current folder. Names that an older gunicorn does not know are ignored by it
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
+import time
 from typing import Set
 
 # Keep-alive connections, as the runtime uses them; a few threads per worker.
@@ -53,3 +56,19 @@ class _FirstOfEach(logging.Filter):
 def post_fork(server, worker) -> None:  # type: ignore[no-untyped-def]
     """Each worker prints each distinct error of the functions once."""
     logging.getLogger("statefun_wsgi").addFilter(_FirstOfEach())
+
+
+def when_ready(server) -> None:  # type: ignore[no-untyped-def]
+    """Stop when ``dev`` is gone, however it went (SIGKILL, a closed terminal's SIGHUP,
+    which gunicorn takes as "reload"): an orphaned server would hold its port."""
+    parent = int(os.environ.get("STATEFUN_DEV_PARENT") or 0)
+    if not parent:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        server.log.warning("statefun-wsgi dev (pid %s) is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="dev-parent-watch", daemon=True).start()

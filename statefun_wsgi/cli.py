@@ -417,7 +417,7 @@ class _Gunicorn:
         # Settings of our own (never a gunicorn.conf.py that happens to be in this folder).
         command = [sys.executable, "-m", "gunicorn", "-c", "python:statefun_wsgi._dev_gunicorn",
                    "--bind", f"127.0.0.1:{port}", "--workers", str(workers), app]
-        environment = dict(os.environ, STATEFUN_ACCESS_LOG="off")
+        environment = dict(os.environ, STATEFUN_ACCESS_LOG="off", STATEFUN_DEV_PARENT=str(os.getpid()))
         self.port = port
         self.tail: Deque[str] = collections.deque(maxlen=40)
         self.process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,

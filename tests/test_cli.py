@@ -695,3 +695,45 @@ def test_dev_stops_and_says_so_when_gunicorn_goes() -> None:
             process.communicate()
     assert process.returncode == 1, stderr
     assert stderr.splitlines()[-1] == "statefun-wsgi: error: gunicorn was killed by signal 9"
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting to be reaped is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def test_gunicorn_stops_when_dev_is_killed() -> None:
+    """However dev goes (here SIGKILL, which it cannot handle), its gunicorn does not outlive it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "statefun_wsgi", "dev", "app:wsgi", "--ingress", f"127.0.0.1:{port}"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    master = None
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the ingress never answered /health"
+                time.sleep(0.05)
+        (master,) = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        process.kill()
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while running(int(master)):
+            assert time.monotonic() < deadline, "gunicorn outlived dev"
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if master is not None and running(int(master)):
+            os.kill(int(master), signal.SIGTERM)  # the test failed: leave nothing behind

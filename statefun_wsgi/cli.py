@@ -771,7 +771,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = actions.add_parser(
         "check", help="check a module.yaml against APP's functions",
         description="Report function types APP does not bind, bound functions the file lacks, states missing "
-                    "or extra, and endpoints whose path APP does not serve. Exit status 1 if anything is found.")
+                    "or extra, and endpoints whose path APP does not serve: exit status 1 if any. Notes (states "
+                    "registered for a function that declares none, which cannot be checked) do not count.")
     check.add_argument("path", metavar="MODULE_YAML", help="the module.yaml to check, e.g. deploy/module.yaml")
     check.add_argument("app", metavar="APP",
                        help="the registry, or an app around it: pkg.module:functions, app:wsgi")

@@ -1,7 +1,8 @@
 """The ``statefun-wsgi`` command (also ``python -m statefun_wsgi``).
 
     statefun-wsgi dev app:wsgi --send-file examples/greeter/visits.jsonl --until-idle
-    statefun-wsgi run --module deploy/module.yaml --endpoint http://127.0.0.1:8000/statefun
+    statefun-wsgi run --module deploy/module.yaml --endpoint http://127.0.0.1:8000/statefun \
+        --import examples.greeter.messages_pb2
     statefun-wsgi send example/greeter/alice '{"@type": "example.greeter.GreetRequest", "name": "alice"}'
     statefun-wsgi module-yaml generate app:wsgi --endpoint http://app:8000/statefun
     statefun-wsgi module-yaml check deploy/module.yaml app:wsgi
@@ -12,19 +13,25 @@ Run any command with ``--help``. Errors are one line on stderr and a non-zero ex
 from __future__ import annotations
 
 import argparse
+import ast
+import collections
+import errno
 import importlib
+import inspect
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import types
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 from .errors import ConfigurationError
 from .functions import StatefulFunctions
@@ -42,10 +49,18 @@ class CommandError(Exception):
 
 
 def load_target(reference: str) -> Any:
-    """Import ``"pkg.module:attr"`` (or a bare module) from the current directory."""
+    """Import what ``reference`` names, from the current directory, as gunicorn reads it:
+    ``"pkg.module:attr"``, a bare module, or an app factory called with literal
+    arguments, ``"pkg.module:create_app()"`` / ``"pkg.module:create_app('prod', debug=False)"``.
+    A dotted ``attr`` (``"pkg.module:obj.attr"``) is followed too (gunicorn does not)."""
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     module_name, _, attribute = reference.partition(":")
+    if not module_name:
+        raise CommandError(f"{reference!r} names no module: write pkg.module:attr")
+    call: Optional[Tuple[List[Any], Dict[str, Any]]] = None
+    if "(" in attribute or ")" in attribute:
+        attribute, call = _parse_factory_call(reference, attribute)
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
@@ -55,36 +70,129 @@ def load_target(reference: str) -> Any:
             obj = getattr(obj, part)
         except AttributeError:
             raise CommandError(f"{module_name!r} has no attribute {attribute!r}") from None
+    if call is not None:
+        args, kwargs = call
+        try:
+            obj = obj(*args, **kwargs)
+        except Exception as exc:
+            raise CommandError(f"{reference}: the factory raised {type(exc).__name__}: {exc}") from None
     return obj
+
+
+def _parse_factory_call(reference: str, text: str) -> Tuple[str, Tuple[List[Any], Dict[str, Any]]]:
+    """``"create_app('x', debug=True)"`` -> ``("create_app", (['x'], {'debug': True}))``."""
+    try:
+        expression = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        raise CommandError(f"{reference!r}: {text!r} is not an attribute name or a call like create_app()") from None
+    if not isinstance(expression, ast.Call) or not isinstance(expression.func, ast.Name):
+        raise CommandError(f"{reference!r}: an app factory is called by its plain name, like create_app()")
+    try:
+        args = [ast.literal_eval(argument) for argument in expression.args]
+        kwargs = {keyword.arg: ast.literal_eval(keyword.value) for keyword in expression.keywords if keyword.arg}
+    except ValueError:
+        raise CommandError(f"{reference!r}: a factory's arguments must be literals (strings, numbers, ...)") from None
+    if any(keyword.arg is None for keyword in expression.keywords):
+        raise CommandError(f"{reference!r}: a factory's arguments must be literals (no **kwargs)")
+    return expression.func.id, (args, kwargs)
+
+
+def _walk(start: Any) -> Optional[Tuple[StatefulFunctions, Optional[str]]]:
+    """The registry behind ``start`` and the path the middleware around it serves
+    (``None`` when no middleware was passed on the way), or ``None``."""
+    from .middleware import StatefunMiddleware
+
+    candidates: List[Tuple[Any, Optional[str]]] = [(start, None)]
+    seen = set()
+    while candidates:
+        obj, path = candidates.pop(0)
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, StatefulFunctions):
+            return obj, path
+        if isinstance(obj, StatefunMiddleware):
+            path = obj.path
+        if "django.core.handlers.base" in sys.modules:  # a Django app whose middleware serves them
+            from .django import functions_of_django_app
+
+            found = functions_of_django_app(obj)
+            if found is not None:
+                from django.conf import settings
+
+                django_path = getattr(settings, "STATEFUN_PATH", "/statefun")
+                return (found if isinstance(found, StatefulFunctions) else found.functions), django_path
+        for attribute in ("functions", "endpoint", "handler", "wsgi_app", "app", "application", "wsgi"):
+            value = getattr(obj, attribute, None)
+            if value is not None and not isinstance(value, (str, bytes, int, float)):
+                candidates.append((value, path))
+    return None
+
+
+def _no_registry(reference: str) -> CommandError:
+    return CommandError(
+        f"found no StatefulFunctions behind {reference!r}: name the registry itself "
+        "(e.g. myapp.functions:functions), or an app or middleware around it"
+    )
 
 
 def find_functions(reference: str) -> StatefulFunctions:
     """The registry behind ``reference``: a StatefulFunctions, a middleware around
     one, a Flask app whose ``wsgi_app`` is one, a Django app whose ``MIDDLEWARE`` serves
     the ``STATEFUN_FUNCTIONS`` one, or a module holding ``functions``."""
-    candidates = [load_target(reference)]
-    seen = set()
-    while candidates:
-        obj = candidates.pop(0)
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, StatefulFunctions):
-            return obj
-        if "django.core.handlers.base" in sys.modules:  # a Django app whose middleware serves them
-            from .django import functions_of_django_app
+    found = _walk(load_target(reference))
+    if found is None:
+        raise _no_registry(reference)
+    return found[0]
 
-            found = functions_of_django_app(obj)
-            if found is not None:
-                return found if isinstance(found, StatefulFunctions) else found.functions
-        for attribute in ("functions", "endpoint", "handler", "wsgi_app", "app", "application", "wsgi"):
-            value = getattr(obj, attribute, None)
-            if value is not None:
-                candidates.append(value)
-    raise CommandError(
-        f"found no StatefulFunctions behind {reference!r}: name the registry itself "
-        "(e.g. myapp.functions:functions), or an app or middleware around it"
-    )
+
+def find_served(reference: str) -> Tuple[StatefulFunctions, Optional[str]]:
+    """Like :func:`find_functions`, with the path the app serves the functions on
+    (``None`` when no StatefunMiddleware was found around the registry)."""
+    found = _walk(load_target(reference))
+    if found is None:
+        raise _no_registry(reference)
+    return found
+
+
+def _apps_in(module: Any) -> List[str]:
+    """The names in ``module`` of WSGI apps that serve a registry (for hints)."""
+    names = []
+    for name, value in sorted(vars(module).items()):
+        if name.startswith("_") or isinstance(value, (type, types.ModuleType, types.FunctionType)):
+            continue
+        if callable(value) and not isinstance(value, StatefulFunctions) and _walk(value) is not None:
+            names.append(name)
+    return names
+
+
+def _check_wsgi_app(reference: str, obj: Any) -> None:
+    """Raise with what to pass instead when gunicorn could not serve ``reference``."""
+    from .handler import AsyncRequestReplyHandler, RequestReplyHandler
+
+    module_name, _, attribute = reference.partition(":")
+    module = sys.modules.get(module_name)
+    found = [f"{module_name}:{name}" for name in _apps_in(module)] if module is not None else []
+    instead = f"pass one of: {', '.join(found)}" if found else "e.g. statefun-wsgi dev app:wsgi"
+    if isinstance(obj, types.ModuleType):
+        application = getattr(obj, "application", None)
+        if callable(application) and not isinstance(application, StatefulFunctions):
+            return  # gunicorn serves a module's 'application'
+        raise CommandError(
+            f"{reference!r} is a module, and gunicorn serves its 'application', which it does not have: "
+            f"name the WSGI app as MODULE:NAME; {instead}"
+        )
+    wrap = "wrap it in a WSGI app (wsgi = StatefunMiddleware(None, functions)) and pass that, e.g. app:wsgi"
+    if isinstance(obj, StatefulFunctions):
+        hint = f"pass the app that serves it: {', '.join(found)}" if found else wrap
+        raise CommandError(f"{reference} is a StatefulFunctions registry, not a WSGI app: {hint}")
+    if isinstance(obj, (RequestReplyHandler, AsyncRequestReplyHandler)):
+        raise CommandError(f"{reference} is a request-reply handler (bytes in, bytes out), not a WSGI app: {wrap}")
+    if not callable(obj):
+        raise CommandError(f"{reference} is a {type(obj).__name__}, not a WSGI app (gunicorn needs a callable); "
+                           f"{instead}")
+    if "." in attribute.split("(")[0]:
+        raise CommandError(f"{reference}: gunicorn takes MODULE:NAME (or MODULE:factory()), not a dotted name")
 
 
 # -- printing what flows ------------------------------------------------------------
@@ -117,10 +225,13 @@ def print_event(event: str, fields: Dict[str, Any]) -> None:
 
 
 def _parse_host_port(text: str) -> Tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not port.isdigit():
-        raise CommandError(f"{text!r} is not HOST:PORT")
-    return host or "127.0.0.1", int(port)
+    """``"HOST:PORT"`` or ``"http://HOST:PORT[/]"`` -> (host, port); an empty host is 127.0.0.1."""
+    bare = text.split("://", 1)[1] if text.startswith(("http://", "https://")) else text
+    bare = bare.rstrip("/")
+    host, _, port = bare.rpartition(":")
+    if not port.isdigit() or "/" in host:
+        raise CommandError(f"{text!r} is not HOST:PORT (or http://HOST:PORT)")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _messages_from(args: argparse.Namespace) -> List[Tuple[str, str, Dict[str, Any]]]:
@@ -129,7 +240,7 @@ def _messages_from(args: argparse.Namespace) -> List[Tuple[str, str, Dict[str, A
     messages = []
     for address, document in args.send or ():
         try:
-            messages.append((*parse_address(address), json.loads(document)))
+            messages.append((*parse_address(address), _json_message(document)))
         except ValueError as exc:
             raise CommandError(f"--send {address}: {exc}") from None
     if args.send_file:
@@ -151,22 +262,83 @@ def _messages_from(args: argparse.Namespace) -> List[Tuple[str, str, Dict[str, A
     return messages
 
 
-def _run_runtime(runtime: Any, args: argparse.Namespace) -> int:
-    """Serve the ingress, send the initial messages, run until idle or until stopped."""
+_JSON_FORM = '\'{"@type": "pkg.Message", "field": "value"}\''
+
+
+def _json_message(text: str) -> Dict[str, Any]:
+    """The JSON message argument, or a ValueError that says the JSON is at fault."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"the JSON argument {text!r} is not JSON ({exc}); write it as {_JSON_FORM}") from None
+    if not isinstance(document, dict) or "@type" not in document:
+        raise ValueError(f"the JSON argument {text!r} is not a message: write it as {_JSON_FORM}")
+    return document
+
+
+def _serve_ingress(runtime: Any, address: str) -> Any:
+    """The ingress's server, listening (not yet serving); fails here when the port is taken."""
     from werkzeug.serving import make_server
 
     from .local.ingress import IngressApp
+
+    host, port = _parse_host_port(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # Bound here rather than by werkzeug, which prints its own message and exits on errors.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(128)
+    except OSError as exc:
+        listener.close()
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = (": is another statefun-wsgi dev or run up? pass --ingress 127.0.0.1:0 (any free port) "
+                    "or another HOST:PORT")
+        raise CommandError(f"cannot serve the ingress on {host}:{port}: {exc.strerror or exc}{hint}") from None
+    try:
+        return make_server(host, port, IngressApp(runtime), threaded=True, fd=listener.fileno())
+    finally:
+        listener.close()  # werkzeug serves a duplicate of it
+
+
+def _configure_logging(dev: bool) -> None:
+    """The local runtime's notes on stderr as ``# ...`` lines. Its final error is not
+    logged here: the command prints it as its one error line. Under ``dev``, the
+    failed attempts are reported by :class:`_DevTransport` instead (once each)."""
+    import logging
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return False
+        return not (dev and str(record.msg).startswith("retrying"))
+
+    logger = logging.getLogger("statefun_wsgi.local")
+    for old in [handler for handler in logger.handlers if getattr(handler, "statefun_cli", False)]:
+        logger.removeHandler(old)  # main() called again in one process
+    handler = logging.StreamHandler(sys.stderr)
+    handler.statefun_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("# %(message)s"))
+    handler.addFilter(keep)
+    logger.addHandler(handler)
+    logger.propagate = False
+
+
+def _run_runtime(
+    runtime: Any, server: Any, args: argparse.Namespace, hint: Any = None, stop: Optional[threading.Event] = None,
+    why_stopped: Any = None,
+) -> int:
+    """Serve the ingress, send the initial messages, run until idle or until stopped.
+
+    ``hint(error)`` may add a suggestion to a failure's message. ``stop`` ends serving
+    (SIGTERM sets it too); then ``why_stopped()`` may raise what stopped it."""
     from .local.records import json_to_any
     from .local.runtime import FunctionCallFailedError
 
-    host, port = _parse_host_port(args.ingress)
-    try:
-        server = make_server(host, port, IngressApp(runtime), threaded=True)
-    except OSError as exc:
-        raise CommandError(f"cannot serve the ingress on {host}:{port}: {exc.strerror or exc}") from None
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"# ingress on http://{host}:{server.server_port}/ingress/<namespace>/<type>/<id>", file=sys.stderr)
-    stop = threading.Event()
+    print(f"# ingress on http://{server.host}:{server.port}/ingress/<namespace>/<type>/<id>", file=sys.stderr)
+    stop = stop if stop is not None else threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         for typename, identity, document in _messages_from(args):
@@ -178,8 +350,10 @@ def _run_runtime(runtime: Any, args: argparse.Namespace) -> int:
             runtime.run_until_idle(timeout=args.timeout, include_delayed=True)
         else:
             runtime.serve(stop)
+            if why_stopped is not None:
+                why_stopped()
     except FunctionCallFailedError as exc:
-        raise CommandError(f"function call failed: {exc}") from None
+        raise CommandError(f"function call failed: {exc}{hint(exc) if hint else ''}") from None
     except TimeoutError as exc:
         raise CommandError(str(exc)) from None
     except KeyboardInterrupt:
@@ -190,15 +364,43 @@ def _run_runtime(runtime: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_endpoints_resolve(runtime: Any, source: str) -> None:
+    """Fail at once, with the fix, when an endpoint's host has no address here
+    (``greeter-app`` is a name inside docker compose or Kubernetes)."""
+    from urllib.parse import urlsplit
+
+    for endpoint in sorted({spec.endpoint for spec in runtime.functions.values()}):
+        parts = urlsplit(endpoint)
+        if parts.scheme.endswith("+unix") or not parts.hostname:
+            continue
+        try:
+            socket.getaddrinfo(parts.hostname, parts.port or 80, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise CommandError(
+                f"{source}: endpoint {endpoint}: cannot resolve {parts.hostname!r} ({exc.strerror or exc}); "
+                f"to reach an app on this machine, pass --endpoint http://127.0.0.1:{parts.port or 80}{parts.path}"
+            ) from None
+
+
+def _connection_hint(error: Any) -> str:
+    if any(name in error.reason for name in ("ConnectionRefusedError", "RemoteDisconnected", "timed out")):
+        return ("; is the app serving there? start it (gunicorn -c gunicorn.conf.py app:wsgi), "
+                "or let statefun-wsgi dev serve it")
+    return ""
+
+
 def command_run(args: argparse.Namespace) -> int:
     from .local.runtime import LocalRuntime
 
     for module in args.imports or ():
         load_target(module)
+    _configure_logging(dev=False)
     runtime = LocalRuntime.from_module_yaml(
         args.module, endpoint=args.endpoint, listener=None if args.quiet else print_event
     )
-    return _run_runtime(runtime, args)
+    _check_endpoints_resolve(runtime, args.module)
+    server = _serve_ingress(runtime, args.ingress)
+    return _run_runtime(runtime, server, args, hint=_connection_hint)
 
 
 def _free_port() -> int:
@@ -207,47 +409,244 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> None:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise CommandError(f"gunicorn exited with status {process.returncode} before serving")
+class _Gunicorn:
+    """gunicorn serving the user's app for ``dev``: its stderr is passed on and its
+    last lines kept, so that its reason can be told when it exits."""
+
+    def __init__(self, app: str, port: int, workers: int) -> None:
+        # Settings of our own (never a gunicorn.conf.py that happens to be in this folder).
+        command = [sys.executable, "-m", "gunicorn", "-c", "python:statefun_wsgi._dev_gunicorn",
+                   "--bind", f"127.0.0.1:{port}", "--workers", str(workers), app]
+        environment = dict(os.environ, STATEFUN_ACCESS_LOG="off", STATEFUN_DEV_PARENT=str(os.getpid()))
+        self.port = port
+        self.tail: Deque[str] = collections.deque(maxlen=40)
+        self.process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                        text=True, errors="replace")
+        self._reader = threading.Thread(target=self._pass_on, daemon=True)
+        self._reader.start()
+
+    def _pass_on(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.tail.append(line.rstrip("\n"))
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+    def exited(self) -> Optional[str]:
+        """``None`` while gunicorn runs; else how it ended (its reason: :meth:`reason`)."""
+        if self.process.poll() is None:
+            return None
+        self._reader.join(timeout=5)
+        status = self.process.returncode
+        return f"gunicorn was killed by signal {-status}" if status < 0 else f"gunicorn exited with status {status}"
+
+    def reason(self) -> str:
+        """``": "`` and what gunicorn said last before exiting, or ``""``."""
+        lines = [line for line in self.tail if line.strip()]
+        # gunicorn's own reason ("App failed to load.") and the exception that caused it.
+        reason = next((line.split("Reason:", 1)[1].strip().rstrip(".") for line in reversed(lines)
+                       if "Reason:" in line), "")
+        cause = next((line.strip() for line in reversed(lines)
+                      if re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt)\b", line.strip())), "")
+        if not cause:
+            cause = next((line.split("] ", 2)[-1].strip() for line in reversed(lines)
+                          if "[ERROR]" in line and "Reason:" not in line and "Shutting down" not in line), "")
+        parts = [part for part in (reason, cause) if part]
+        return f": {': '.join(parts)}" if parts else ""
+
+    def wait_serving(self, path: str, timeout: float) -> int:
+        """Wait until a worker answers ``GET path``; return the status it answered."""
+        import http.client
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            exited = self.exited()
+            if exited is not None:
+                raise CommandError(f"{exited} before serving{self.reason()}")
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+            try:
+                connection.request("GET", path)
+                return connection.getresponse().status
+            except OSError:
+                time.sleep(0.05)
+            finally:
+                connection.close()
+        raise CommandError(f"gunicorn did not answer on port {self.port} within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise CommandError(f"gunicorn did not listen on port {port} within {timeout:.0f} s")
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(timeout=5)
+
+
+# Errors a function raises the same way on every retry of the same batch: under dev the
+# runtime's retries (with backoff, until the function's timeout) would only delay the news.
+_RAISED = re.compile(r"(?P<typename>\S+) \(id .*?\) raised (?P<error>\w+) in invocation \d+ of \d+: (?P<text>.*)")
+_MISSING_STATE = re.compile(r"state (?P<name>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") was not sent by the runtime")
+_DETERMINISTIC = ("MissingStateError", "UnexpectedMessageTypeError")
+
+
+class _DevTransport:
+    """The HTTP transport, for ``dev``: shows each distinct failure at once, stops at
+    once on errors that every retry would repeat (with the fix), and stops when
+    gunicorn exits. Retries otherwise go on as the runtime's do."""
+
+    def __init__(self, functions: StatefulFunctions, module_source: Optional[str]) -> None:
+        from .local.transport import HttpTransport
+
+        self.inner = HttpTransport()
+        self.functions = functions
+        self.module_source = module_source  # None: the module.yaml was generated from the registry
+        self.server: Optional[_Gunicorn] = None
+        self._shown: set = set()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __call__(self, spec: Any, request: bytes) -> bytes:
+        from .local.transport import TransportError
+        from .module_yaml import format_duration
+
+        try:
+            return self.inner(spec, request)
+        except TransportError as error:
+            server = self.server
+            exited = server.exited() if server is not None else None
+            if server is not None and exited is not None:
+                raise TransportError(f"{exited}{server.reason()}", retryable=False) from error
+            if not error.retryable:
+                raise
+            raised = _RAISED.search(error.reason)
+            if raised and raised.group("error") in _DETERMINISTIC:
+                raise TransportError(self._with_fix(raised, raised.group(0)), retryable=False) from error
+            with self._lock:
+                first = error.reason not in self._shown
+                self._shown.add(error.reason)
+            if first:
+                print(f"# {_target_of(request)} failed: {error.reason} (retrying as the runtime does, "
+                      f"with backoff until the function's timeout of {format_duration(spec.timeout)}; shown once)",
+                      file=sys.stderr, flush=True)
+            raise
+
+    def _with_fix(self, raised: Any, reason: str) -> str:
+        typename = raised.group("typename")
+        again = "every retry fails the same way, so dev stops here"
+        if raised.group("error") != "MissingStateError":
+            received = re.search(r"received a message of type '(?:[^']*/)?([^'/]*)', but accepts only", reason)
+            if received:
+                return (f"{reason}; send one of those, or add {received.group(1)} to the message annotation "
+                        f"of {typename}'s function, e.g. message: Union[...] ({again})")
+            return f"{reason} ({again})"
+        missing = _MISSING_STATE.search(raised.group("text"))
+        name = ast.literal_eval(missing.group("name")) if missing else "..."
+        reason = reason.split("; register it in module.yaml", 1)[0]
+        if self.module_source is None:
+            declared = [state for function in self.functions if function.typename == typename
+                        for state in function.states or ()]
+            states = ", ".join(json.dumps(state) for state in [*declared, name])
+            return (f"{reason}; dev generates module.yaml from the states functions declare: declare it, "
+                    f"@functions.bind({json.dumps(typename)}, states=[{states}]) ({again})")
+        return (f"{reason}; register it in {self.module_source}: '- name: {name}' under 'states:' of {typename}, "
+                f"and declare it with bind(..., states=[...]) so that dev checks the file at start ({again})")
+
+
+def _target_of(request: bytes) -> str:
+    from ._proto.request_reply_pb2 import ToFunction
+
+    target = ToFunction.FromString(request).invocation.target
+    return f"{target.namespace}/{target.type}/{target.id}"
+
+
+def _callable_without_arguments(function: Any) -> bool:
+    return all(parameter.default is not parameter.empty or parameter.kind in (parameter.VAR_POSITIONAL,
+               parameter.VAR_KEYWORD) for parameter in inspect.signature(function).parameters.values())
+
+
+def _choose_path(args: argparse.Namespace, served: Optional[str]) -> str:
+    if args.path is not None and not args.path.startswith("/"):
+        raise CommandError(f"--path {args.path!r}: a path starts with '/', e.g. --path /{args.path}")
+    if served is not None and args.path is not None and args.path != served:
+        raise CommandError(f"{args.app} serves its functions on {served}, not {args.path}: "
+                           f"drop --path (dev reads it from the app)")
+    return args.path or served or "/statefun"
 
 
 def command_dev(args: argparse.Namespace) -> int:
     from .local.runtime import LocalRuntime
-    from .module_yaml import generate_module_yaml, load_module_yaml, parse_module_yaml
+    from .module_yaml import check_module_yaml, generate_module_yaml, load_module_yaml, parse_module_yaml
 
-    functions = find_functions(args.app)  # also imports the message types for JSON
+    target = load_target(args.app)  # also imports the message types for JSON
+    _check_wsgi_app(args.app, target)
+    found = _walk(target)
+    if found is None:
+        if isinstance(target, types.FunctionType) and _callable_without_arguments(target):
+            raise CommandError(f"{args.app} is a function that takes no arguments, an app factory? "
+                               f"gunicorn calls it when written '{args.app}()'")
+        raise _no_registry(args.app)
+    functions, served = found
+    path = _choose_path(args, served)
     port = args.port or _free_port()
-    endpoint = f"http://127.0.0.1:{port}{args.path}"
+    endpoint = f"http://127.0.0.1:{port}{path}"
     if args.module:
         module = load_module_yaml(args.module)
+        # The file's endpoints do not matter here (dev replaces them); what would fail a call does.
+        problems = check_module_yaml(module, functions)
+        warnings = ("extra-state", "ignored")  # what does not fail a call
+        for problem in problems:
+            if problem.kind in warnings:
+                print(f"# warning: {problem}", file=sys.stderr)
+        fatal = [problem.split(": ", 1)[1] for problem in problems if problem.kind not in warnings]
+        if fatal:
+            raise CommandError(f"{args.module} does not agree with {args.app}: {'; '.join(fatal)} "
+                               "(statefun-wsgi module-yaml check lists the same)")
     else:
         module = parse_module_yaml(generate_module_yaml(functions, endpoint), source=f"<generated from {args.app}>")
-    command = [sys.executable, "-m", "gunicorn", args.app, "--bind", f"127.0.0.1:{port}", "--workers",
-               str(args.workers), "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"]
-    if Path("gunicorn.conf.py").exists():
-        command[3:3] = ["-c", "gunicorn.conf.py"]
-    environment = dict(os.environ, STATEFUN_ACCESS_LOG="off")
-    print(f"# serving {args.app} with gunicorn on {endpoint}", file=sys.stderr)
-    process = subprocess.Popen(command, env=environment)
+    _configure_logging(dev=True)
+    transport = _DevTransport(functions, args.module)
+    runtime = LocalRuntime.from_module_yaml(module, endpoint=endpoint, transport=transport,
+                                            listener=None if args.quiet else print_event)
     try:
-        _wait_for_port(port, process, timeout=30)
-        runtime = LocalRuntime.from_module_yaml(module, endpoint=endpoint, listener=None if args.quiet else print_event)
-        return _run_runtime(runtime, args)
-    finally:
-        process.terminate()
+        server = _serve_ingress(runtime, args.ingress)  # before gunicorn: a taken port fails at once
+    except CommandError:
+        runtime.close()
+        raise
+    print(f"# serving {args.app} with gunicorn on {endpoint}", file=sys.stderr)
+    gunicorn = _Gunicorn(args.app, port, args.workers)
+    try:
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            # Any page shows that a worker serves; the functions' path only when not read from the
+            # app (a GET there is an error the app logs).
+            status = gunicorn.wait_serving("/" if served else path, timeout=30)
+            if not served and status == 404:
+                raise CommandError(f"{args.app} answers 404 on {path}: pass the path its StatefunMiddleware serves "
+                                   "(--path)")
+        except CommandError:
+            server.server_close()
+            runtime.close()
+            raise
+        transport.server = gunicorn
+        stop = threading.Event()
+
+        def watch() -> None:  # gunicorn gone while serving: stop, and say why
+            gunicorn.process.wait()
+            stop.set()
+
+        def why_stopped() -> None:
+            exited = gunicorn.exited()
+            if exited is not None and gunicorn.process.returncode:
+                raise CommandError(f"{exited}{gunicorn.reason()}")
+            if exited is not None:  # stopped by a signal it handles (Ctrl-C reaches both of us)
+                print("# gunicorn stopped", file=sys.stderr)
+
+        threading.Thread(target=watch, daemon=True).start()
+        return _run_runtime(runtime, server, args, stop=stop, why_stopped=why_stopped)
+    finally:
+        gunicorn.stop()
 
 
 def command_send(args: argparse.Namespace) -> int:
@@ -255,20 +654,24 @@ def command_send(args: argparse.Namespace) -> int:
 
     try:
         typename, identity = parse_address(args.address)
-        json.loads(args.message)
+        _json_message(args.message)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    url = f"{args.ingress.rstrip('/')}/ingress/{typename}/{identity}"
-    if "://" not in url:
-        url = "http://" + url
+    host, port = _parse_host_port(args.ingress)
+    scheme = "https" if args.ingress.startswith("https://") else "http"
+    url = f"{scheme}://{host}:{port}/ingress/{typename}/{identity}"
     request = urllib.request.Request(url, data=args.message.encode(), headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
             print(response.read().decode().strip())
     except urllib.error.HTTPError as exc:
         raise CommandError(f"the ingress answered {exc.code}: {exc.read().decode().strip()}") from None
     except OSError as exc:
-        raise CommandError(f"cannot reach the ingress at {url}: {exc}") from None
+        reason = getattr(exc, "reason", exc)
+        raise CommandError(
+            f"cannot reach the ingress at {url}: {reason}; is statefun-wsgi dev APP or "
+            f"statefun-wsgi run --module MODULE_YAML running (its --ingress, {DEFAULT_INGRESS} by default)?"
+        ) from None
     return 0
 
 
@@ -282,71 +685,102 @@ def command_module_yaml(args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from None
         print(text, end="")
         return 0
-    problems = check_module_yaml(load_module_yaml(args.path), find_functions(args.app))
+    if not Path(args.path).exists() and Path(args.app).is_file() and ":" in args.path:
+        raise CommandError(f"{args.path!r} is not a file and {args.app!r} is: the module.yaml comes first, "
+                           f"statefun-wsgi module-yaml check {args.app} {args.path}")
+    module = load_module_yaml(args.path)
+    functions, served = find_served(args.app)
+    problems = check_module_yaml(module, functions, path=served, notes=True)
     for problem in problems:
         print(problem)
-    if problems:
+    if any(problem.kind != "unchecked" for problem in problems):
         return 1
     print(f"{args.path}: agrees with {args.app}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="statefun-wsgi",
         description="Host and run Apache Flink Stateful Functions (2.x) in WSGI apps.",
     )
+    parser.add_argument("--version", action="version", version=f"statefun-wsgi {__version__} (StateFun 2.x)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add_runtime_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--ingress", default=DEFAULT_INGRESS, metavar="HOST:PORT",
-                             help=f"where the development ingress listens (default {DEFAULT_INGRESS}; port 0 = any)")
+                             help="where the development ingress listens, HOST:PORT or http://HOST:PORT "
+                                  f"(default {DEFAULT_INGRESS}; port 0: any free one)")
         command.add_argument("--send", nargs=2, action="append", metavar=("ADDRESS", "JSON"),
                              help='send a message first, e.g. example/greeter/alice \'{"@type": "pkg.Msg", ...}\'')
         command.add_argument("--send-file", metavar="FILE",
                              help='send the messages of a JSON-lines file: {"to": "ns/type/id", "message": {...}}')
         command.add_argument("--until-idle", action="store_true",
                              help="exit once every message (delayed ones too) was delivered")
-        command.add_argument("--timeout", type=float, default=120.0, help="with --until-idle: give up after seconds")
+        command.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                             help="with --until-idle: give up after this many seconds (default 120)")
         command.add_argument("--quiet", action="store_true", help="do not print what flows")
 
     dev = commands.add_parser("dev", help="serve an app with gunicorn and drive it with the local runtime",
-                              description="Start gunicorn with APP and the local runtime against it; print what "
-                                          "flows as JSON lines.")
-    dev.add_argument("app", metavar="APP", help="the WSGI app, e.g. app:wsgi")
+                              description="Start gunicorn with APP (with settings of its own, not ./gunicorn.conf.py) "
+                                          "and the local runtime against it; print what flows as JSON lines. "
+                                          "A failure that every retry would repeat stops it at once, with the fix.")
+    dev.add_argument("app", metavar="APP",
+                     help="the WSGI app, as gunicorn takes it: pkg.module:app or pkg.module:create_app()")
     dev.add_argument("--module", metavar="MODULE_YAML",
-                     help="module.yaml for states and limits (default: generated from the functions' states)")
+                     help="module.yaml for states and limits, checked against APP's functions first "
+                          "(default: generated from the functions' states)")
     dev.add_argument("--port", type=int, default=0, help="gunicorn's port (default: a free one)")
-    dev.add_argument("--path", default="/statefun", help="the functions' path in APP (default /statefun)")
+    dev.add_argument("--path", default=None,
+                     help="the functions' path in APP (default: the one its StatefunMiddleware serves)")
     dev.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     add_runtime_options(dev)
     dev.set_defaults(handler=command_dev)
 
     run = commands.add_parser("run", help="run the local runtime against the endpoints of a module.yaml",
-                              description="Run the local runtime for MODULE_YAML's functions, over HTTP.")
+                              description="Run the local runtime for MODULE_YAML's functions, over HTTP, against "
+                                          "an app you serve yourself.")
     run.add_argument("--module", required=True, metavar="MODULE_YAML", help="the module.yaml to run")
-    run.add_argument("--endpoint", metavar="URL", help="use this URL for every function instead of module.yaml's")
+    run.add_argument("--endpoint", metavar="URL",
+                     help="use this URL for every function instead of module.yaml's, "
+                          "e.g. http://127.0.0.1:8000/statefun")
     run.add_argument("--import", dest="imports", action="append", metavar="MODULE",
-                     help="import a module (pkg.mod) so that its message types can be sent as JSON")
+                     help="import a module (pkg.mod) so that its message types can be sent as JSON, "
+                          "e.g. examples.greeter.messages_pb2")
     add_runtime_options(run)
     run.set_defaults(handler=command_run)
 
     send = commands.add_parser("send", help="send a message to a running local runtime's ingress",
-                               description="POST a JSON message to a running runtime's ingress.")
-    send.add_argument("address", metavar="ADDRESS", help="namespace/type/id")
-    send.add_argument("message", metavar="JSON", help='{"@type": "pkg.Message", field: value, ...}')
-    send.add_argument("--ingress", default=f"http://{DEFAULT_INGRESS}", metavar="URL", help="the ingress URL")
+                               description="POST a JSON message to the ingress of a running statefun-wsgi dev or run.")
+    send.add_argument("address", metavar="ADDRESS", help="namespace/type/id, e.g. example/greeter/alice")
+    send.add_argument("message", metavar="JSON", help='the message: \'{"@type": "pkg.Message", "field": "value"}\'')
+    send.add_argument("--ingress", default=DEFAULT_INGRESS, metavar="HOST:PORT",
+                      help=f"the ingress, HOST:PORT or http://HOST:PORT (default {DEFAULT_INGRESS})")
+    send.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                      help="give up after this many seconds (default 10)")
     send.set_defaults(handler=command_send)
 
     module_yaml = commands.add_parser("module-yaml", help="generate or check module.yaml against a registry",
                                       description="Generate or check module.yaml from the states functions declare.")
     actions = module_yaml.add_subparsers(dest="action", required=True, metavar="ACTION")
-    generate = actions.add_parser("generate", help="print a module.yaml for APP's functions")
-    generate.add_argument("app", metavar="APP", help="pkg.module:attr holding the StatefulFunctions (or an app)")
-    generate.add_argument("--endpoint", required=True, metavar="URL", help="where the runtime reaches the functions")
-    check = actions.add_parser("check", help="check a module.yaml against APP's functions")
-    check.add_argument("path", metavar="MODULE_YAML")
-    check.add_argument("app", metavar="APP")
+    generate = actions.add_parser(
+        "generate", help="print a module.yaml for APP's functions",
+        description="Print a module.yaml (format 2.0) with every function of APP, the states each declares "
+                    "with bind(..., states=[...]), and ENDPOINT as where the runtime reaches them.")
+    generate.add_argument("app", metavar="APP",
+                          help="the registry, or an app around it: pkg.module:functions, pkg.module:app")
+    generate.add_argument("--endpoint", required=True, metavar="URL",
+                          help="where the runtime reaches the functions, e.g. http://greeter-app:8000/statefun")
+    check = actions.add_parser(
+        "check", help="check a module.yaml against APP's functions",
+        description="Report function types APP does not bind, bound functions the file lacks, states missing "
+                    "or extra, and endpoints whose path APP does not serve: exit status 1 if any. Notes (states "
+                    "registered for a function that declares none, which cannot be checked) do not count.")
+    check.add_argument("path", metavar="MODULE_YAML", help="the module.yaml to check, e.g. deploy/module.yaml")
+    check.add_argument("app", metavar="APP",
+                       help="the registry, or an app around it: pkg.module:functions, app:wsgi")
     module_yaml.set_defaults(handler=command_module_yaml)
     return parser
 

@@ -42,6 +42,7 @@ __all__ = [
     "IngressSpec",
     "ModuleSpec",
     "ModuleYamlError",
+    "ModuleYamlProblem",
     "StateSpec",
     "check_module_yaml",
     "generate_module_yaml",
@@ -454,7 +455,12 @@ def parse_module_yaml(text: str, source: str = "<module.yaml>") -> ModuleSpec:
     try:
         document = _load_yaml(text)
     except yaml.YAMLError as exc:
-        raise ModuleYamlError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        context = getattr(exc, "context", None)
+        problem += f" ({' '.join(context.split())})" if context else ""
+        raise ModuleYamlError(f"{source}: not valid YAML{where}: {problem}") from None
 
     module_type = reader.at(document, "module", "meta", "type")
     if module_type is _MISSING:
@@ -753,33 +759,80 @@ def generate_module_yaml(
     return "\n".join(lines) + "\n"
 
 
-def check_module_yaml(spec: ModuleSpec, functions: StatefulFunctions) -> List[str]:
+class ModuleYamlProblem(str):
+    """One line of :func:`check_module_yaml`'s report; ``kind`` says what it is about:
+    ``"unbound"`` (the file routes a type nobody bound), ``"missing-function"``,
+    ``"missing-state"``, ``"extra-state"``, ``"endpoint"`` (a path the app does not serve),
+    ``"ignored"`` (something the runtime accepts and ignores), or ``"unchecked"`` (a note:
+    states registered for a function that declares none)."""
+
+    kind: str
+
+    def __new__(cls, text: str, kind: str) -> ModuleYamlProblem:
+        problem = super().__new__(cls, text)
+        problem.kind = kind
+        return problem
+
+
+def _endpoint_path(endpoint: str) -> str:
+    """The path the runtime POSTs to (for ``http+unix``, what follows the ``.sock`` file)."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(endpoint)
+    if parts.scheme.endswith("+unix"):
+        full = unquote(parts.netloc + parts.path) if parts.netloc else parts.path
+        return full.partition(".sock")[2] or "/"
+    return parts.path or "/"
+
+
+def check_module_yaml(
+    spec: ModuleSpec, functions: StatefulFunctions, *, path: Optional[str] = None, notes: bool = False
+) -> List[ModuleYamlProblem]:
     """What does not agree between ``module.yaml`` and the registry; empty when all is well.
 
-    Reports what the runtime accepts but ignores (``spec.notes``), function types the
-    file routes to but nobody bound, bound functions the file does not mention, and for
-    functions that declare their states, states missing from the file (the runtime would
-    never send them) or extra in it. What the runtime refuses never gets this far: loading
-    the file raises :class:`ModuleYamlError`.
+    Reports what the runtime accepts but ignores (``spec.notes``, kind ``"ignored"``),
+    function types the file routes to but nobody bound, bound functions the file does not
+    mention, states missing from the file (the runtime would never send them) or extra in
+    it, and, given the ``path`` the app serves the functions on, endpoints pointing
+    elsewhere (the app answers them 404, which fails the job). With ``notes``, also states
+    registered for a function that declares none with ``bind(..., states=[...])``: those
+    cannot be checked (kind ``"unchecked"``). What the runtime refuses never gets this far:
+    loading the file raises :class:`ModuleYamlError`.
     """
-    problems: List[str] = list(spec.notes)
+    problems: List[ModuleYamlProblem] = [ModuleYamlProblem(note, "ignored") for note in spec.notes]
+    source = spec.source
     bound = {function.typename: function for function in functions}
     for typename in sorted(set(spec.functions) - set(bound)):
-        problems.append(f"{spec.source}: function {typename} is not bound in the registry")
+        problems.append(ModuleYamlProblem(f"{source}: function {typename} is not bound in the registry", "unbound"))
     for typename in sorted(set(bound) - set(spec.functions)):
-        problems.append(f"{spec.source}: bound function {typename} is missing (the runtime cannot call it)")
+        problems.append(ModuleYamlProblem(
+            f"{source}: bound function {typename} is missing (the runtime cannot call it)", "missing-function"))
     for typename in sorted(set(bound) & set(spec.functions)):
         declared = bound[typename].states
-        if declared is None:
-            continue
         registered = spec.functions[typename].state_names
+        if declared is None:
+            if registered and notes:
+                names = ", ".join(repr(name) for name in registered)
+                problems.append(ModuleYamlProblem(
+                    f"{source}: note: {typename} registers states {names}, not checked: the function declares "
+                    f"none (declare them with bind(..., states=[...]) to have them checked)", "unchecked"))
+            continue
         for name in declared:
             if name not in registered:
-                problems.append(
-                    f"{spec.source}: {typename} uses state {name!r} but module.yaml does not register it: "
-                    f"add '- name: {name}' under its states"
-                )
+                problems.append(ModuleYamlProblem(
+                    f"{source}: {typename} uses state {name!r} but module.yaml does not register it: "
+                    f"add '- name: {name}' under its states", "missing-state"))
         for name in registered:
             if name not in declared:
-                problems.append(f"{spec.source}: {typename} registers state {name!r} that the function does not declare")
+                problems.append(ModuleYamlProblem(
+                    f"{source}: {typename} registers state {name!r} that the function does not declare",
+                    "extra-state"))
+    if path is not None:
+        for typename in sorted(spec.functions):
+            endpoint = spec.functions[typename].endpoint
+            if _endpoint_path(endpoint) != path:
+                problems.append(ModuleYamlProblem(
+                    f"{source}: {typename}'s endpoint {endpoint} has the path {_endpoint_path(endpoint)}, "
+                    f"but the app serves its functions on {path} (other paths answer 404, which fails the job)",
+                    "endpoint"))
     return problems

@@ -216,7 +216,7 @@ CASES: List[Case] = [
     ok("state name with a local tag", module(state="!foo bar")),
     ok("state name empty", module(state='""')),
     # JsonParseException: Malformed numeric value '.inf'
-    refused("state name .inf", module(state=".inf"), "not valid YAML: malformed numeric value '.inf'"),
+    refused("state name .inf", module(state=".inf"), "not valid YAML at line 14, column 23: malformed numeric value '.inf'"),
     # NumberFormatException: For input string: "1_000"
     refused("an integer with _", module(spec="maxNumBatchRequests: 1_000"), "cannot read the integer '1_000'"),
     # IllegalStateException: State name 'seen' was registered twice; ...

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,12 +26,18 @@ GREET = "example.greeter.GreetRequest"
 FAST_REMINDERS = {"STATEFUN_REMINDER_DELAY_MS": "300"}
 
 
-def cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 30) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, env: Optional[Dict[str, str]] = None, timeout: float = 30, cwd: Optional[Path] = None
+) -> subprocess.CompletedProcess:
+    """``python -m statefun_wsgi ARGS`` from the repository root, or from ``cwd`` (with the
+    repository on PYTHONPATH, as for a project of one's own that imports the examples)."""
     environment = dict(os.environ)
+    if cwd is not None:
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environment.get("PYTHONPATH")]))
     environment.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "statefun_wsgi", *args],
-        cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd or REPO, env=environment, capture_output=True, text=True, timeout=timeout,
     )
 
 
@@ -53,6 +62,15 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     assert "Traceback" not in result.stderr
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one error line of a run whose stderr also carries gunicorn's log: the last line."""
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    lines = result.stderr.splitlines()
+    assert lines and lines[-1].startswith("statefun-wsgi: error: "), result.stderr
+    assert sum(line.startswith("statefun-wsgi: error: ") for line in lines) == 1, result.stderr
+    return lines[-1]
 
 
 # -- help -----------------------------------------------------------------------------
@@ -182,9 +200,33 @@ def test_check_reports_what_the_runtime_refuses(tmp_path: Path, generated: Path)
         pytest.param(["send", "example/greeter", f'{{"@type": "{GREET}"}}'],
                      ["is not an address like 'namespace/type/id'"], id="send bad address"),
         pytest.param(["send", "example/greeter/x", "{not json", "--ingress", "http://127.0.0.1:1"],
-                     ["Expecting property name"], id="send bad JSON"),
+                     ["the JSON argument '{not json' is not JSON (Expecting property name"], id="send bad JSON"),
+        pytest.param(["send", "example/greeter/alice", "name=alice"],
+                     ["the JSON argument 'name=alice' is not JSON", '\'{"@type": "pkg.Message"'], id="send key=value"),
+        pytest.param(["send", "example/greeter/alice", '{"name": "alice"}'],
+                     ["the JSON argument", "is not a message", '"@type"'], id="send no @type"),
         pytest.param(["send", "example/greeter/x", f'{{"@type": "{GREET}"}}', "--ingress", f"127.0.0.1:{free_port()}"],
-                     ["cannot reach the ingress at http://127.0.0.1:"], id="send no ingress"),
+                     ["cannot reach the ingress at http://127.0.0.1:",
+                      "is statefun-wsgi dev APP or statefun-wsgi run --module MODULE_YAML running"],
+                     id="send no ingress"),
+        pytest.param(["run", "--module", "deploy/module.yaml", "--until-idle", "--ingress", "127.0.0.1:0"],
+                     ["deploy/module.yaml: endpoint http://greeter-app:8000/statefun: cannot resolve 'greeter-app'",
+                      "pass --endpoint http://127.0.0.1:8000/statefun"], id="run without --endpoint"),
+        pytest.param(["dev", "examples.greeter.functions:functions", "--until-idle", "--ingress", "127.0.0.1:0"],
+                     ["examples.greeter.functions:functions is a StatefulFunctions registry, not a WSGI app",
+                      "wsgi = StatefunMiddleware(None, functions)"], id="dev a registry"),
+        pytest.param(["dev", "app", "--until-idle", "--ingress", "127.0.0.1:0"],
+                     ["'app' is a module", "gunicorn serves its 'application'", "pass one of: app:wsgi"],
+                     id="dev a module"),
+        pytest.param(["dev", "examples.flask_app", "--until-idle", "--ingress", "127.0.0.1:0"],
+                     ["pass one of: examples.flask_app:app"], id="dev the Flask module"),
+        pytest.param(["dev", "app:wsgi", "--path", "sf", "--until-idle", "--ingress", "127.0.0.1:0"],
+                     ["--path 'sf': a path starts with '/'"], id="dev path without slash"),
+        pytest.param(["dev", "examples.flask_app:app", "--path", "/sf", "--until-idle", "--ingress", "127.0.0.1:0"],
+                     ["examples.flask_app:app serves its functions on /statefun, not /sf"], id="dev other path"),
+        pytest.param(["module-yaml", "check", "app:wsgi", "deploy/module.yaml"],
+                     ["'app:wsgi' is not a file and 'deploy/module.yaml' is: the module.yaml comes first",
+                      "module-yaml check deploy/module.yaml app:wsgi"], id="check arguments swapped"),
     ],
 )
 def test_errors_are_one_line_with_exit_1(args: List[str], fragments: List[str]) -> None:
@@ -258,7 +300,7 @@ def test_run_against_gunicorn(server: Server, generated: Path) -> None:
         "--import", "examples.greeter.messages_pb2",
         "--send", "example/greeter/erin", f'{{"@type": "{GREET}", "name": "erin"}}',
         "--send", "example/greeter/erin", f'{{"@type": "{GREET}", "name": "erin"}}',
-        "--until-idle", "--ingress", "127.0.0.1:0",
+        "--until-idle", "--ingress", "http://127.0.0.1:0/",  # the URL form, as send takes it
     )
     assert result.returncode == 0, result.stderr
     lines = json_lines(result.stdout)
@@ -330,3 +372,385 @@ def test_send_to_a_running_runtime(server: Server, generated: Path) -> None:
         stdout, stderr = process.communicate(timeout=20)
     assert process.returncode == 0, stderr
     assert egress_values(json_lines(stdout), "reminders") == {"finn": ["Hi finn, still there? Come back soon!"]}
+
+
+# -- help, the README's table -------------------------------------------------------------------------
+
+
+def test_version() -> None:
+    from statefun_wsgi import __version__
+
+    result = cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"statefun-wsgi {__version__} (StateFun 2.x)\n"
+
+
+@pytest.mark.parametrize("command", [["module-yaml", "generate"], ["module-yaml", "check"]], ids=" ".join)
+def test_module_yaml_help_describes_the_command_and_its_arguments(command: List[str]) -> None:
+    text = cli(*command, "--help").stdout
+    usage, description, *sections = text.split("\n\n")
+    assert len(description.split()) > 8, text  # a sentence, not the usage line again
+    positionals = text.split("positional arguments:\n", 1)[1].split("\n\n", 1)[0]
+    for name in ("MODULE_YAML", "APP") if command[1] == "check" else ("APP",):
+        line = next(line for line in positionals.splitlines() if line.strip().startswith(name))
+        assert len(line.split()) > 3, positionals  # the name and what to pass
+
+
+@pytest.mark.parametrize(
+    ("command", "defaults"),
+    [(["send"], ["(default 127.0.0.1:8090)", "(default 10)"]),
+     (["run"], ["(default 127.0.0.1:8090", "(default 120)"]),
+     (["dev"], ["(default 127.0.0.1:8090", "(default 120)", "(default 2)"])],
+    ids=lambda value: " ".join(value) if isinstance(value[0], str) and not value[0].startswith("(") else None,
+)
+def test_help_shows_defaults_and_one_ingress_form(command: List[str], defaults: List[str]) -> None:
+    text = " ".join(cli(*command, "--help").stdout.split())
+    for default in defaults:
+        assert default in text, text
+    assert "--ingress HOST:PORT" in text and "HOST:PORT or http://HOST:PORT" in text, text
+
+
+def readme_commands() -> Dict[str, str]:
+    """The README's CLI table: the command's name ("run", "module-yaml check") -> the row's command."""
+    rows = {}
+    for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("| `statefun-wsgi "):
+            command = line.split("`")[1]
+            words = command.split()
+            name = " ".join(words[1:3]) if words[1] == "module-yaml" else words[1]
+            rows[name] = command
+    return rows
+
+
+def test_the_readme_run_row_shows_what_a_json_message_needs() -> None:
+    run = readme_commands()["run"]
+    for option in ("--module", "--endpoint", "--import", "--send", "--until-idle"):
+        assert option in run, run
+
+
+@pytest.mark.parametrize("name", ["dev", "run", "send", "module-yaml generate", "module-yaml check"])
+def test_every_option_in_the_readme_table_exists(name: str) -> None:
+    command = readme_commands()[name]
+    text = cli(*name.split(), "--help").stdout
+    for option in re.findall(r"(--[a-z-]+)", command):
+        assert re.search(rf"{option}\b", text), (option, text)
+
+
+# -- dev: what it refuses, and what it tells ----------------------------------------------------------------
+
+BUGGY = '''
+from google.protobuf.wrappers_pb2 import Int64Value, StringValue
+from statefun_wsgi import StatefulFunctions, StatefunMiddleware
+
+functions = StatefulFunctions()
+
+@functions.bind("demo/counter", states=["seen"])
+def counter(context, message: StringValue):
+    count = context.state(STATE).unpack(Int64Value) or Int64Value()
+    count.value += 1
+    context.state(STATE).pack(count)
+
+wsgi = StatefunMiddleware(None, functions)
+'''
+
+
+def write_module(directory: Path, name: str, text: str) -> None:
+    (directory / f"{name}.py").write_text(text, encoding="utf-8")
+
+
+def test_dev_names_a_state_the_function_does_not_declare_and_stops_at_once(tmp_path: Path) -> None:
+    write_module(tmp_path, "buggy", 'STATE = "count"\n' + BUGGY)
+    result = cli("dev", "buggy:wsgi", "--workers", "1", "--send", "demo/counter/a",
+                 '{"@type": "google.protobuf.StringValue", "value": "x"}', "--until-idle", "--ingress", "127.0.0.1:0",
+                 cwd=tmp_path)
+    line = error_line(result)
+    assert "demo/counter/a: demo/counter (id 'a') raised MissingStateError" in line
+    assert "state 'count' was not sent by the runtime for demo/counter (states sent: seen)" in line
+    assert 'declare it, @functions.bind("demo/counter", states=["seen", "count"])' in line
+    assert "register it in module.yaml" not in line  # dev generated it: the fix is in the code
+    assert "every retry fails the same way, so dev stops here" in line
+    # One attempt: the worker's traceback once, no retries.
+    assert result.stderr.count("Traceback (most recent call last)") == 1, result.stderr
+    assert "retrying" not in result.stderr
+
+
+def test_dev_names_a_message_type_the_function_does_not_take_and_stops_at_once(tmp_path: Path) -> None:
+    write_module(tmp_path, "buggy", 'STATE = "seen"\n' + BUGGY)
+    result = cli("dev", "buggy:wsgi", "--workers", "1", "--send", "demo/counter/a",
+                 '{"@type": "google.protobuf.Int64Value", "value": "3"}', "--until-idle", "--ingress", "127.0.0.1:0",
+                 cwd=tmp_path)
+    line = error_line(result)
+    assert "received a message of type 'type.googleapis.com/google.protobuf.Int64Value', but accepts only: " \
+           "google.protobuf.StringValue" in line
+    assert "add google.protobuf.Int64Value to the message annotation of demo/counter's function" in line
+    assert result.stderr.count("Traceback (most recent call last)") == 1, result.stderr
+
+
+def test_dev_shows_a_long_error_whole(tmp_path: Path) -> None:
+    name = "visits_" + "n" * 320 + "_end"
+    write_module(tmp_path, "buggy", f'STATE = "{name}"\n' + BUGGY)
+    result = cli("dev", "buggy:wsgi", "--workers", "1", "--send", "demo/counter/a",
+                 '{"@type": "google.protobuf.StringValue", "value": "x"}', "--until-idle", "--ingress", "127.0.0.1:0",
+                 cwd=tmp_path)
+    assert f'states=["seen", "{name}"])' in error_line(result)
+
+
+FLAKY = '''
+import os
+from google.protobuf.wrappers_pb2 import StringValue
+from statefun_wsgi import StatefulFunctions, StatefunMiddleware, kafka_egress_record
+
+functions = StatefulFunctions()
+ATTEMPTS = os.path.join(os.path.dirname(__file__), "attempts")
+
+@functions.bind("demo/flaky")
+def flaky(context, message: StringValue):
+    with open(ATTEMPTS, "a") as attempts:
+        attempts.write("x")
+    if os.path.getsize(ATTEMPTS) <= 3:
+        raise ConnectionError("the database is not up yet")
+    context.pack_and_send_egress("demo/out", kafka_egress_record(topic="out", value="done"))
+
+wsgi = StatefunMiddleware(None, functions)
+'''
+
+
+def test_dev_shows_a_passing_failure_once_and_retries_as_the_runtime_does(tmp_path: Path) -> None:
+    write_module(tmp_path, "flaky", FLAKY)
+    result = cli("dev", "flaky:wsgi", "--workers", "1", "--send", "demo/flaky/a",
+                 '{"@type": "google.protobuf.StringValue", "value": "x"}', "--until-idle", "--ingress", "127.0.0.1:0",
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "attempts").read_text() == "xxxx"
+    notes = [line for line in result.stderr.splitlines() if line.startswith("# demo/flaky/a failed:")]
+    assert len(notes) == 1, result.stderr
+    assert "raised ConnectionError in invocation 1 of 1: the database is not up yet" in notes[0]
+    assert "retrying as the runtime does" in notes[0]
+    assert result.stderr.count("Traceback (most recent call last)") == 1, result.stderr  # the worker's, once
+    assert egress_values(json_lines(result.stdout), "out") == {None: ["done"]}
+
+
+def test_dev_tells_why_gunicorn_could_not_serve_the_app(tmp_path: Path) -> None:
+    write_module(tmp_path, "inworker", 'import sys\nfrom app import wsgi\n'
+                                       'if "gunicorn.arbiter" in sys.modules:\n'
+                                       '    raise RuntimeError("boom in the worker")\n')
+    result = cli("dev", "inworker:wsgi", "--until-idle", "--ingress", "127.0.0.1:0", cwd=tmp_path)
+    assert error_line(result) == ("statefun-wsgi: error: gunicorn exited with status 3 before serving: "
+                                  "Worker failed to boot: RuntimeError: boom in the worker")
+
+
+NO_STATES = MISMATCHING.replace("""            states:
+              - visits
+""", "").replace("example/ghost", "example/formatter")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [pytest.param(NO_STATES, ["example/greeter uses state 'seen_count' but module.yaml does not register it"],
+                  id="a state missing"),
+     pytest.param(NO_STATES.replace("type: example/greeter", "type: example/greeterr"),
+                  ["function example/greeterr is not bound", "bound function example/greeter is missing"],
+                  id="a type typo")],
+)
+def test_dev_checks_module_yaml_before_starting(tmp_path: Path, text: str, fragments: List[str]) -> None:
+    path = tmp_path / "module.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = cli("dev", "app:wsgi", "--module", str(path), "--until-idle", "--ingress", "127.0.0.1:0")
+    assert_one_line_error(result, f"{path} does not agree with app:wsgi: ", *fragments)
+    assert len(result.stderr.splitlines()) == 1  # gunicorn was not started
+
+
+def test_dev_warns_of_extra_states_and_runs(tmp_path: Path) -> None:
+    path = tmp_path / "module.yaml"
+    path.write_text(NO_STATES.replace("endpoint: http://app:8000/statefun\n",
+                                      "endpoint: http://app:8000/statefun\n            states:\n"
+                                      "              - visits\n              - seen_count\n", 1), encoding="utf-8")
+    result = cli("dev", "app:wsgi", "--module", str(path), "--send", "example/greeter/ann",
+                 f'{{"@type": "{GREET}", "name": "ann"}}', "--until-idle", "--ingress", "127.0.0.1:0",
+                 env=FAST_REMINDERS, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"# warning: {path}: example/greeter registers state 'visits' that the function does not declare" \
+           in result.stderr.splitlines()
+    assert egress_values(json_lines(result.stdout), "greetings") == {"ann": ["Hello ann! Nice to meet you."]}
+
+
+FACTORY = '''
+from examples.greeter.functions import functions
+from statefun_wsgi import StatefunMiddleware
+
+def create_app(path="/statefun"):
+    return StatefunMiddleware(None, functions, path=path)
+'''
+
+
+def test_dev_serves_an_app_factory_on_the_path_its_middleware_serves(tmp_path: Path) -> None:
+    write_module(tmp_path, "factory", FACTORY)
+    result = cli("dev", 'factory:create_app("/sf")', "--send", "example/greeter/ivy",
+                 f'{{"@type": "{GREET}", "name": "ivy"}}', "--until-idle", "--ingress", "127.0.0.1:0",
+                 cwd=tmp_path, env=FAST_REMINDERS, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"# serving factory:create_app\(\"/sf\"\) with gunicorn on http://127\.0\.0\.1:\d+/sf\n",
+                     result.stderr), result.stderr
+    assert egress_values(json_lines(result.stdout), "greetings") == {"ivy": ["Hello ivy! Nice to meet you."]}
+
+
+@pytest.mark.parametrize(
+    ("reference", "fragment"),
+    [("factory:create_app", "factory:create_app is a function that takes no arguments, an app factory? "
+                            "gunicorn calls it when written 'factory:create_app()'"),
+     ("factory:create_app(path)", "a factory's arguments must be literals"),
+     ("factory:create_app(", "is not an attribute name or a call like create_app()"),
+     ("factory:create_app(1, 2)", "factory:create_app(1, 2): the factory raised TypeError")],
+)
+def test_dev_names_what_is_wrong_with_a_factory(tmp_path: Path, reference: str, fragment: str) -> None:
+    write_module(tmp_path, "factory", FACTORY)
+    result = cli("dev", reference, "--until-idle", "--ingress", "127.0.0.1:0", cwd=tmp_path)
+    assert_one_line_error(result, fragment)
+
+
+def test_dev_uses_its_own_gunicorn_settings_not_a_gunicorn_conf_py_in_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "gunicorn.conf.py").write_text('raise SystemExit("a stray gunicorn.conf.py was loaded")\n')
+    write_module(tmp_path, "factory", FACTORY)
+    result = cli("dev", "factory:create_app()", "--send", "example/greeter/kim",
+                 f'{{"@type": "{GREET}", "name": "kim"}}', "--until-idle", "--ingress", "127.0.0.1:0",
+                 cwd=tmp_path, env=FAST_REMINDERS, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "stray" not in result.stderr
+    assert egress_values(json_lines(result.stdout), "greetings") == {"kim": ["Hello kim! Nice to meet you."]}
+
+
+@pytest.mark.parametrize("command", [["dev", "app:wsgi"], ["run", "--module", "deploy/module.yaml",
+                                                           "--endpoint", "http://127.0.0.1:1/statefun"]],
+                         ids=["dev", "run"])
+def test_a_taken_ingress_port_is_one_line_naming_the_option(command: List[str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = cli(*command, "--until-idle", "--ingress", f"127.0.0.1:{port}")
+    assert_one_line_error(result, f"cannot serve the ingress on 127.0.0.1:{port}: Address already in use",
+                          "is another statefun-wsgi dev or run up? pass --ingress 127.0.0.1:0")
+    assert len(result.stderr.splitlines()) == 1  # nothing was started
+
+
+def test_run_says_when_nothing_serves_the_endpoint(tmp_path: Path) -> None:
+    path = tmp_path / "module.yaml"
+    path.write_text(NO_STATES.replace("endpoint: http://app:8000/statefun\n",
+                                      "endpoint: http://app:8000/statefun\n            timeout: 300ms\n"
+                                      "            connectTimeout: 300ms\n            readTimeout: 300ms\n"
+                                      "            writeTimeout: 300ms\n"),
+                    encoding="utf-8")
+    result = cli("run", "--module", str(path), "--endpoint", f"http://127.0.0.1:{free_port()}/statefun",
+                 "--send", "example/formatter/x", '{"@type": "google.protobuf.StringValue", "value": "x"}',
+                 "--until-idle", "--ingress", "127.0.0.1:0")
+    line = error_line(result)
+    assert "retries ran out" in line and "ConnectionRefusedError" in line
+    assert line.endswith("is the app serving there? start it (gunicorn -c gunicorn.conf.py app:wsgi), "
+                         "or let statefun-wsgi dev serve it")
+    assert all(line.startswith("# retrying") for line in result.stderr.splitlines()[1:-1]), result.stderr
+
+
+# -- module-yaml check: what the README says it finds ---------------------------------------------------------
+
+
+def test_check_finds_an_endpoint_the_app_does_not_serve(generated: Path, tmp_path: Path) -> None:
+    path = tmp_path / "module.yaml"
+    path.write_text(generated.read_text().replace("/statefun", "/statefun/"), encoding="utf-8")
+    result = cli("module-yaml", "check", str(path), "app:wsgi")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{path}: {typename}'s endpoint http://app:8000/statefun/ has the path /statefun/, but the app serves "
+        "its functions on /statefun (other paths answer 404, which fails the job)"
+        for typename in ("example/formatter", "example/greeter")
+    ]
+
+
+def test_check_notes_states_it_cannot_check(generated: Path, tmp_path: Path) -> None:
+    path = tmp_path / "module.yaml"
+    path.write_text(generated.read_text().replace(
+        "type: example/formatter\n          spec:\n            endpoint: http://app:8000/statefun\n",
+        "type: example/formatter\n          spec:\n            endpoint: http://app:8000/statefun\n"
+        "            states:\n              - name: cache\n"), encoding="utf-8")
+    result = cli("module-yaml", "check", str(path), "app:wsgi")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"{path}: note: example/formatter registers states 'cache', not checked: the function declares none "
+        "(declare them with bind(..., states=[...]) to have them checked)",
+        f"{path}: agrees with app:wsgi",
+    ]
+
+
+def test_check_names_the_file_and_line_of_a_yaml_syntax_error(tmp_path: Path) -> None:
+    path = tmp_path / "module.yaml"
+    path.write_text('version: "2.0"\nmodule:\n  meta: [remote\n', encoding="utf-8")
+    result = cli("module-yaml", "check", str(path), "app:wsgi")
+    assert_one_line_error(result, f"{path}: not valid YAML at line 4, column 1: ")
+    assert "<unicode string>" not in result.stderr
+
+
+def test_dev_stops_and_says_so_when_gunicorn_goes() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "statefun_wsgi", "dev", "app:wsgi", "--ingress", f"127.0.0.1:{port}"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the ingress answers once gunicorn serves
+            assert process.poll() is None, process.communicate()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the ingress never answered /health"
+                time.sleep(0.05)
+        children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 1, children  # gunicorn's master
+        os.kill(int(children[0]), signal.SIGKILL)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1, stderr
+    assert stderr.splitlines()[-1] == "statefun-wsgi: error: gunicorn was killed by signal 9"
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting to be reaped is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def test_gunicorn_stops_when_dev_is_killed() -> None:
+    """However dev goes (here SIGKILL, which it cannot handle), its gunicorn does not outlive it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "statefun_wsgi", "dev", "app:wsgi", "--ingress", f"127.0.0.1:{port}"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    master = None
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the ingress never answered /health"
+                time.sleep(0.05)
+        (master,) = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        process.kill()
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while running(int(master)):
+            assert time.monotonic() < deadline, "gunicorn outlived dev"
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if master is not None and running(int(master)):
+            os.kill(int(master), signal.SIGTERM)  # the test failed: leave nothing behind

@@ -689,3 +689,26 @@ def test_generate_refuses_what_the_runtime_would(options, problem: str) -> None:
     with pytest.raises(ValueError) as info:
         generate_module_yaml(registry(), endpoint, **options)
     assert problem in str(info.value)
+
+
+def test_check_names_the_kind_of_each_problem(tmp_path: Path) -> None:
+    problems = check_module_yaml(load_module_yaml(write(tmp_path, CHECKED)), registry(), notes=True)
+    assert sorted(problem.kind for problem in problems) == [
+        "extra-state", "missing-function", "missing-state", "unbound", "unchecked"]
+    (note,) = [problem for problem in problems if problem.kind == "unchecked"]
+    assert "example/formatter registers states 'anything', not checked: the function declares none" in note
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "wrong"),
+    [("http://app:8000/statefun", False), ("http://app:8000/statefun/", True), ("http://app:8000/", True),
+     ("http://app:8000", True), ("http+unix:///run/app.sock/statefun", False), ("http+unix:///run/app.sock", True),
+     ("http://app:8000/statefun?x=1", False)],
+)
+def test_check_finds_endpoints_off_the_served_path(endpoint: str, wrong: bool) -> None:
+    functions = StatefulFunctions()
+    functions.register("example/f", noop, states=[])
+    spec = parse_module_yaml(generate_module_yaml(functions, endpoint))
+    problems = check_module_yaml(spec, functions, path="/statefun")
+    assert [problem.kind for problem in problems] == (["endpoint"] if wrong else [])
+    assert check_module_yaml(spec, functions) == []  # no path given: not checked

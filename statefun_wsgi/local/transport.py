@@ -151,7 +151,9 @@ class HttpTransport:
             self._drop(target)
         status = response.status
         if not 200 <= status < 300:
-            text = body[:300].decode("utf-8", "replace").strip()
+            # One line, whole for our endpoint's error bodies (at most ~1 KB); longer ones cut at a space.
+            text = " ".join(body[:2000].decode("utf-8", "replace").split())
+            text = text if len(body) <= 2000 else text.rsplit(" ", 1)[0] + " ... (cut)"
             raise TransportError(f"{spec.endpoint} answered {status}: {text}", retryable=is_retryable_status(status))
         content_type = response.getheader("Content-Type")
         if content_type != "application/octet-stream":

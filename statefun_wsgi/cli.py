@@ -1,6 +1,6 @@
 """The ``statefun-wsgi`` command (also ``python -m statefun_wsgi``).
 
-    statefun-wsgi dev app:wsgi --send-file examples/greeter/visits.jsonl --until-idle
+    statefun-wsgi dev app:wsgi --send-file examples/greeter/visits.jsonl --until-idle   # app :PORT, functions :RUNTIME_PORT
     statefun-wsgi run --module deploy/module.yaml --endpoint http://127.0.0.1:8000/statefun
     statefun-wsgi send example/greeter/alice '{"@type": "example.greeter.GreetRequest", "name": "alice"}'
     statefun-wsgi module-yaml generate app:wsgi --endpoint http://app:8000/statefun
@@ -220,28 +220,47 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> None
     raise CommandError(f"gunicorn did not listen on port {port} within {timeout:.0f} s")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def command_dev(args: argparse.Namespace) -> int:
+    """gunicorn serves the app on two listeners, as gunicorn.conf.py does: the public one
+    (``--port``) for the app's pages, and the runtime's (``--runtime-port``), the only one
+    where the functions answer (STATEFUN_RUNTIME_BIND tells the middleware); the local
+    runtime calls the latter."""
     from .local.runtime import LocalRuntime
     from .module_yaml import generate_module_yaml, load_module_yaml, parse_module_yaml
 
     functions = find_functions(args.app)  # also imports the message types for JSON
     port = args.port or _free_port()
-    endpoint = f"http://127.0.0.1:{port}{args.path}"
+    runtime_port = args.runtime_port or _free_port()
+    while runtime_port == port:
+        runtime_port = _free_port()
+    public, internal = f"127.0.0.1:{port}", f"127.0.0.1:{runtime_port}"
+    endpoint = f"http://{internal}{args.path}"
     if args.module:
         module = load_module_yaml(args.module)
     else:
         module = parse_module_yaml(generate_module_yaml(functions, endpoint), source=f"<generated from {args.app}>")
-    command = [sys.executable, "-m", "gunicorn", args.app, "--bind", f"127.0.0.1:{port}", "--workers",
+    command = [sys.executable, "-m", "gunicorn", args.app, "--bind", public, "--bind", internal, "--workers",
                str(args.workers), "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"]
     if Path("gunicorn.conf.py").exists():
         command[3:3] = ["-c", "gunicorn.conf.py"]
-    environment = dict(os.environ, STATEFUN_ACCESS_LOG="off")
-    print(f"# serving {args.app} with gunicorn on {endpoint}", file=sys.stderr)
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("STATEFUN_RUNTIME_")}
+    environment.update(STATEFUN_ACCESS_LOG="off", STATEFUN_BIND=public, STATEFUN_RUNTIME_BIND=internal,
+                       STATEFUN_SERVE="both")
+    print(f"# serving {args.app} with gunicorn: the app on http://{public}/, the functions on {endpoint} "
+          "(the runtime's listener)", file=sys.stderr)
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped while starting: gunicorn is stopped too
     process = subprocess.Popen(command, env=environment)
     try:
         _wait_for_port(port, process, timeout=30)
+        _wait_for_port(runtime_port, process, timeout=30)
         runtime = LocalRuntime.from_module_yaml(module, endpoint=endpoint, listener=None if args.quiet else print_event)
         return _run_runtime(runtime, args)
+    except KeyboardInterrupt:
+        return 0
     finally:
         process.terminate()
         try:
@@ -307,12 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--quiet", action="store_true", help="do not print what flows")
 
     dev = commands.add_parser("dev", help="serve an app with gunicorn and drive it with the local runtime",
-                              description="Start gunicorn with APP and the local runtime against it; print what "
-                                          "flows as JSON lines.")
+                              description="Start gunicorn with APP on a public and a runtime listener, and the "
+                                          "local runtime against the runtime's; print what flows as JSON lines.")
     dev.add_argument("app", metavar="APP", help="the WSGI app, e.g. app:wsgi")
     dev.add_argument("--module", metavar="MODULE_YAML",
                      help="module.yaml for states and limits (default: generated from the functions' states)")
-    dev.add_argument("--port", type=int, default=0, help="gunicorn's port (default: a free one)")
+    dev.add_argument("--port", type=int, default=0, help="the app's public port (default: a free one)")
+    dev.add_argument("--runtime-port", type=int, default=0,
+                     help="the port the local runtime calls, the only one where the functions answer: "
+                          "STATEFUN_RUNTIME_BIND names it to the middleware (default: a free one)")
     dev.add_argument("--path", default="/statefun", help="the functions' path in APP (default /statefun)")
     dev.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     add_runtime_options(dev)

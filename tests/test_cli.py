@@ -227,6 +227,54 @@ def test_dev_quiet_prints_nothing() -> None:
     assert result.stdout == ""
 
 
+def test_dev_answers_the_functions_on_the_runtimes_listener_only() -> None:
+    """The local runtime calls --runtime-port; on --port, /statefun is the app's own 404."""
+    import http.client
+    import signal
+
+    from builders import request
+    from examples.greeter.messages_pb2 import GreetRequest
+
+    public, runtime = free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "statefun_wsgi", "dev", "app:wsgi", "--port", str(public), "--runtime-port",
+         str(runtime), "--ingress", "127.0.0.1:0", "--quiet"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    batch = request("example/greeter", "alice", state={"seen_count": None}, messages=[GreetRequest(name="alice")])
+
+    def post(port: int) -> tuple:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("POST", "/statefun", body=batch, headers={
+                "Content-Type": "application/octet-stream", "Host": f"127.0.0.1:{runtime}"})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answers = {"public": post(public), "runtime": post(runtime)}
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "dev did not serve both ports"
+                time.sleep(0.1)
+        assert answers["public"] == (404, b"Not Found\n")  # app.py's own page for an unknown path
+        assert answers["runtime"][0] == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+    assert (f"# serving app:wsgi with gunicorn: the app on http://127.0.0.1:{public}/, the functions on "
+            f"http://127.0.0.1:{runtime}/statefun (the runtime's listener)") in stderr
+
+
 # -- run and send, against gunicorn ----------------------------------------------------------------------
 
 

@@ -1,9 +1,9 @@
 """The ``statefun-wsgi`` command (also ``python -m statefun_wsgi``).
 
-    statefun-wsgi dev app:wsgi --send-file examples/greeter/visits.jsonl --until-idle   # app :PORT, functions :RUNTIME_PORT
-    statefun-wsgi run --module deploy/module.yaml --endpoint http://127.0.0.1:8000/statefun
+    statefun-wsgi dev app:wsgi --send-file examples/greeter/visits.jsonl --until-idle
+    statefun-wsgi run --module deploy/module.yaml --endpoint http://127.0.0.1:9000/statefun
     statefun-wsgi send example/greeter/alice '{"@type": "example.greeter.GreetRequest", "name": "alice"}'
-    statefun-wsgi module-yaml generate app:wsgi --endpoint http://app:8000/statefun
+    statefun-wsgi module-yaml generate app:wsgi --endpoint http://app:9000/statefun
     statefun-wsgi module-yaml check deploy/module.yaml app:wsgi
 
 Run any command with ``--help``. Errors are one line on stderr and a non-zero exit.

@@ -294,6 +294,11 @@ def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     stderr_file = None
     try:
         server.wait_ready("/")
+        public = server.connection()  # the app's public listener: /statefun there is the 404 of app=None
+        public.port = server.public_port
+        public.request("POST", "/statefun", body=b"", headers={"Content-Type": "application/octet-stream"})
+        assert public.getresponse().status == 404, "functions answered on the public listener"
+        public.close()
         (conf_dir / "module.yaml").write_text(module_yaml(f"{server.base_url}/statefun"))
 
         argv = [arg.replace("{conf_dir}", str(conf_dir)) for arg in json.loads(JAVA_CMD.read_text())]

@@ -68,7 +68,9 @@ os.environ["STATEFUN_RUNTIME_BIND"] = ",".join(_runtime_binds)  # what the middl
 # Mutual TLS on the runtime's listener (the 3.2+ runtime's async transport presents a client
 # certificate: trust_cacerts, client_cert, client_key in module.yaml). gunicorn's TLS applies
 # to every listener it binds, so only a gunicorn with STATEFUN_SERVE=runtime takes these.
-_runtime_tls = {name: os.environ.get(f"STATEFUN_RUNTIME_{name.upper()}", "") for name in ("certfile", "keyfile", "ca_certs")}
+_runtime_tls = {
+    name: os.environ.get(f"STATEFUN_RUNTIME_{name.upper()}", "") for name in ("certfile", "keyfile", "ca_certs")
+}
 if any(_runtime_tls.values()):
     if _serve != "runtime":
         raise ValueError(
@@ -77,7 +79,9 @@ if any(_runtime_tls.values()):
         )
     _missing = [f"STATEFUN_RUNTIME_{name.upper()}" for name, value in _runtime_tls.items() if not value]
     if _missing:
-        raise ValueError(f"mutual TLS on the runtime's listener needs a certificate, its key and a CA: {', '.join(_missing)} unset")
+        raise ValueError(
+            f"mutual TLS on the runtime's listener needs a certificate, its key and a CA: {', '.join(_missing)} unset"
+        )
     import ssl as _ssl
 
     certfile, keyfile, ca_certs = _runtime_tls["certfile"], _runtime_tls["keyfile"], _runtime_tls["ca_certs"]
@@ -140,12 +144,18 @@ def _check_runtime_binds(server) -> None:  # type: ignore[no-untyped-def]
     for (_, host, port), text in runtime.items():
         for (_, other_host, other_port), other in public.items():
             if port and port == other_port and (host is None or other_host is None):
-                raise RuntimeError(f"gunicorn.conf.py: the runtime's listener {text} and the public {other} share port {port}")
+                raise RuntimeError(
+                    f"gunicorn.conf.py: the runtime's listener {text} and the public {other} share port {port}"
+                )
     if _serve == "public":
         here = [text for key, text in runtime.items() if key in bound]
         if here:
-            raise RuntimeError(f"gunicorn.conf.py: STATEFUN_SERVE=public, but the runtime's listener {', '.join(here)} is bound here")
-        server.log.info("The StateFun runtime's listener (%s) is another gunicorn's: no functions here", ", ".join(_runtime_binds))
+            raise RuntimeError(
+                f"gunicorn.conf.py: STATEFUN_SERVE=public, but the runtime's listener {', '.join(here)} is bound here"
+            )
+        server.log.info(
+            "The StateFun runtime's listener (%s) is another gunicorn's: no functions here", ", ".join(_runtime_binds)
+        )
         return
     missing = [text for key, text in runtime.items() if key not in bound]
     if missing and (_runtime_bind_set or _serve == "runtime" or server.cfg.preload_app):
@@ -160,7 +170,9 @@ def _check_runtime_binds(server) -> None:  # type: ignore[no-untyped-def]
             "answer on every listener. Bind it too, or set STATEFUN_BIND and STATEFUN_RUNTIME_BIND", ", ".join(missing)
         )
     elif runtime:
-        server.log.info("The StateFun runtime's listener: %s (the only one where functions run)", ", ".join(runtime.values()))
+        server.log.info(
+            "The StateFun runtime's listener: %s (the only one where functions run)", ", ".join(runtime.values())
+        )
 
 
 def on_reload(server) -> None:  # type: ignore[no-untyped-def]

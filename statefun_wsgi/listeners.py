@@ -31,7 +31,7 @@ import logging
 import os
 import socket
 import threading
-from typing import TYPE_CHECKING, Any, FrozenSet, Iterable, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, FrozenSet, Iterable, Mapping, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 from .errors import ConfigurationError
 
@@ -62,8 +62,6 @@ SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
 SERVERS_WITH_A_SOCKET = "gunicorn (gunicorn.socket) and werkzeug's development server (werkzeug.socket)"
 
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
-
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 
 class Listener(NamedTuple):
@@ -127,12 +125,15 @@ def listeners_from_environment(environ: Optional[Mapping[str, str]] = None) -> O
     return value if value.strip() else None
 
 
-def _address(text: str) -> IPAddress:
-    """An IP address as a connection's socket reports it, IPv4-mapped IPv6 as IPv4."""
+def _spellings(text: str) -> Tuple[str, ...]:
+    """How a socket spells an IP address (``getsockname()``'s canonical text): an IPv4 one
+    also as the IPv4-mapped IPv6 address a dual-stack socket reports, and the reverse."""
     address = ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 scope
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(address), f"::ffff:{address}"
+    if address.ipv4_mapped is not None:
+        return str(address), str(address.ipv4_mapped)
+    return (str(address),)
 
 
 class RuntimeListeners:
@@ -156,7 +157,7 @@ class RuntimeListeners:
         self.any_address_ports: FrozenSet[int] = frozenset(
             item.port for item in self.listeners if item.path is None and item.host is None
         )
-        self._addresses: Optional[FrozenSet[Tuple[IPAddress, int]]] = None  # resolved at first use
+        self._addresses: Optional[FrozenSet[Tuple[str, int]]] = None  # resolved at first use
         self._lock = threading.Lock()
         self._logged: set = set()
 
@@ -193,23 +194,23 @@ class RuntimeListeners:
         if port in self.any_address_ports:
             return True
         addresses = self._addresses if self._addresses is not None else self._resolve()
-        try:
-            return (_address(host), port) in addresses
-        except ValueError:
-            return False
+        if isinstance(host, str) and "%" in host:  # an IPv6 scope
+            host = host.split("%", 1)[0]
+        return (host, port) in addresses
 
-    def _resolve(self) -> FrozenSet[Tuple[IPAddress, int]]:
-        """The (address, port) pairs of the listeners on a given host: an IP as written, a
-        name resolved once (a name that does not resolve matches nothing, and says so)."""
+    def _resolve(self) -> FrozenSet[Tuple[str, int]]:
+        """The (address, port) pairs of the listeners on a given host, each address spelled as
+        sockets spell it: an IP as written, a name resolved once (a name that does not resolve
+        matches nothing, and says so)."""
         with self._lock:
             if self._addresses is not None:
                 return self._addresses
-            pairs = set()
+            pairs: Set[Tuple[str, int]] = set()
             for item in self.listeners:
                 if item.path is not None or item.host is None:
                     continue
                 try:
-                    pairs.add((_address(item.host), item.port))
+                    pairs.update((spelling, item.port) for spelling in _spellings(item.host))
                     continue
                 except ValueError:  # a name
                     pass
@@ -219,7 +220,7 @@ class RuntimeListeners:
                     logger.error("%s: cannot resolve %r (%s): no request matches it", self.setting, item.text, exc)
                     continue
                 for info in infos:
-                    pairs.add((_address(str(info[4][0])), item.port))
+                    pairs.update((spelling, item.port) for spelling in _spellings(str(info[4][0])))
             self._addresses = frozenset(pairs)
             return self._addresses
 

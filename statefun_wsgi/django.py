@@ -42,8 +42,8 @@ from . import single_write
 from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, Endpoint
 from .errors import ConfigurationError
 from .functions import StatefulFunctions
-from .listeners import runtime_listeners_from, warn_every_listener
 from .handler import RequestReplyHandler
+from .listeners import runtime_listeners_from, warn_every_listener
 
 __all__ = ["StatefunMiddleware", "load_object"]
 

@@ -59,7 +59,7 @@ ENVIRONMENT_VARIABLE = "STATEFUN_RUNTIME_BIND"
 SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
 
 #: The servers that give the socket, for messages.
-SERVERS_WITH_A_SOCKET = "gunicorn (gunicorn.socket) and werkzeug's development server (werkzeug.socket)"
+SERVERS_WITH_A_SOCKET = "gunicorn (gunicorn.socket) or werkzeug's development server (werkzeug.socket)"
 
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 

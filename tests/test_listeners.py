@@ -236,7 +236,7 @@ def test_no_socket_is_no_listener_and_logs_once(caplog: pytest.LogCaptureFixture
     assert record.getMessage() == (
         "STATEFUN_RUNTIME_LISTENERS is set, but the server gives no socket (gunicorn.socket / werkzeug.socket) to "
         "tell the listener a request came in on: the functions are answered on no listener of this server. Serve "
-        "with gunicorn (gunicorn.socket) and werkzeug's development server (werkzeug.socket), or unset "
+        "with gunicorn (gunicorn.socket) or werkzeug's development server (werkzeug.socket), or unset "
         "STATEFUN_RUNTIME_LISTENERS"
     )
 

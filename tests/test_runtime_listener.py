@@ -11,7 +11,8 @@ app's counter function (tests/listener_app.py) appends a line to a file every ti
   middleware first in MIDDLEWARE. The same requests on the runtime's listener are answered
   by the functions (a POST runs the counter; any other method gets the endpoint's 405).
 - A Unix socket as the runtime's listener beside a public TCP one (reuse_port off).
-- gunicorn.conf.py refuses binds it cannot honour, and warns when a --bind on the command
+- gunicorn.conf.py refuses binds it cannot honour, keeps the runtime's listener under --preload and
+  SIGHUP, and warns when a --bind on the command
   line replaced its default runtime listener.
 - Mutual TLS: a second gunicorn (``STATEFUN_SERVE=runtime`` with ``STATEFUN_RUNTIME_CERTFILE``,
   ``_KEYFILE``, ``_CA_CERTS``) serves the runtime's listener and answers only clients with
@@ -310,6 +311,42 @@ def test_a_command_line_bind_without_the_runtimes_listener_answers_everywhere_an
         log = server.wait_for_log("the functions answer on every listener of this server")
         assert ("The StateFun runtime's listener 0.0.0.0:9000 is not bound (--bind replaced gunicorn.conf.py's "
                 "binds): the functions answer on every listener.") in log
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("case", ["preload", "reload", "reload-after-command-line-bind"])
+def test_preloading_and_reloading_keep_the_runtimes_listener(tmp_path: Path, case: str) -> None:
+    """--preload builds the app in the master, after the file set STATEFUN_RUNTIME_BIND; on
+    SIGHUP gunicorn reads the file again and on_reload checks the binds before new workers
+    load the app (which, with a --bind that replaced the file's, answer everywhere again)."""
+    import signal
+
+    record = tmp_path / "record"
+    env = {"WEB_CONCURRENCY": "1", "LISTENER_RECORD": str(record)}
+    if case == "reload-after-command-line-bind":
+        server = start("listener_app:wsgi", "-c", "gunicorn.conf.py", "--pythonpath", "tests", env=env)
+    else:
+        args = ("--preload",) if case == "preload" else ()
+        server = start("listener_app:wsgi", "-c", "gunicorn.conf.py", "--pythonpath", "tests", *args,
+                       env={**env, "STATEFUN_BIND": f"127.0.0.1:{free_port()}"}, bind=False)
+    try:
+        server.wait_ready()
+        if case != "preload":
+            server.wait_for_log("Booting worker")
+            server.process.send_signal(signal.SIGHUP)
+            server.wait_for_log("Booting worker", count=2)
+            server.wait_for_log("Worker exiting")  # the old worker left: the new one serves
+            server.wait_ready()
+        if case == "reload-after-command-line-bind":
+            assert send(tcp(server.port), "POST", "/statefun", batch("anyone"), {}).status == 200
+            assert server.log().count("The StateFun runtime's listener 0.0.0.0:9000 is not bound") == 2
+            assert record_lines(record) == ["anyone"]
+            return
+        assert site_answer("POST", send(tcp(server.public_port), "POST", "/statefun", batch("public"),
+                                        {"Host": f"127.0.0.1:{server.port}"}))
+        assert send(tcp(server.port), "POST", "/statefun", batch("runtime"), {}).status == 200
+        assert record_lines(record) == ["runtime"], server.log()
     finally:
         server.stop()
 

@@ -12,8 +12,7 @@ app's counter function (tests/listener_app.py) appends a line to a file every ti
   by the functions (a POST runs the counter; any other method gets the endpoint's 405).
 - A Unix socket as the runtime's listener beside a public TCP one (reuse_port off).
 - gunicorn.conf.py refuses binds it cannot honour, keeps the runtime's listener under --preload and
-  SIGHUP, and warns when a --bind on the command
-  line replaced its default runtime listener.
+  SIGHUP, and warns when a --bind on the command line replaced its default runtime listener.
 - Mutual TLS: a second gunicorn (``STATEFUN_SERVE=runtime`` with ``STATEFUN_RUNTIME_CERTFILE``,
   ``_KEYFILE``, ``_CA_CERTS``) serves the runtime's listener and answers only clients with
   a certificate signed by the CA; the public gunicorn (``STATEFUN_SERVE=public``) serves

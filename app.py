@@ -1,6 +1,6 @@
 """A plain WSGI app that serves a page and the greeter functions from one process.
 
-    gunicorn -w 4 app:wsgi                       # functions on http://127.0.0.1:8000/statefun
+    gunicorn -w 4 app:wsgi                       # reads ./gunicorn.conf.py: functions on http://127.0.0.1:9000/statefun
     gunicorn -c gunicorn.conf.py app:wsgi        # the configuration we recommend
 
 Any WSGI app works the same: wrap it in StatefunMiddleware.

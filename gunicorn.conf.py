@@ -33,8 +33,59 @@ def _switch(name: str, default: bool) -> bool:
     raise ValueError(f"{name}={os.environ[name]!r}: expected on or off (1/0, true/false, yes/no)")
 
 
-# Where the runtime's module.yaml endpoint points (http://<host>:8000/statefun).
-bind = os.environ.get("STATEFUN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+# Two listeners. The app's users reach STATEFUN_BIND (port 8000). The StateFun runtime
+# reaches STATEFUN_RUNTIME_BIND (port 9000: module.yaml's endpoint is
+# http://<host>:9000/statefun), the only listener where the functions path runs functions:
+# the middleware reads the same variable, which this file sets when it is unset. On the
+# public listener that path is the app's like any other. Keep port 9000 private (a Service
+# port, a network and a NetworkPolicy only the runtime reaches: docs/hosting.md, Security).
+# Either may list several binds, separated by commas; an empty STATEFUN_RUNTIME_BIND binds
+# no runtime listener, and the functions then answer on every listener (with a warning).
+# STATEFUN_SERVE picks which of the two this gunicorn binds: both (the default), public
+# (the functions are served by another gunicorn, on STATEFUN_RUNTIME_BIND), or runtime (that
+# other gunicorn; with STATEFUN_RUNTIME_CERTFILE, _KEYFILE and _CA_CERTS it requires the
+# runtime's client certificate, and TLS stays off the public listener).
+# A --bind on the command line replaces these binds: bind the runtime's listener there too,
+# or the file (when STATEFUN_RUNTIME_BIND is unset) warns that the functions answer on every
+# listener, or (when it is set) refuses to start.
+def _binds(name: str, default: str) -> list:
+    return os.environ.get(name, default).replace(",", " ").split()
+
+
+_public_binds = _binds("STATEFUN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+_runtime_bind_set = "STATEFUN_RUNTIME_BIND" in os.environ
+_runtime_binds = _binds("STATEFUN_RUNTIME_BIND", "0.0.0.0:9000")
+_serve = os.environ.get("STATEFUN_SERVE", "").strip().lower() or "both"
+if _serve not in ("both", "public", "runtime"):
+    raise ValueError(f"STATEFUN_SERVE={os.environ['STATEFUN_SERVE']!r}: expected both, public or runtime")
+if _serve != "both" and not _runtime_binds:
+    raise ValueError(f"STATEFUN_SERVE={_serve} needs STATEFUN_RUNTIME_BIND: the listener the runtime calls")
+bind = {"both": _public_binds + _runtime_binds, "public": _public_binds, "runtime": _runtime_binds}[_serve]
+if not bind:
+    raise ValueError("STATEFUN_BIND and STATEFUN_RUNTIME_BIND are both empty: nothing to listen on")
+os.environ["STATEFUN_RUNTIME_BIND"] = ",".join(_runtime_binds)  # what the middleware reads
+
+# Mutual TLS on the runtime's listener (the 3.2+ runtime's async transport presents a client
+# certificate: trust_cacerts, client_cert, client_key in module.yaml). gunicorn's TLS applies
+# to every listener it binds, so only a gunicorn with STATEFUN_SERVE=runtime takes these.
+_runtime_tls = {
+    name: os.environ.get(f"STATEFUN_RUNTIME_{name.upper()}", "") for name in ("certfile", "keyfile", "ca_certs")
+}
+if any(_runtime_tls.values()):
+    if _serve != "runtime":
+        raise ValueError(
+            "STATEFUN_RUNTIME_CERTFILE/_KEYFILE/_CA_CERTS: gunicorn's TLS covers every listener it binds, the public "
+            "one too; serve the runtime's listener from a gunicorn of its own (STATEFUN_SERVE=runtime)"
+        )
+    _missing = [f"STATEFUN_RUNTIME_{name.upper()}" for name, value in _runtime_tls.items() if not value]
+    if _missing:
+        raise ValueError(
+            f"mutual TLS on the runtime's listener needs a certificate, its key and a CA: {', '.join(_missing)} unset"
+        )
+    import ssl as _ssl
+
+    certfile, keyfile, ca_certs = _runtime_tls["certfile"], _runtime_tls["keyfile"], _runtime_tls["ca_certs"]
+    cert_reqs = _ssl.CERT_REQUIRED  # no certificate signed by ca_certs: no connection
 
 # A batch is CPU work in Python: one process per core uses every core with no GIL
 # contention. (WEB_CONCURRENCY is the variable most platforms set.)
@@ -72,8 +123,66 @@ graceful_timeout = _int("STATEFUN_GRACEFUL_TIMEOUT", 60)
 reuse_port = _switch("STATEFUN_REUSE_PORT", True) and gunicorn.version_info >= (24,)
 
 
+def _check_runtime_binds(server) -> None:  # type: ignore[no-untyped-def]
+    """The runtime's listeners are bound here (STATEFUN_SERVE both or runtime) or not
+    (public), whatever --bind did to the binds; none shares a port with a public one."""
+    from statefun_wsgi.errors import ConfigurationError
+    from statefun_wsgi.listeners import parse_listener
+
+    def keys(texts: list) -> dict:
+        found = {}
+        for text in texts:
+            try:
+                item = parse_listener(text)
+            except ConfigurationError:  # fd://N and the like: not ours to match
+                continue
+            found[(item.path, item.host, item.port)] = text
+        return found
+
+    runtime, bound = keys(_runtime_binds), keys(list(server.cfg.bind))
+    public = {key: text for key, text in bound.items() if key not in runtime}
+    for (_, host, port), text in runtime.items():
+        for (_, other_host, other_port), other in public.items():
+            if port and port == other_port and (host is None or other_host is None):
+                raise RuntimeError(
+                    f"gunicorn.conf.py: the runtime's listener {text} and the public {other} share port {port}"
+                )
+    if _serve == "public":
+        here = [text for key, text in runtime.items() if key in bound]
+        if here:
+            raise RuntimeError(
+                f"gunicorn.conf.py: STATEFUN_SERVE=public, but the runtime's listener {', '.join(here)} is bound here"
+            )
+        server.log.info(
+            "The StateFun runtime's listener (%s) is another gunicorn's: no functions here", ", ".join(_runtime_binds)
+        )
+        return
+    missing = [text for key, text in runtime.items() if key not in bound]
+    if missing and (_runtime_bind_set or _serve == "runtime" or server.cfg.preload_app):
+        raise RuntimeError(
+            f"gunicorn.conf.py: the runtime's listener {', '.join(missing)} (STATEFUN_RUNTIME_BIND) is not bound: "
+            "--bind on the command line replaces this file's binds; bind it there too, or set STATEFUN_BIND instead"
+        )
+    if missing:  # this file's default, replaced by --bind: as with no runtime listener at all
+        del os.environ["STATEFUN_RUNTIME_BIND"]
+        server.log.warning(
+            "The StateFun runtime's listener %s is not bound (--bind replaced gunicorn.conf.py's binds): the functions "
+            "answer on every listener. Bind it too, or set STATEFUN_BIND and STATEFUN_RUNTIME_BIND", ", ".join(missing)
+        )
+    elif runtime:
+        server.log.info(
+            "The StateFun runtime's listener: %s (the only one where functions run)", ", ".join(runtime.values())
+        )
+
+
+def on_reload(server) -> None:  # type: ignore[no-untyped-def]
+    """On SIGHUP the file is read again: check the binds again before new workers load the app."""
+    _check_runtime_binds(server)
+
+
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]
     """reuse_port is for TCP: a Unix socket (--bind unix:PATH) cannot take SO_REUSEPORT."""
+    _check_runtime_binds(server)
     if server.cfg.reuse_port and not all(isinstance(address, tuple) for address in server.cfg.address):
         server.cfg.set("reuse_port", False)
 

@@ -273,7 +273,8 @@ def main() -> int:
     script.write_text(LUA % {"directory": work, "count": len(bodies)})
 
     port = free_port()
-    env = dict(os.environ, WEB_CONCURRENCY=str(WORKERS), STATEFUN_BIND=f"127.0.0.1:{port}")
+    # The load is the runtime's: gunicorn.conf.py binds its listener alone (no public one).
+    env = dict(os.environ, WEB_CONCURRENCY=str(WORKERS), STATEFUN_BIND="", STATEFUN_RUNTIME_BIND=f"127.0.0.1:{port}")
     if not args.access_log:
         env["STATEFUN_ACCESS_LOG"] = "off"
     log_path = work / "gunicorn.log"

@@ -23,9 +23,11 @@ COPY app.py gunicorn.conf.py ./
 RUN useradd --system --uid 10001 --create-home --home-dir /home/app --shell /usr/sbin/nologin app
 USER 10001
 
-# gunicorn.conf.py binds 0.0.0.0:8000 (PORT or STATEFUN_BIND override it); module.yaml's
-# endpoint is http://greeter-app:8000/statefun.
-EXPOSE 8000
+# gunicorn.conf.py binds the app's public listener on 0.0.0.0:8000 (PORT or STATEFUN_BIND
+# override it) and the runtime's on 0.0.0.0:9000 (STATEFUN_RUNTIME_BIND), the only one where
+# /statefun runs functions: module.yaml's endpoint is http://greeter-app-runtime:9000/statefun.
+# Publish 8000; keep 9000 reachable by the StateFun workers only.
+EXPOSE 8000 9000
 # gunicorn finishes accepted batches on SIGTERM, for up to graceful_timeout (60 s).
 STOPSIGNAL SIGTERM
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "app:wsgi"]

@@ -3,7 +3,7 @@
     gunicorn examples.pyramid_app:app                        # from the repository root
     gunicorn -c gunicorn.conf.py examples.pyramid_app:app    # the configuration we recommend
 
-The runtime's module.yaml points at ``http://<host>:8000/statefun``; every other
+The runtime's module.yaml points at ``http://<host>:9000/statefun`` (gunicorn.conf.py's runtime listener); every other
 path is Pyramid's, as usual.
 """
 

@@ -1,10 +1,10 @@
 """The ``statefun-wsgi`` command (also ``python -m statefun_wsgi``).
 
     statefun-wsgi dev app:wsgi --send-file examples/greeter/visits.jsonl --until-idle
-    statefun-wsgi run --module deploy/module.yaml --endpoint http://127.0.0.1:8000/statefun \
+    statefun-wsgi run --module deploy/module.yaml --endpoint http://127.0.0.1:9000/statefun \
         --import examples.greeter.messages_pb2
     statefun-wsgi send example/greeter/alice '{"@type": "example.greeter.GreetRequest", "name": "alice"}'
-    statefun-wsgi module-yaml generate app:wsgi --endpoint http://app:8000/statefun
+    statefun-wsgi module-yaml generate app:wsgi --endpoint http://app:9000/statefun
     statefun-wsgi module-yaml check deploy/module.yaml app:wsgi
 
 Run any command with ``--help``. Errors are one line on stderr and a non-zero exit.
@@ -413,12 +413,18 @@ class _Gunicorn:
     """gunicorn serving the user's app for ``dev``: its stderr is passed on and its
     last lines kept, so that its reason can be told when it exits."""
 
-    def __init__(self, app: str, port: int, workers: int) -> None:
-        # Settings of our own (never a gunicorn.conf.py that happens to be in this folder).
+    def __init__(self, app: str, port: int, runtime_port: int, workers: int) -> None:
+        # Settings of our own (never a gunicorn.conf.py that happens to be in this folder), and two
+        # listeners, as gunicorn.conf.py binds them: the app's public one, and the runtime's, the
+        # only one where the functions answer (STATEFUN_RUNTIME_BIND tells the middleware).
+        runtime_bind = f"127.0.0.1:{runtime_port}"
         command = [sys.executable, "-m", "gunicorn", "-c", "python:statefun_wsgi._dev_gunicorn",
-                   "--bind", f"127.0.0.1:{port}", "--workers", str(workers), app]
-        environment = dict(os.environ, STATEFUN_ACCESS_LOG="off", STATEFUN_DEV_PARENT=str(os.getpid()))
+                   "--bind", f"127.0.0.1:{port}", "--bind", runtime_bind, "--workers", str(workers), app]
+        environment = {name: value for name, value in os.environ.items() if not name.startswith("STATEFUN_RUNTIME_")}
+        environment.update(STATEFUN_ACCESS_LOG="off", STATEFUN_DEV_PARENT=str(os.getpid()),
+                           STATEFUN_RUNTIME_BIND=runtime_bind)
         self.port = port
+        self.runtime_port = runtime_port
         self.tail: Deque[str] = collections.deque(maxlen=40)
         self.process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                         text=True, errors="replace")
@@ -446,6 +452,9 @@ class _Gunicorn:
         # gunicorn's own reason ("App failed to load.") and the exception that caused it.
         reason = next((line.split("Reason:", 1)[1].strip().rstrip(".") for line in reversed(lines)
                        if "Reason:" in line), "")
+        if not reason:  # gunicorn halted while halting (two workers failed at once): its traceback says why
+            reason = next((match.group(1).rstrip(".") for line in reversed(lines)
+                           if (match := re.search(r"HaltServer '([^']+)'", line))), "")
         cause = next((line.strip() for line in reversed(lines)
                       if re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt)\b", line.strip())), "")
         if not cause:
@@ -454,8 +463,9 @@ class _Gunicorn:
         parts = [part for part in (reason, cause) if part]
         return f": {': '.join(parts)}" if parts else ""
 
-    def wait_serving(self, path: str, timeout: float) -> int:
-        """Wait until a worker answers ``GET path``; return the status it answered."""
+    def wait_serving(self, path: str, timeout: float, *, runtime_listener: bool = False) -> int:
+        """Wait until a worker answers ``GET path`` on the public listener (or the runtime's);
+        return the status it answered."""
         import http.client
 
         deadline = time.monotonic() + timeout
@@ -463,7 +473,8 @@ class _Gunicorn:
             exited = self.exited()
             if exited is not None:
                 raise CommandError(f"{exited} before serving{self.reason()}")
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+            port = self.runtime_port if runtime_listener else self.port
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             try:
                 connection.request("GET", path)
                 return connection.getresponse().status
@@ -576,7 +587,15 @@ def _choose_path(args: argparse.Namespace, served: Optional[str]) -> str:
     return args.path or served or "/statefun"
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def command_dev(args: argparse.Namespace) -> int:
+    """gunicorn serves the app on two listeners, as gunicorn.conf.py does: the public one
+    (``--port``) for the app's pages, and the runtime's (``--runtime-port``), the only one
+    where the functions answer (STATEFUN_RUNTIME_BIND tells the middleware); the local
+    runtime calls the latter."""
     from .local.runtime import LocalRuntime
     from .module_yaml import check_module_yaml, generate_module_yaml, load_module_yaml, parse_module_yaml
 
@@ -591,7 +610,10 @@ def command_dev(args: argparse.Namespace) -> int:
     functions, served = found
     path = _choose_path(args, served)
     port = args.port or _free_port()
-    endpoint = f"http://127.0.0.1:{port}{path}"
+    runtime_port = args.runtime_port or _free_port()
+    while runtime_port == port:
+        runtime_port = _free_port()
+    endpoint = f"http://127.0.0.1:{runtime_port}{path}"
     if args.module:
         module = load_module_yaml(args.module)
         # The file's endpoints do not matter here (dev replaces them); what would fail a call does.
@@ -615,13 +637,15 @@ def command_dev(args: argparse.Namespace) -> int:
     except CommandError:
         runtime.close()
         raise
-    print(f"# serving {args.app} with gunicorn on {endpoint}", file=sys.stderr)
-    gunicorn = _Gunicorn(args.app, port, args.workers)
+    print(f"# serving {args.app} with gunicorn: the app on http://127.0.0.1:{port}/, the functions on {endpoint} "
+          "(the runtime's listener)", file=sys.stderr)
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped while starting: gunicorn is stopped too
+    gunicorn = _Gunicorn(args.app, port, runtime_port, args.workers)
     try:
         try:
             # Any page shows that a worker serves; the functions' path only when not read from the
             # app (a GET there is an error the app logs).
-            status = gunicorn.wait_serving("/" if served else path, timeout=30)
+            status = gunicorn.wait_serving("/" if served else path, timeout=30, runtime_listener=not served)
             if not served and status == 404:
                 raise CommandError(f"{args.app} answers 404 on {path}: pass the path its StatefunMiddleware serves "
                                    "(--path)")
@@ -725,14 +749,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser("dev", help="serve an app with gunicorn and drive it with the local runtime",
                               description="Start gunicorn with APP (with settings of its own, not ./gunicorn.conf.py) "
-                                          "and the local runtime against it; print what flows as JSON lines. "
+                                          "on a public and a runtime listener, and the local runtime against the "
+                                          "runtime's; print what flows as JSON lines. "
                                           "A failure that every retry would repeat stops it at once, with the fix.")
     dev.add_argument("app", metavar="APP",
                      help="the WSGI app, as gunicorn takes it: pkg.module:app or pkg.module:create_app()")
     dev.add_argument("--module", metavar="MODULE_YAML",
                      help="module.yaml for states and limits, checked against APP's functions first "
                           "(default: generated from the functions' states)")
-    dev.add_argument("--port", type=int, default=0, help="gunicorn's port (default: a free one)")
+    dev.add_argument("--port", type=int, default=0, help="the app's public port (default: a free one)")
+    dev.add_argument("--runtime-port", type=int, default=0,
+                     help="the port the local runtime calls, the only one where the functions answer: "
+                          "STATEFUN_RUNTIME_BIND names it to the middleware (default: a free one)")
     dev.add_argument("--path", default=None,
                      help="the functions' path in APP (default: the one its StatefunMiddleware serves)")
     dev.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")

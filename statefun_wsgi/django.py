@@ -10,11 +10,21 @@ The only module of statefun-wsgi that imports Django. In ``settings.py``::
     STATEFUN_FUNCTIONS = "myproject.functions:functions"   # or "myproject.functions.functions"
     STATEFUN_PATH = "/statefun"                            # optional
     STATEFUN_MAX_BODY_SIZE = 32 * 1024 * 1024              # optional, bytes
+    STATEFUN_RUNTIME_LISTENERS = ["0.0.0.0:9000"]          # optional: else $STATEFUN_RUNTIME_BIND
 
 It must come first in ``MIDDLEWARE``: it answers batches itself, so no later
 middleware (CSRF, sessions, authentication) sees them. It reads the request stream
 with its own limit, so ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB by default) does not
 cap batches, whose states can be larger.
+
+``STATEFUN_RUNTIME_LISTENERS`` (or, when it is not set, the ``STATEFUN_RUNTIME_BIND``
+environment variable that gunicorn.conf.py binds and sets) names the listeners the
+StateFun runtime calls, in gunicorn's bind syntax: batches are answered only on a
+connection accepted on one of them, and on any other listener ``STATEFUN_PATH`` goes
+down the middleware chain like any other path (Django's own 404). With neither, the
+functions answer on every listener and the first batch logs a warning. Under ASGI, or a
+WSGI server that gives no socket, ``STATEFUN_PATH`` runs no function (see
+:class:`statefun_wsgi.StatefunMiddleware`).
 
 Alternatively, wrap the WSGI application in ``wsgi.py`` with
 :class:`statefun_wsgi.StatefunMiddleware`; both give the same replies.
@@ -33,6 +43,7 @@ from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, Endpoint
 from .errors import ConfigurationError
 from .functions import StatefulFunctions
 from .handler import RequestReplyHandler
+from .listeners import runtime_listeners_from, warn_every_listener
 
 __all__ = ["StatefunMiddleware", "load_object"]
 
@@ -105,6 +116,9 @@ class StatefunMiddleware:
     :param settings: a settings object to read ``STATEFUN_*`` from (for tests);
         ``django.conf.settings`` by default. Read once, here.
 
+    ``STATEFUN_RUNTIME_LISTENERS``: a list of gunicorn bind strings, or one string split
+    on commas and whitespace; see the module's docstring.
+
     Raises ``ImproperlyConfigured`` for a missing or wrong setting.
     """
 
@@ -127,12 +141,24 @@ class StatefunMiddleware:
         except ConfigurationError as exc:
             setting = "STATEFUN_MAX_BODY_SIZE" if "max_body_size" in str(exc) else "STATEFUN_FUNCTIONS"
             raise ImproperlyConfigured(f"{setting}: {exc}") from exc
+        listeners = getattr(settings, "STATEFUN_RUNTIME_LISTENERS", None)
+        try:
+            self.runtime_listeners = runtime_listeners_from(listeners, "STATEFUN_RUNTIME_LISTENERS")
+        except ConfigurationError as exc:
+            raise ImproperlyConfigured(str(exc)) from exc
+        self._warned = False
         single_write.install_under_gunicorn()  # a killed worker never cuts a reply
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info != self.path:
             return self.get_response(request)
         meta = request.META
+        if self.runtime_listeners is None:
+            if not self._warned:
+                self._warned = True
+                warn_every_listener("STATEFUN_RUNTIME_LISTENERS")
+        elif not self.runtime_listeners.admits(meta):  # not the runtime's listener: Django's, as any path
+            return self.get_response(request)
         if "wsgi.input" in meta:  # WSGI: read the server's stream, not Django's capped body
             reply = self.endpoint.respond_to_environ(meta)
         else:  # ASGI: Django has spooled the body; read it through the request

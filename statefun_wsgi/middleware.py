@@ -8,18 +8,22 @@ Usage, with any framework (or none)::
     application = StatefunMiddleware(get_wsgi_application(), functions)   # Django wsgi.py
     wsgi = StatefunMiddleware(None, functions)                      # functions only
 
-    # gunicorn -c gunicorn.conf.py app:wsgi
+    # gunicorn -c gunicorn.conf.py app:wsgi    (the app on :8000, the runtime's listener on :9000)
 
-Point the runtime's ``module.yaml`` at ``http://<host>:<port>/statefun``.
+Point the runtime's ``module.yaml`` at ``http://<host>:9000/statefun``: the functions run
+only for requests that arrive on the runtime's listener (``runtime_listeners``, else
+``STATEFUN_RUNTIME_BIND``, which gunicorn.conf.py binds and sets); on the app's public
+listener that path is the app's like any other.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence, Union
 
 from . import single_write
 from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, BatchHandler, Endpoint, Reply
 from .errors import ConfigurationError
+from .listeners import runtime_listeners_from, warn_every_listener
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -44,10 +48,29 @@ class StatefunMiddleware:
     :param max_body_size: the largest batch accepted, in bytes (default 32 MiB).
         Larger bodies get ``413``, which fails the Flink job: size it above your
         largest state plus a batch of messages.
+    :param runtime_listeners: the listening sockets the StateFun runtime calls, in
+        gunicorn's bind syntax (``["0.0.0.0:9000", "unix:/run/app/statefun.sock"]``, or
+        one string split on commas and whitespace). ``path`` runs functions only for a
+        request whose connection was accepted on one of them; on any other listener it
+        reaches ``app`` as any other path does (``app``'s own 404; with ``app=None``,
+        ours). Left out, ``STATEFUN_RUNTIME_BIND`` is read (gunicorn.conf.py binds it and
+        sets it); when that is unset too, the functions answer on every listener, and the
+        first batch logs a warning.
 
     Requests on other paths reach ``app`` with the same ``environ`` and
     ``start_response``, and ``app``'s own iterable comes back to the server, so
     ``close()`` and ``wsgi.file_wrapper`` behave as without the middleware.
+
+    The listener is told from the socket the server accepted the connection on
+    (``gunicorn.socket``; ``werkzeug.socket`` under werkzeug's development server),
+    never from ``Host``, ``SERVER_PORT`` or ``X-Forwarded-*``, which any client writes.
+    A server that gives no socket cannot be told apart at construction (WSGI shows the
+    app its server only in a request, and tools such as ``statefun-wsgi module-yaml
+    check`` import the app outside any server), so the middleware is built all the
+    same, and with ``runtime_listeners`` set it runs functions on no listener of such a
+    server: the runtime gets the app's 404 (which fails its job at once) and the first
+    such request logs an error naming the setting and the servers that work, rather
+    than the functions answering everywhere.
     """
 
     def __init__(
@@ -57,6 +80,7 @@ class StatefunMiddleware:
         *,
         path: str = DEFAULT_PATH,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        runtime_listeners: Optional[Union[str, Sequence[str]]] = None,
     ) -> None:
         if app is not None and not callable(app):
             raise ConfigurationError(f"app must be a WSGI application or None, got {type(app).__name__}")
@@ -65,14 +89,23 @@ class StatefunMiddleware:
         self.app = app
         self.path = path
         self.endpoint = Endpoint(functions, max_body_size=max_body_size)
+        #: Where the runtime's requests are admitted; ``None``: every listener.
+        self.runtime_listeners = runtime_listeners_from(runtime_listeners, "runtime_listeners")
+        self._warned = False
         single_write.install_under_gunicorn()  # a killed worker never cuts a reply
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != self.path:
+        if environ.get("PATH_INFO") != self.path or (
+            self.runtime_listeners is not None and not self.runtime_listeners.admits(environ)
+        ):
             if self.app is not None:
                 return self.app(environ, start_response)
             reply = _NOT_FOUND
         else:
+            if self.runtime_listeners is None and not self._warned:
+                self._warned = True
+                warn_every_listener("runtime_listeners")
             reply = self.endpoint.respond_to_environ(environ)
         start_response(reply.status_line, reply.headers)
         return [reply.body]
+

@@ -5,7 +5,7 @@ Usage::
 
     spec = load_module_yaml("deploy/module.yaml")
     spec.functions["example/greeter"].states        # (StateSpec('seen_count', ...),)
-    print(generate_module_yaml(functions, endpoint="http://app:8000/statefun"))
+    print(generate_module_yaml(functions, endpoint="http://app:9000/statefun"))
     for problem in check_module_yaml(spec, functions):
         print(problem)
 

@@ -50,10 +50,12 @@ def free_port() -> int:
 class Server:
     """A gunicorn process: where it listens, where it logs, how to stop it."""
 
-    def __init__(self, command: list, env: Mapping[str, str], host: str, port: int) -> None:
+    def __init__(self, command: list, env: Mapping[str, str], host: str, port: int,
+                 public_port: Optional[int] = None) -> None:
         self.command = command
         self.host = host
-        self.port = port
+        self.port = port  # where batches go: the runtime's listener when it has one
+        self.public_port = port if public_port is None else public_port  # the app's users' listener
         self._directory = Path(tempfile.mkdtemp(prefix="statefun-gunicorn-"))
         self.log_path = self._directory / "gunicorn.log"
         with open(self.log_path, "wb") as log:
@@ -70,6 +72,10 @@ class Server:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{self.host}:{self.public_port}"
 
     def log(self) -> str:
         try:
@@ -141,20 +147,29 @@ def _quiet_flags() -> Tuple[str, ...]:
 def start(app: str, *args: str, env: Optional[Mapping[str, str]] = None, bind: bool = True) -> Server:
     """Start ``gunicorn [args] app`` from the repository root; return at once.
 
-    With ``bind`` (the default) ``--bind 127.0.0.1:<free port>`` is added; without
-    it the server binds where ``env["STATEFUN_BIND"]`` says (gunicorn.conf.py reads
-    it): pass ``f"127.0.0.1:{free_port()}"``.
+    With ``bind`` (the default) ``--bind 127.0.0.1:<free port>`` is added, which
+    replaces gunicorn.conf.py's binds: no runtime listener, the functions answer on that
+    one (as when STATEFUN_RUNTIME_BIND names none). Without it the server binds where
+    gunicorn.conf.py says: ``env["STATEFUN_BIND"]`` (pass ``f"127.0.0.1:{free_port()}"``,
+    or ``""`` for none) and ``env["STATEFUN_RUNTIME_BIND"]`` (by default a free port on
+    127.0.0.1); ``port`` is then the runtime's listener and ``public_port`` the other.
     """
     environment = dict(os.environ)
     environment.update(env or {})
+    public_port = None
     if bind:
+        if "STATEFUN_RUNTIME_BIND" not in (env or {}):
+            environment.pop("STATEFUN_RUNTIME_BIND", None)  # whatever this process holds
         port = free_port()
         args = ("--bind", f"127.0.0.1:{port}", *args)
     else:
-        port = int(environment["STATEFUN_BIND"].rsplit(":", 1)[1])
+        environment.setdefault("STATEFUN_RUNTIME_BIND", f"127.0.0.1:{free_port()}")
+        port = int(environment["STATEFUN_RUNTIME_BIND"].rsplit(":", 1)[1])
+        if environment.get("STATEFUN_BIND"):
+            public_port = int(environment["STATEFUN_BIND"].rsplit(":", 1)[1])
     # A short grace, so that stopping never waits for the production default (60 s).
     command = [sys.executable, "-m", "gunicorn", "--graceful-timeout", "3", *_quiet_flags(), *args, app]
-    return Server(command, environment, "127.0.0.1", port)
+    return Server(command, environment, "127.0.0.1", port, public_port)
 
 
 @contextlib.contextmanager

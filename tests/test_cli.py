@@ -210,8 +210,8 @@ def test_check_reports_what_the_runtime_refuses(tmp_path: Path, generated: Path)
                       "is statefun-wsgi dev APP or statefun-wsgi run --module MODULE_YAML running"],
                      id="send no ingress"),
         pytest.param(["run", "--module", "deploy/module.yaml", "--until-idle", "--ingress", "127.0.0.1:0"],
-                     ["deploy/module.yaml: endpoint http://greeter-app:8000/statefun: cannot resolve 'greeter-app'",
-                      "pass --endpoint http://127.0.0.1:8000/statefun"], id="run without --endpoint"),
+                     ["deploy/module.yaml: endpoint http://greeter-app-runtime:9000/statefun: cannot resolve 'greeter-app-runtime'",
+                      "pass --endpoint http://127.0.0.1:9000/statefun"], id="run without --endpoint"),
         pytest.param(["dev", "examples.greeter.functions:functions", "--until-idle", "--ingress", "127.0.0.1:0"],
                      ["examples.greeter.functions:functions is a StatefulFunctions registry, not a WSGI app",
                       "wsgi = StatefunMiddleware(None, functions)"], id="dev a registry"),
@@ -282,6 +282,54 @@ def test_dev_quiet_prints_nothing() -> None:
                  "--until-idle", "--quiet", "--ingress", "127.0.0.1:0", env=FAST_REMINDERS, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
+
+
+def test_dev_answers_the_functions_on_the_runtimes_listener_only() -> None:
+    """The local runtime calls --runtime-port; on --port, /statefun is the app's own 404."""
+    import http.client
+    import signal
+
+    from builders import request
+    from examples.greeter.messages_pb2 import GreetRequest
+
+    public, runtime = free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "statefun_wsgi", "dev", "app:wsgi", "--port", str(public), "--runtime-port",
+         str(runtime), "--ingress", "127.0.0.1:0", "--quiet"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    batch = request("example/greeter", "alice", state={"seen_count": None}, messages=[GreetRequest(name="alice")])
+
+    def post(port: int) -> tuple:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("POST", "/statefun", body=batch, headers={
+                "Content-Type": "application/octet-stream", "Host": f"127.0.0.1:{runtime}"})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answers = {"public": post(public), "runtime": post(runtime)}
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "dev did not serve both ports"
+                time.sleep(0.1)
+        assert answers["public"] == (404, b"Not Found\n")  # app.py's own page for an unknown path
+        assert answers["runtime"][0] == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+    assert (f"# serving app:wsgi with gunicorn: the app on http://127.0.0.1:{public}/, the functions on "
+            f"http://127.0.0.1:{runtime}/statefun (the runtime's listener)") in stderr
 
 
 # -- run and send, against gunicorn ----------------------------------------------------------------------
@@ -535,8 +583,10 @@ def test_dev_tells_why_gunicorn_could_not_serve_the_app(tmp_path: Path) -> None:
                                        'if "gunicorn.arbiter" in sys.modules:\n'
                                        '    raise RuntimeError("boom in the worker")\n')
     result = cli("dev", "inworker:wsgi", "--until-idle", "--ingress", "127.0.0.1:0", cwd=tmp_path)
-    assert error_line(result) == ("statefun-wsgi: error: gunicorn exited with status 3 before serving: "
-                                  "Worker failed to boot: RuntimeError: boom in the worker")
+    # Status 3 (gunicorn's "worker failed to boot"), or 1 when both workers fail at once and
+    # gunicorn halts while halting; the reason and its cause are the same.
+    assert re.fullmatch(r"statefun-wsgi: error: gunicorn exited with status [13] before serving: "
+                        r"Worker failed to boot: RuntimeError: boom in the worker", error_line(result))
 
 
 NO_STATES = MISMATCHING.replace("""            states:
@@ -589,7 +639,8 @@ def test_dev_serves_an_app_factory_on_the_path_its_middleware_serves(tmp_path: P
                  f'{{"@type": "{GREET}", "name": "ivy"}}', "--until-idle", "--ingress", "127.0.0.1:0",
                  cwd=tmp_path, env=FAST_REMINDERS, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"# serving factory:create_app\(\"/sf\"\) with gunicorn on http://127\.0\.0\.1:\d+/sf\n",
+    assert re.search(r"# serving factory:create_app\(\"/sf\"\) with gunicorn: the app on http://127\.0\.0\.1:\d+/, "
+                     r"the functions on http://127\.0\.0\.1:\d+/sf \(the runtime's listener\)\n",
                      result.stderr), result.stderr
     assert egress_values(json_lines(result.stdout), "greetings") == {"ivy": ["Hello ivy! Nice to meet you."]}
 

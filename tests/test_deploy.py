@@ -6,8 +6,11 @@ be checked without one:
 - every YAML file parses; module.yaml loads and matches the functions' registry;
 - the Kubernetes ConfigMap holds exactly deploy/module.yaml and deploy/flink-conf.yaml;
 - names, ports and paths agree across module.yaml, docker-compose.yml, k8s/ and
-  gunicorn.conf.py (the endpoint host is the compose service and the k8s Service, the
-  port is the one gunicorn binds, the master is the one the workers look for);
+  gunicorn.conf.py (the endpoint is the app's runtime listener: in compose an alias of the
+  app on an internal network only the worker joins, where gunicorn binds it; in k8s a
+  Service that carries that port alone; the master is the one the workers look for);
+- the Kubernetes NetworkPolicy lets only the StateFun worker pods reach the runtime's
+  listener, and everyone the public one;
 - the images and the app's command are the same in the Dockerfile, compose and k8s;
 - the k8s grace period (and compose's stop_grace_period) outlast gunicorn's graceful_timeout;
 - the Dockerfiles parse and every COPY source exists in (and is not ignored from) its
@@ -15,7 +18,8 @@ be checked without one:
 - the Kafka ingress's typeUrl names a message the greeter accepts, and the producer's
   records decode as that message; the egress id is the one the functions write to;
 - the container's command itself, run from the repository root, answers the probes on
-  GET / and serves a batch shaped as the ingress sends it at the endpoint's path.
+  GET / and serves a batch shaped as the ingress sends it at the endpoint's path on the
+  runtime's listener, and the app's 404 for it on the public one.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ GUNICORN_ENV = (
     "PORT", "STATEFUN_BIND", "WEB_CONCURRENCY", "STATEFUN_WORKER_CLASS", "STATEFUN_THREADS",
     "STATEFUN_KEEPALIVE", "STATEFUN_TIMEOUT", "STATEFUN_GRACEFUL_TIMEOUT", "STATEFUN_REUSE_PORT", "STATEFUN_BACKLOG",
     "STATEFUN_ACCESS_LOG", "STATEFUN_LOG_LEVEL", "STATEFUN_ACCESS_LOG_FORMAT",
+    "STATEFUN_RUNTIME_BIND", "STATEFUN_SERVE", "STATEFUN_RUNTIME_CERTFILE", "STATEFUN_RUNTIME_KEYFILE",
+    "STATEFUN_RUNTIME_CA_CERTS",
 )
 
 
@@ -124,7 +130,8 @@ def gunicorn_settings(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -
     """gunicorn.conf.py's settings as a container with environment ``env`` sees them."""
     with monkeypatch.context() as patch:
         for name in GUNICORN_ENV:
-            patch.delenv(name, raising=False)
+            patch.setenv(name, "")  # recorded, so that what the file sets (STATEFUN_RUNTIME_BIND) is undone
+            patch.delenv(name)
         for name, value in env.items():
             patch.setenv(name, value)
         return runpy.run_path(str(REPO / "gunicorn.conf.py"))
@@ -146,8 +153,15 @@ def test_a_switch_that_is_neither_on_nor_off_stops_the_server(monkeypatch: pytes
         gunicorn_settings(monkeypatch, {"STATEFUN_REUSE_PORT": "maybe"})
 
 
-def bind_port(settings: Mapping[str, Any]) -> int:
-    return int(str(settings["bind"]).rsplit(":", 1)[1])
+def binds(settings: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
+    """(public, runtime) binds of gunicorn.conf.py's settings; ``bind`` is both."""
+    public, runtime = list(settings["_public_binds"]), list(settings["_runtime_binds"])
+    assert settings["bind"] == public + runtime
+    return public, runtime
+
+
+def bind_port(bind: str) -> int:
+    return int(bind.rsplit(":", 1)[1])
 
 
 def load_tool(name: str) -> ModuleType:
@@ -380,31 +394,101 @@ def test_the_runtime_pods_mount_the_module_and_the_flink_conf(name: str) -> None
 # Names and ports agree
 
 
-def test_the_endpoint_host_and_port_match_compose_k8s_and_gunicorn(monkeypatch: pytest.MonkeyPatch) -> None:
+PUBLIC_PORT, RUNTIME_PORT = 8000, 9000
+
+
+def test_the_endpoint_is_the_runtimes_listener(monkeypatch: pytest.MonkeyPatch) -> None:
     host, port, path = endpoint()
-    assert (host, port, path) == ("greeter-app", 8000, "/statefun")
+    assert (host, port, path) == ("greeter-app-runtime", RUNTIME_PORT, "/statefun")
 
     import app
 
     assert app.wsgi.path == path, "app.py serves the functions elsewhere than module.yaml says"
-    assert bind_port(gunicorn_settings(monkeypatch, {})) == port
+    public, runtime = binds(gunicorn_settings(monkeypatch, {}))
+    assert [bind_port(b) for b in public] == [PUBLIC_PORT] and [bind_port(b) for b in runtime] == [port]
 
-    # docker compose: the service is named after the host, and gunicorn binds the port there.
-    service = compose()["services"][host]
-    assert bind_port(gunicorn_settings(monkeypatch, compose_env(service))) == port
 
-    # Kubernetes: a Service of that name and port, routed to the app's container on the port
-    # gunicorn binds with the container's environment.
-    k8s_service = k8s_object("Service", host)
-    (service_port,) = [p for p in k8s_service["spec"]["ports"] if p["port"] == port]
-    deployment = k8s_object("Deployment", host)
+def container_port(container: Mapping[str, Any], port: Any) -> int:
+    """A container port given by number or by name."""
+    named = {p.get("name"): p["containerPort"] for p in container["ports"]}
+    return named[port] if isinstance(port, str) else int(port)
+
+
+def test_compose_reaches_the_runtimes_listener_on_an_internal_network_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    host, port, _ = endpoint()
+    services, networks = compose()["services"], compose().get("networks") or {}
+    app_service = services["greeter-app"]
+    # The endpoint host is the app's alias on one network; gunicorn binds the runtime's
+    # listener there (at the app's address on that network), nowhere else.
+    aliased = [name for name, spec in (app_service.get("networks") or {}).items() if host in ((spec or {}).get("aliases") or [])]
+    assert len(aliased) == 1, f"{host} must be the app's alias on exactly one network, found {aliased}"
+    (network,) = aliased
+    assert networks[network].get("internal") is True, f"network {network} must be internal"
+    members = {name for name, service in services.items() if network in (service.get("networks") or [])}
+    assert members == {"greeter-app", "statefun-worker"}, f"only the app and the worker may join {network}"
+    public, runtime = binds(gunicorn_settings(monkeypatch, compose_env(app_service)))
+    assert runtime == [f"{host}:{port}"]
+    assert [bind_port(b) for b in public] == [PUBLIC_PORT]
+    assert host not in services, "a service named like the alias would resolve on every network"
+    # Published: the public port only.
+    published = [str(mapping).rsplit(":", 1)[-1].split("/")[0] for mapping in app_service.get("ports", [])]
+    assert published == [str(PUBLIC_PORT)], published
+    for name, service in services.items():
+        assert not any(str(mapping).endswith(f":{port}") for mapping in service.get("ports", [])), name
+    # The worker still reaches Kafka and the master on the default network.
+    assert "default" in services["statefun-worker"]["networks"]
+
+
+def test_k8s_reaches_the_runtimes_listener_through_a_service_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    host, port, _ = endpoint()
+    deployment = k8s_object("Deployment", "greeter-app")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert k8s_service["spec"]["selector"].items() <= labels.items()
     container = only_container(deployment)
-    ports = {p.get("name"): p["containerPort"] for p in container["ports"]}
-    target = service_port.get("targetPort", port)
-    target_port = ports[target] if isinstance(target, str) else target
-    assert target_port == bind_port(gunicorn_settings(monkeypatch, k8s_env(container))) == port
+    public, runtime = binds(gunicorn_settings(monkeypatch, k8s_env(container)))
+    assert k8s_env(container).get("STATEFUN_RUNTIME_BIND") == runtime[0]
+
+    runtime_service = k8s_object("Service", host)
+    assert runtime_service["spec"]["selector"].items() <= labels.items()
+    (service_port,) = runtime_service["spec"]["ports"]  # the runtime's listener alone
+    assert service_port["port"] == port
+    assert container_port(container, service_port.get("targetPort", port)) == bind_port(runtime[0]) == port
+
+    public_service = k8s_object("Service", "greeter-app")
+    assert public_service["spec"]["selector"].items() <= labels.items()
+    targets = {container_port(container, p.get("targetPort", p["port"])) for p in public_service["spec"]["ports"]}
+    assert targets == {bind_port(public[0])} == {PUBLIC_PORT}
+
+
+def pods(name: str) -> Dict[str, str]:
+    return k8s_object("Deployment", name)["spec"]["template"]["metadata"]["labels"]
+
+
+def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, f"only matchLabels is read here: {selector}"
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def test_the_network_policy_lets_only_the_workers_reach_the_runtimes_listener() -> None:
+    app_container = only_container(k8s_object("Deployment", "greeter-app"))
+    policies = [o for o in k8s_objects() if o["kind"] == "NetworkPolicy" and selects(o["spec"]["podSelector"], pods("greeter-app"))]
+    assert len(policies) == 1, "one NetworkPolicy selects the app's pods"
+    (policy,) = policies
+    assert "namespace" not in policy["metadata"]
+    assert "Ingress" in policy["spec"]["policyTypes"]
+    reachable: Dict[int, List[Any]] = {PUBLIC_PORT: [], RUNTIME_PORT: []}  # port -> peers (None: anyone)
+    for rule in policy["spec"].get("ingress", []):
+        ports = [container_port(app_container, p["port"]) for p in rule.get("ports", [])] or list(reachable)
+        for port in ports:
+            reachable.setdefault(port, []).extend(rule.get("from") or [None])
+    assert None in reachable[PUBLIC_PORT], "the public port must stay open to everyone"
+    peers = reachable[RUNTIME_PORT]
+    assert peers, "nothing may reach the runtime's listener"
+    for peer in peers:
+        assert peer is not None, "the runtime's listener is open to everyone"
+        assert set(peer) == {"podSelector"}, f"only pods of this namespace, by label: {peer}"
+        assert selects(peer["podSelector"], pods("statefun-worker"))
+        for other in ("statefun-master", "greeter-app"):
+            assert not selects(peer["podSelector"], pods(other)), f"{other} may reach the runtime's listener"
 
 
 def test_every_k8s_selector_matches() -> None:
@@ -419,6 +503,12 @@ def test_every_k8s_selector_matches() -> None:
         selector = service["spec"]["selector"]
         assert any(selector.items() <= labels.items() for labels in pod_labels), service["metadata"]["name"]
         assert "namespace" not in service["metadata"]
+    for policy in (o for o in objects if o["kind"] == "NetworkPolicy"):
+        selector = policy["spec"]["podSelector"]
+        assert any(selects(selector, labels) for labels in pod_labels), policy["metadata"]["name"]
+        for rule in policy["spec"].get("ingress", []):
+            for peer in rule.get("from", []):
+                assert any(selects(peer["podSelector"], labels) for labels in pod_labels), peer
 
 
 def test_the_master_is_where_the_workers_look_for_it() -> None:
@@ -476,7 +566,7 @@ def test_the_app_image_runs_as_documented() -> None:
     instructions = dockerfile_instructions(DEPLOY / "Dockerfile.app")
     assert instructions[0] == ("FROM", "python:3.11-slim")
     keywords = dict(instructions)
-    assert keywords["EXPOSE"] == "8000"
+    assert keywords["EXPOSE"].split() == [str(PUBLIC_PORT), str(RUNTIME_PORT)]
     assert keywords["STOPSIGNAL"] == "SIGTERM"
     users = [args for keyword, args in instructions if keyword == "USER"]
     assert users and users[-1] not in ("root", "0"), "the app must not run as root"
@@ -513,7 +603,7 @@ def test_k8s_termination_outlasts_gunicorns_graceful_timeout(monkeypatch: pytest
 
     for probe in ("readinessProbe", "livenessProbe"):
         http_get = container[probe]["httpGet"]
-        assert (http_get["path"], http_get["port"]) == ("/", 8000), probe
+        assert (http_get["path"], http_get["port"]) == ("/", PUBLIC_PORT), probe
 
     # docker compose: the same margin before Docker's SIGKILL.
     service = compose()["services"]["greeter-app"]
@@ -622,15 +712,17 @@ def _no_control_socket() -> Tuple[str, ...]:
 
 
 @contextlib.contextmanager
-def container_command(command: List[str], env: Mapping[str, str]) -> Iterator[Tuple[int, Path]]:
+def container_command(command: List[str], env: Mapping[str, str]) -> Iterator[Tuple[int, int, Path]]:
     """Run the image's command from the repository root (as the image runs it from /app)
-    with the Python running the tests; yield (port, log) once GET / answers; always stop it:
-    SIGTERM, then SIGKILL of its process group, every wait bounded."""
+    with the Python running the tests, its public and runtime listeners on 127.0.0.1; yield
+    (public port, runtime port, log) once GET / answers; always stop it: SIGTERM, then
+    SIGKILL of its process group, every wait bounded."""
     assert command[0] == "gunicorn"
-    port = free_port()
+    port, runtime_port = free_port(), free_port()
     environment = {name: value for name, value in os.environ.items() if name not in GUNICORN_ENV}
     environment.update(env)
     environment["STATEFUN_BIND"] = f"127.0.0.1:{port}"
+    environment["STATEFUN_RUNTIME_BIND"] = f"127.0.0.1:{runtime_port}"
     # A short graceful timeout so that stopping never waits the production 60 s.
     argv = [sys.executable, "-m", "gunicorn", "--graceful-timeout", "3", *_no_control_socket(), *command[1:]]
     with tempfile.TemporaryDirectory(prefix="statefun-deploy-") as directory:
@@ -654,7 +746,7 @@ def container_command(command: List[str], env: Mapping[str, str]) -> Iterator[Tu
                         output = log_path.read_text(errors="replace")
                         pytest.fail(f"gunicorn did not answer in {START_TIMEOUT} s:\n{output}")
                     time.sleep(0.1)
-            yield port, log_path
+            yield port, runtime_port, log_path
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -696,7 +788,7 @@ def test_the_containers_command_serves_the_probe_and_the_functions() -> None:
     command = exec_form(dict(dockerfile_instructions(DEPLOY / "Dockerfile.app"))["CMD"])
     assert command == APP_COMMAND
     env = {"WEB_CONCURRENCY": "1", "STATEFUN_ACCESS_LOG": "off"}
-    with container_command(command, env) as (port, log):
+    with container_command(command, env) as (port, runtime_port, log):
         # The k8s probes and the compose healthcheck: GET / answers 200.
         status, _, body = get(port, "/")
         assert status == 200, log.read_text(errors="replace")
@@ -704,15 +796,16 @@ def test_the_containers_command_serves_the_probe_and_the_functions() -> None:
 
         healthcheck = compose()["services"]["greeter-app"]["healthcheck"]["test"]
         assert healthcheck[:3] == ["CMD", "python", "-c"]
-        script = healthcheck[3].replace("localhost:8000", f"127.0.0.1:{port}")
+        script = healthcheck[3].replace(f"localhost:{PUBLIC_PORT}", f"127.0.0.1:{port}")
         assert script != healthcheck[3]
         result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, timeout=20)
         assert result.returncode == 0, result.stderr.decode()
 
-        # The endpoint path from module.yaml answers a batch shaped as the Kafka ingress sends it.
+        # The endpoint path from module.yaml, on the runtime's listener, answers a batch shaped
+        # as the Kafka ingress sends it.
         _, _, path = endpoint()
         status, headers, body = get(
-            port, path, method="POST", body=_ingress_batch("alice"),
+            runtime_port, path, method="POST", body=_ingress_batch("alice"),
             headers={"Content-Type": "application/octet-stream"},
         )
         assert status == 200, log.read_text(errors="replace")
@@ -722,3 +815,10 @@ def test_the_containers_command_serves_the_probe_and_the_functions() -> None:
         assert [(m.target.namespace, m.target.type, m.target.id) for m in reply.outgoing_messages] == [
             ("example", "formatter", "alice")
         ]
+
+        # The same batch on the public listener, even naming the runtime's: the page's own 404.
+        status, _, body = get(
+            port, path, method="POST", body=_ingress_batch("alice"),
+            headers={"Content-Type": "application/octet-stream", "Host": f"greeter-app-runtime:{runtime_port}"},
+        )
+        assert (status, body) == (404, b"Not Found\n"), log.read_text(errors="replace")

@@ -99,13 +99,15 @@ def test_the_readme_testing_example_passes_as_a_test_file(tmp_path: Path, how: s
 def test_the_readme_http_example_passes_against_gunicorn() -> None:
     """``from_module_yaml`` with ``clock=VirtualClock()``, as the README shows it, against
     ``app:wsgi`` under gunicorn: ``advance()`` fires the delayed reminder."""
-    from servers import gunicorn
+    from servers import free_port, gunicorn
 
     block = next(b for b in _python_blocks() if "def test_greeter_over_http" in b)
     assert "clock=VirtualClock()" in block
-    with gunicorn("app:wsgi", "--workers", "1", env={"STATEFUN_ACCESS_LOG": "off"}) as server:
+    # As the README's comment says: the recommended settings, the functions on the runtime's listener.
+    env = {"STATEFUN_ACCESS_LOG": "off", "STATEFUN_BIND": f"127.0.0.1:{free_port()}"}
+    with gunicorn("app:wsgi", "-c", "gunicorn.conf.py", "--workers", "1", env=env, bind=False) as server:
         namespace: dict[str, object] = {}
-        exec(compile(block.replace("http://127.0.0.1:8000", server.base_url), str(README), "exec"), namespace)
+        exec(compile(block.replace("http://127.0.0.1:9000", server.base_url), str(README), "exec"), namespace)
         namespace["test_greeter_over_http"]()  # type: ignore[operator]
 
 

@@ -14,7 +14,7 @@ import os
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-only-not-a-secret")
 DEBUG = os.environ.get("DJANGO_DEBUG") == "1"
-# The runtime's Host header (e.g. python-worker:8000) needs no entry here: /statefun is
+# The runtime's Host header (e.g. python-worker:9000) needs no entry here: /statefun is
 # answered before Django looks at the host.
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
 
@@ -37,6 +37,10 @@ STATEFUN_FUNCTIONS = "examples.greeter.functions:functions"
 STATEFUN_PATH = "/statefun"
 # The largest batch accepted, in bytes (the default, 32 MiB): larger ones get 413.
 STATEFUN_MAX_BODY_SIZE = 32 * 1024 * 1024
+# The listeners the runtime calls, the only ones where /statefun runs functions (on any other,
+# it is Django's path like any other). Unset here, so STATEFUN_RUNTIME_BIND names them, which
+# gunicorn.conf.py binds beside the public port and sets.
+# STATEFUN_RUNTIME_LISTENERS = ["0.0.0.0:9000"]
 
 ROOT_URLCONF = "examples.django_project.urls"
 WSGI_APPLICATION = "examples.django_project.wsgi.application"

@@ -15,7 +15,7 @@ Usage in a test::
 Against served functions (gunicorn, or any URL in module.yaml)::
 
     runtime = LocalRuntime.from_module_yaml("deploy/module.yaml",
-                                            endpoint="http://127.0.0.1:8000/statefun")
+                                            endpoint="http://127.0.0.1:9000/statefun")
 """
 
 from __future__ import annotations

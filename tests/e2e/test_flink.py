@@ -282,13 +282,23 @@ def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             "STATEFUN_REMINDER_DELAY_MS": str(int(REMINDER_DELAY_S * 1000)),
             "E2E_FLAKY_FILE": str(flaky_file),
             "E2E_BATCH_LOG": str(batch_log),
+            # Two listeners, as gunicorn.conf.py binds them: the runtime calls its own
+            # (server.base_url, STATEFUN_RUNTIME_BIND: a free port), the only one where
+            # /statefun runs functions; the public one serves the app's pages.
+            "STATEFUN_BIND": f"127.0.0.1:{servers.free_port()}",
             **getattr(request.module, "GUNICORN_ENV", {}),
         },
+        bind=False,
     )
     jvm: Optional[subprocess.Popen] = None
     stderr_file = None
     try:
         server.wait_ready("/")
+        public = server.connection()  # the app's public listener: /statefun there is the 404 of app=None
+        public.port = server.public_port
+        public.request("POST", "/statefun", body=b"", headers={"Content-Type": "application/octet-stream"})
+        assert public.getresponse().status == 404, "functions answered on the public listener"
+        public.close()
         (conf_dir / "module.yaml").write_text(module_yaml(f"{server.base_url}/statefun"))
 
         argv = [arg.replace("{conf_dir}", str(conf_dir)) for arg in json.loads(JAVA_CMD.read_text())]

@@ -10,14 +10,24 @@ Usage, with any framework (or none)::
 
     # gunicorn -c gunicorn.conf.py app:wsgi
 
-Point the runtime's ``module.yaml`` at ``http://<host>:<port>/statefun``.
+Point the runtime's ``module.yaml`` at ``http://<host>:<port>/statefun``, or at
+``http+unix:///run/app.sock/statefun`` with ``gunicorn --bind unix:/run/app.sock``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable, Optional, Union
 
-from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, BatchHandler, Endpoint, Reply
+from .endpoint import (
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_PATH,
+    BatchHandler,
+    Endpoint,
+    Reply,
+    is_escaped_path_target,
+    raw_request_target,
+    unix_socket_path_info,
+)
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -40,6 +50,10 @@ class StatefunMiddleware:
         :class:`~statefun_wsgi.RequestReplyHandler`.
     :param path: the path (``PATH_INFO``, below whatever ``SCRIPT_NAME`` the server
         mounts the app at) that the runtime's ``module.yaml`` endpoint points to.
+        Over a unix socket the runtime asks for it as one escaped segment
+        (``http+unix:///run/app.sock/statefun`` is ``POST /%2Fstatefun``, decoded to
+        ``PATH_INFO = "//statefun"``): that request is answered too, unless the server
+        says (``RAW_URI`` / ``REQUEST_URI``) that the client wrote ``//statefun`` itself.
     :param max_body_size: the largest batch accepted, in bytes (default 32 MiB).
         Larger bodies get ``413``, which fails the Flink job: size it above your
         largest state plus a batch of messages.
@@ -63,10 +77,14 @@ class StatefunMiddleware:
             raise ConfigurationError(f"path must start with '/', got {path!r}")
         self.app = app
         self.path = path
+        self.unix_path_info = unix_socket_path_info(path)
         self.endpoint = Endpoint(functions, max_body_size=max_body_size)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != self.path:
+        path_info = environ.get("PATH_INFO")
+        if path_info != self.path and not (
+            path_info == self.unix_path_info and is_escaped_path_target(raw_request_target(environ))
+        ):
             if self.app is not None:
                 return self.app(environ, start_response)
             reply = _NOT_FOUND

@@ -89,9 +89,10 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
 # Large states: glibc's adaptive malloc thresholds can make a worker hand a batch's megabytes
 # back to the kernel after each request and fault them in again on the next (a 1 MiB state:
 # ~1,000 minor faults a request). post_fork fixes the thresholds in each worker (mmap 32 MiB,
-# trim 64 MiB: each worker keeps up to 64 MiB of freed heap for reuse); measured over HTTP by
-# bench/bench_large_state.py. A no-op off glibc. STATEFUN_TUNE_MALLOC=0 leaves glibc's defaults;
-# MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment win over it.
+# trim 64 MiB: each heap keeps up to 64 MiB of freed memory for reuse) and caps the heaps its
+# threads get at 2; measured over HTTP by bench/bench_large_state.py. A no-op off glibc.
+# STATEFUN_TUNE_MALLOC=0 leaves glibc's defaults; MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_
+# and MALLOC_ARENA_MAX in the environment win over it.
 malloc_tuning = _switch("STATEFUN_TUNE_MALLOC", True)  # not a gunicorn setting: read by post_fork
 
 

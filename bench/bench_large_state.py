@@ -44,11 +44,16 @@ from statefun_wsgi.malloc import glibc_version, tune_malloc  # noqa: E402
 
 MIB = 1024 * 1024
 BLOB = bytes(range(256)) * (MIB // 256)
-#: name -> (app, environment): the two workers compared, and the HTTP floor (an app that reads
-#: the body and answers the same reply bytes, fixed: what moving 2 MiB through gunicorn costs).
+#: glibc's own cap on heaps (arenas) here: 8 per core on 64-bit.
+GLIBC_ARENAS = str(8 * (os.cpu_count() or 1))
+
+#: name -> (app, environment): the two workers compared; the same as "on" with glibc's own
+#: cap on heaps (the hook caps them at 2); and the HTTP floor (an app that reads the body and
+#: answers the same reply bytes, fixed: what moving 2 MiB through gunicorn costs).
 SIDES = {
     "off": ("bench._serving_apps:ours", {"STATEFUN_TUNE_MALLOC": "0"}),
     "on": ("bench._serving_apps:ours", {}),
+    "on, heaps uncapped": ("bench._serving_apps:ours", {"MALLOC_ARENA_MAX": GLIBC_ARENAS}),
     "floor": ("bench._serving_apps:ceiling", {}),
 }
 MALLOC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX")
@@ -161,8 +166,11 @@ def run(rounds: int, per_round: int, warm_up: int, reply_file: Path) -> dict:
         reply = servers["on"].post(body)
         check_reply(reply)
         reply_file.write_bytes(reply)
-        servers["off"] = Server("off", *SIDES["off"])
-        servers["floor"] = Server("floor", SIDES["floor"][0], {**SIDES["floor"][1], "BENCH_CEILING_REPLY": str(reply_file)})
+        for name, (app, env) in SIDES.items():
+            if name == "floor":
+                env = {**env, "BENCH_CEILING_REPLY": str(reply_file)}
+            if name not in servers:
+                servers[name] = Server(name, app, env)
         for server in servers.values():
             check_reply(server.post(body))
             for _ in range(warm_up):
@@ -219,12 +227,12 @@ def run(rounds: int, per_round: int, warm_up: int, reply_file: Path) -> dict:
 
 
 #: The concurrent phase: with several batches at once a gthread worker's threads may each get a
-#: heap (arena) of its own, each keeping what it freed. Does capping the arenas matter?
+#: heap (arena) of its own, each keeping what it freed. How much does the cap matter?
 CONCURRENT_SIDES = {
     "off": {"STATEFUN_TUNE_MALLOC": "0"},
-    "on": {},
-    "on, MALLOC_ARENA_MAX=1": {"MALLOC_ARENA_MAX": "1"},
-    "on, MALLOC_ARENA_MAX=2": {"MALLOC_ARENA_MAX": "2"},
+    "on (heaps capped at 2)": {},
+    "on, heaps capped at 1": {"MALLOC_ARENA_MAX": "1"},
+    f"on, heaps uncapped (glibc's {GLIBC_ARENAS})": {"MALLOC_ARENA_MAX": GLIBC_ARENAS},
 }
 
 
@@ -297,11 +305,12 @@ def _load(port: int, body: bytes, seconds: float, clients: int) -> int:
 
 def markdown(data: dict) -> str:
     sides = data["sides"]
-    off, on, floor = sides["off"], sides["on"], sides["floor"]
+    off, on, uncapped, floor = sides["off"], sides["on"], sides["on, heaps uncapped"], sides["floor"]
     labels = {
         "off": "`STATEFUN_TUNE_MALLOC=0`: glibc's adaptive thresholds",
-        "on": "default: `post_fork` fixes them (mmap 32 MiB, trim 64 MiB)",
-        "floor": "floor: an app that reads the body and answers the same reply bytes (thresholds fixed)",
+        "on": "default: `post_fork` fixes them (mmap 32 MiB, trim 64 MiB, 2 heaps at most)",
+        "on, heaps uncapped": f"the same with glibc's cap on heaps (`MALLOC_ARENA_MAX={GLIBC_ARENAS}`)",
+        "floor": "floor: an app that reads the body and answers the same reply bytes (tuned)",
     }
     rows = "\n".join(
         f"| {labels[name]} | {side['median_us']:,.0f} | {side['worker_cpu_us']:,.0f} | {side['faults_per_request']:,.0f} "
@@ -326,6 +335,9 @@ Medians over rounds. Ratio off / on, median of each round's pair: **{data['ratio
 (rounds {low:.2f}–{high:.2f}), **{data['cpu_ratio_off_over_on']:.2f}×** in the worker's CPU time (rounds {cpu_low:.2f}–{cpu_high:.2f}).
 Above the floor (what the SDK and the function add to moving the bytes through gunicorn), worker CPU per request:
 {off['worker_cpu_us'] - floor['worker_cpu_us']:,.0f} µs off, {on['worker_cpu_us'] - floor['worker_cpu_us']:,.0f} µs on.
+The cap on heaps: with one connection, gthread's 4 threads take turns, and with glibc's own cap each
+keeps a heap of its own: {uncapped['rss_mib']:.0f} MiB resident against {on['rss_mib']:.0f} MiB capped at 2, worker CPU
+{uncapped['worker_cpu_us']:,.0f} µs against {on['worker_cpu_us']:,.0f} µs per request.
 The client's time includes sending and reading 1 MiB over loopback in every row (its own heap's thresholds are
 fixed too, so its share stays the same). Worker CPU time is read from /proc/<pid>/task/*/schedstat.
 Load average while it ran: {data['load_average'][0]} at the start, {data['load_average'][1]} at the end.
@@ -342,8 +354,8 @@ def concurrent_markdown(data: dict) -> str:
 ## {data['clients']} batches at once: the heaps (arenas) of a worker's threads
 
 The same batch from {data['clients']} keep-alive clients at once, one gthread worker (4 threads) per side,
-{data['rounds']} interleaved rounds of {data['seconds_per_round']:g} s. `MALLOC_ARENA_MAX` caps the heaps glibc
-gives the threads (each keeps what it freed, up to the trim threshold).
+{data['rounds']} interleaved rounds of {data['seconds_per_round']:g} s. `MALLOC_ARENA_MAX` (which wins over the hook)
+sets the cap on the heaps glibc gives the threads (each keeps what it freed, up to the trim threshold).
 
 | worker | batches/s | worker CPU µs per batch | minor faults per batch | RSS at the end | peak RSS |
 |---|---:|---:|---:|---:|---:|

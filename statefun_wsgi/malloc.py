@@ -2,14 +2,15 @@
 
 A batch carrying a 1 MiB state makes several 1 MiB buffers per request (the request body, the
 function's ``Unpack`` and ``Pack``, the reply). glibc's default thresholds adapt as the process
-runs: the mmap threshold rises to the largest block freed so far, and the trim threshold to
+runs: the mmap threshold rises to the largest mapped block freed so far, and the trim threshold to
 twice that, so a process that has freed one 1 MiB block gives every megabyte above 2 MiB of
 free heap back to the kernel, and the next request faults it in again (about 1,000 minor
-faults and 2.2 ms per 1 MiB-state request here, against 0.33 ms with fixed thresholds; see
-``docs/hosting.md``, "Large states"). Setting the thresholds with ``mallopt`` fixes them (and
-turns the adaptation off), as the ``MALLOC_*_`` environment variables do at start-up.
+faults per 1 MiB-state request; ``docs/hosting.md``, "Large states", has the measurements).
+Setting the thresholds with ``mallopt`` fixes them (and turns the adaptation off), as the
+``MALLOC_*_`` environment variables do at start-up.
 
-Usage, in a gunicorn configuration file (``gunicorn.conf.py`` does this)::
+It also caps the heaps (arenas) glibc makes for threads at 2 (:data:`ARENA_MAX`). Usage, in a
+gunicorn configuration file (``gunicorn.conf.py`` does this)::
 
     from statefun_wsgi.malloc import tune_malloc
 
@@ -17,7 +18,7 @@ Usage, in a gunicorn configuration file (``gunicorn.conf.py`` does this)::
         tune_malloc()
 
 or anywhere early in a serving process. Where the C library is not glibc (musl, macOS) it does
-nothing and says so at debug level. A threshold whose ``MALLOC_*_`` environment variable is
+nothing and says so at debug level. A parameter whose ``MALLOC_*`` environment variable is
 set is left as that variable set it.
 """
 
@@ -38,8 +39,11 @@ logger = logging.getLogger("statefun_wsgi")
 MMAP_THRESHOLD = 32 * 1024 * 1024
 #: Free memory at the top of a heap that is kept for reuse rather than handed back to the kernel.
 TRIM_THRESHOLD = 64 * 1024 * 1024
-#: Heaps (arenas) one process may have: see :func:`tune_malloc`.
-ARENA_MAX: Optional[int] = None
+#: Heaps (arenas) one process may have. glibc gives each new thread one of its own (up to 8 per
+#: core), and each keeps its own free memory: a gthread worker whose threads take turns with the
+#: batches would keep a copy of its working set per thread (bench/results/large-state.md). Two
+#: rather than one: threads that allocate outside the GIL (native code) have a second heap to go to.
+ARENA_MAX: Optional[int] = 2
 
 # mallopt parameter numbers (<malloc.h>).
 _M_TRIM_THRESHOLD = -1
@@ -79,7 +83,7 @@ def tune_malloc(
     :param mmap_threshold: blocks smaller than this come from the heap (32 MiB, glibc's most).
     :param trim_threshold: free memory kept at the top of a heap (64 MiB) rather than returned.
     :param top_pad: extra memory asked of the kernel each time a heap grows (``None``: glibc's).
-    :param arena_max: the most heaps (``None``: glibc's, 8 per core). Each thread that
+    :param arena_max: the most heaps (2; ``None``: glibc's, 8 per core). Each thread that
         allocates may get a heap of its own, and each heap may keep ``trim_threshold`` free.
     :param environ: where to look for ``MALLOC_*_`` variables (``os.environ`` by default): a
         parameter whose variable is set is left alone, as glibc already applied it.

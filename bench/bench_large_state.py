@@ -2,17 +2,21 @@
 fixed in each worker (gunicorn.conf.py's post_fork, the default) or left adaptive
 (``STATEFUN_TUNE_MALLOC=0``).
 
-    python bench/bench_large_state.py             # ~2 minutes; writes bench/results/large-state.{md,json}
-    python bench/bench_large_state.py --quick     # ~20 s, prints only
+    python bench/bench_large_state.py             # ~4 minutes; writes bench/results/large-state.{md,json}
+    python bench/bench_large_state.py --quick     # ~40 s, prints only
 
-Two real gunicorns, same command (``gunicorn -c gunicorn.conf.py bench._serving_apps:ours``,
-one gthread worker each), the same app and the same request: ``bench/blob`` with a 1 MiB
-``BytesValue`` state, which it reads, rotates by one byte and writes back (so the reply
-carries 1 MiB too). They differ only in ``STATEFUN_TUNE_MALLOC``. One keep-alive client per
-server sends the request back to back; the servers take turns, round after round (the order
-alternating), so machine noise hits both alike. Reported: the median over rounds of each
-round's median latency, the ratio off / on, the worker's minor page faults per request (from
-``/proc``), and its resident memory at the end. ``MALLOC_*`` variables are cleared for both.
+Real gunicorns, the same command (``gunicorn -c gunicorn.conf.py bench._serving_apps:ours``, one
+gthread worker each), the same app and the same request: ``bench/blob`` with a 1 MiB
+``BytesValue`` state, which it reads, rotates by one byte and writes back (so the reply carries
+1 MiB too). They differ only in the environment: ``STATEFUN_TUNE_MALLOC=0`` (off), nothing (on),
+``MALLOC_ARENA_MAX`` at glibc's own cap (on, heaps uncapped); a fourth serves a floor, an app that
+reads the body and answers the same reply bytes. One keep-alive client per server sends the
+request back to back; the servers take turns, round after round (the order alternating), so
+machine noise hits all alike. Reported: the median over rounds of each round's median latency
+at the client, the worker's CPU time and minor page faults per request (from ``/proc``), the
+ratios off / on of each round's pair, and resident memory at the end. A second phase sends from
+4 clients at once, with the cap on heaps at 1, 2 (the hook's) and glibc's. Inherited
+``MALLOC_*`` and ``STATEFUN_*`` variables are cleared.
 """
 
 from __future__ import annotations
@@ -143,7 +147,7 @@ class Server:
         return reply
 
     def stop(self) -> None:
-        self.connection_close()
+        self._close_connection()
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -152,7 +156,7 @@ class Server:
                 os.killpg(self.process.pid, 9)
                 self.process.wait(10)
 
-    def connection_close(self) -> None:
+    def _close_connection(self) -> None:
         connection = getattr(self, "connection", None)
         if connection is not None:
             connection.close()

@@ -195,6 +195,25 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
             server.log.info("Workers listen at: http://%s (reuse_port: one socket per worker)", address)
 
 
+# Large states: glibc's adaptive malloc thresholds can make a worker hand a batch's megabytes
+# back to the kernel after each request and fault them in again on the next (a 1 MiB state:
+# ~1,000 minor faults a request). post_fork fixes the thresholds in each worker (mmap 32 MiB,
+# trim 64 MiB: each heap keeps up to 64 MiB of freed memory for reuse) and caps the heaps its
+# threads get at 2; measured over HTTP by bench/bench_large_state.py. A no-op off glibc.
+# STATEFUN_TUNE_MALLOC=0 leaves glibc's defaults; MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_
+# and MALLOC_ARENA_MAX in the environment win over it.
+malloc_tuning = _switch("STATEFUN_TUNE_MALLOC", True)  # not a gunicorn setting: read by post_fork
+
+
+def post_fork(server, worker) -> None:  # type: ignore[no-untyped-def]
+    """In each worker, before it loads the app: fix glibc's malloc thresholds (see above)."""
+    if malloc_tuning:
+        from statefun_wsgi.malloc import tune_malloc
+
+        applied = tune_malloc()
+        server.log.debug("worker %s: malloc thresholds %s", worker.pid, applied or "left as they were")
+
+
 # More pending connections than the default 2048 is pointless for one runtime;
 # fewer drops bursts. Keep gunicorn's default.
 backlog = _int("STATEFUN_BACKLOG", 2048)

@@ -8,7 +8,8 @@ The only module of statefun-wsgi that imports Django. In ``settings.py``::
         ...
     ]
     STATEFUN_FUNCTIONS = "myproject.functions:functions"   # or "myproject.functions.functions"
-    STATEFUN_PATH = "/statefun"                            # optional
+    STATEFUN_PATH = "/statefun"                            # optional (over a unix socket the
+                                                           # runtime's /%2Fstatefun is answered too)
     STATEFUN_MAX_BODY_SIZE = 32 * 1024 * 1024              # optional, bytes
     STATEFUN_RUNTIME_LISTENERS = ["0.0.0.0:9000"]          # optional: else $STATEFUN_RUNTIME_BIND
 
@@ -39,7 +40,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 
 from . import single_write
-from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, Endpoint
+from .endpoint import (
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_PATH,
+    Endpoint,
+    is_escaped_path_target,
+    raw_request_target,
+    unix_socket_path_info,
+)
 from .errors import ConfigurationError
 from .functions import StatefulFunctions
 from .handler import RequestReplyHandler
@@ -135,6 +143,7 @@ class StatefunMiddleware:
         self.path = getattr(settings, "STATEFUN_PATH", DEFAULT_PATH)
         if not isinstance(self.path, str) or not self.path.startswith("/"):
             raise ImproperlyConfigured(f"STATEFUN_PATH must start with '/', got {self.path!r}")
+        self.unix_path_info = unix_socket_path_info(self.path)
         max_body_size = getattr(settings, "STATEFUN_MAX_BODY_SIZE", DEFAULT_MAX_BODY_SIZE)
         try:
             self.endpoint = Endpoint(functions, max_body_size=max_body_size)
@@ -150,7 +159,10 @@ class StatefunMiddleware:
         single_write.install_under_gunicorn()  # a killed worker never cuts a reply
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info != self.path:
+        path_info = request.path_info
+        if path_info != self.path and not (
+            path_info == self.unix_path_info and is_escaped_path_target(_raw_target(request))
+        ):
             return self.get_response(request)
         meta = request.META
         if self.runtime_listeners is None:
@@ -169,3 +181,14 @@ class StatefunMiddleware:
         for name, value in reply.headers:
             response[name] = value
         return response
+
+
+def _raw_target(request: HttpRequest) -> Optional[str]:
+    """The request target as the client wrote it: from the WSGI environ, or the ASGI scope's
+    ``raw_path`` (``None`` where neither says)."""
+    target = raw_request_target(request.META)
+    if target is None:
+        raw_path = getattr(request, "scope", {}).get("raw_path")
+        if isinstance(raw_path, bytes):
+            target = raw_path.decode("latin-1")
+    return target

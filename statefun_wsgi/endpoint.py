@@ -33,7 +33,7 @@ from __future__ import annotations
 import inspect
 import logging
 import socket
-from typing import IO, TYPE_CHECKING, Callable, List, NamedTuple, Optional, Tuple, Union, cast
+from typing import IO, TYPE_CHECKING, Any, Callable, List, Mapping, NamedTuple, Optional, Tuple, Union, cast
 
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
@@ -54,7 +54,8 @@ from .handler import AsyncRequestReplyHandler, RequestReplyHandler
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_PATH", "Endpoint", "Reply"]
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_PATH", "Endpoint", "Reply", "is_escaped_path_target", "raw_request_target",
+           "unix_socket_path_info"]
 
 logger = logging.getLogger("statefun_wsgi")
 
@@ -109,6 +110,49 @@ def _acknowledge_now(environ: WSGIEnvironment) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
         except Exception:  # not a TCP socket, or a wrapper that cannot
             pass
+
+
+def unix_socket_path_info(path: str) -> str:
+    """The ``PATH_INFO`` a server gives for the runtime's requests to ``path`` over a unix socket.
+
+    For an endpoint ``http+unix:///run/app.sock/statefun`` the runtime (2.2, OkHttp) sends
+    what follows the ``.sock`` segment as ONE path segment, its slashes escaped:
+    ``POST /%2Fstatefun``, which servers decode to ``PATH_INFO = "//statefun"``. (Empty
+    segments and a trailing slash are dropped first; the socket alone is ``/%2F``.)::
+
+        unix_socket_path_info("/statefun")      # "//statefun"
+        unix_socket_path_info("/fn/v2/")        # "//fn/v2"  (sent as /%2Ffn%2Fv2)
+    """
+    return "//" + "/".join(name for name in path.split("/") if name)
+
+
+def is_escaped_path_target(target: Optional[str]) -> bool:
+    """Whether a raw request target (``RAW_URI`` / ``REQUEST_URI``, as the client wrote it)
+    is one escaped path segment, as the runtime writes it for a unix socket (``/%2Fstatefun``),
+    rather than the same path with its slashes written out (``//statefun``).
+    ``None`` (a server that does not give the raw target) cannot tell them apart: ``True``.
+    """
+    if target is None:
+        return True
+    path = target.partition("?")[0]
+    if not path.startswith("/"):  # absolute form: http://unused/%2Fstatefun
+        scheme_end = path.find("://")
+        if scheme_end < 0:
+            return False
+        slash = path.find("/", scheme_end + 3)
+        if slash < 0:
+            return False
+        path = path[slash:]
+    return "/" not in path[1:]
+
+
+def raw_request_target(environ: Mapping[str, Any]) -> Optional[str]:
+    """The request target as the client wrote it, where the server says: ``RAW_URI``
+    (gunicorn, werkzeug) or ``REQUEST_URI`` (uWSGI, waitress, mod_wsgi, werkzeug)."""
+    target = environ.get("RAW_URI")
+    if target is None:
+        target = environ.get("REQUEST_URI")
+    return target if isinstance(target, str) else None
 
 
 class Reply(NamedTuple):

@@ -13,7 +13,8 @@ Usage, with any framework (or none)::
 Point the runtime's ``module.yaml`` at ``http://<host>:9000/statefun``: the functions run
 only for requests that arrive on the runtime's listener (``runtime_listeners``, else
 ``STATEFUN_RUNTIME_BIND``, which gunicorn.conf.py binds and sets); on the app's public
-listener that path is the app's like any other.
+listener that path is the app's like any other. A unix socket works too:
+``http+unix:///run/app.sock/statefun`` with ``--bind unix:/run/app.sock``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable, Optional, Sequence, Union
 
 from . import single_write
-from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, BatchHandler, Endpoint, Reply
+from .endpoint import (
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_PATH,
+    BatchHandler,
+    Endpoint,
+    Reply,
+    is_escaped_path_target,
+    raw_request_target,
+    unix_socket_path_info,
+)
 from .errors import ConfigurationError
 from .listeners import runtime_listeners_from, warn_every_listener
 
@@ -45,6 +55,10 @@ class StatefunMiddleware:
         :class:`~statefun_wsgi.RequestReplyHandler`.
     :param path: the path (``PATH_INFO``, below whatever ``SCRIPT_NAME`` the server
         mounts the app at) that the runtime's ``module.yaml`` endpoint points to.
+        Over a unix socket the runtime asks for it as one escaped segment
+        (``http+unix:///run/app.sock/statefun`` is ``POST /%2Fstatefun``, decoded to
+        ``PATH_INFO = "//statefun"``): that request is answered too, unless the server
+        says (``RAW_URI`` / ``REQUEST_URI``) that the client wrote ``//statefun`` itself.
     :param max_body_size: the largest batch accepted, in bytes (default 32 MiB).
         Larger bodies get ``413``, which fails the Flink job: size it above your
         largest state plus a batch of messages.
@@ -88,6 +102,7 @@ class StatefunMiddleware:
             raise ConfigurationError(f"path must start with '/', got {path!r}")
         self.app = app
         self.path = path
+        self.unix_path_info = unix_socket_path_info(path)
         self.endpoint = Endpoint(functions, max_body_size=max_body_size)
         #: Where the runtime's requests are admitted; ``None``: every listener.
         self.runtime_listeners = runtime_listeners_from(runtime_listeners, "runtime_listeners")
@@ -95,7 +110,11 @@ class StatefunMiddleware:
         single_write.install_under_gunicorn()  # a killed worker never cuts a reply
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != self.path or (
+        path_info = environ.get("PATH_INFO")
+        on_path = path_info == self.path or (
+            path_info == self.unix_path_info and is_escaped_path_target(raw_request_target(environ))
+        )
+        if not on_path or (
             self.runtime_listeners is not None and not self.runtime_listeners.admits(environ)
         ):
             if self.app is not None:

@@ -31,9 +31,12 @@ globals().update({name: value for name, value in runpy.run_path(
     str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py")).items() if not name.startswith("_")})
 
 _lock = threading.Lock()
+_recommended_post_fork = globals().get("post_fork")
 
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]
+    if _recommended_post_fork is not None:
+        _recommended_post_fork(server, worker)
     log_path = os.environ.get("PROBE_LOG")
     kill_file = os.environ.get("PROBE_KILL_FILE")
     kill_rate = float(os.environ.get("PROBE_KILL_RATE") or 0)

@@ -21,7 +21,7 @@ from builders import Delayed, Sent, decode_reply, request
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
-from django.test import AsyncClient, Client, RequestFactory, override_settings
+from django.test import AsyncClient, AsyncRequestFactory, Client, RequestFactory, override_settings
 from google.protobuf.wrappers_pb2 import BytesValue, Int64Value
 from servers import REPO
 
@@ -223,6 +223,43 @@ def test_request_factory_other_paths_are_handed_on_untouched() -> None:
     response = middleware(django_request)
     assert middleware.get_response.requests == [django_request]
     assert response is middleware.get_response.response
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "served"),
+    [
+        pytest.param("/%2Fstatefun", {"RAW_URI": "/%2Fstatefun"}, True, id="gunicorn"),
+        pytest.param("/%2Fstatefun", {"REQUEST_URI": "/%2Fstatefun"}, True, id="request-uri"),
+        pytest.param("/%2Fstatefun", {}, True, id="no-raw-target"),
+        pytest.param("//statefun", {"RAW_URI": "//statefun"}, False, id="slashes-written-out"),
+        pytest.param("/%2F%2Fstatefun", {"RAW_URI": "/%2F%2Fstatefun"}, False, id="other-path"),
+    ],
+)
+def test_the_runtimes_unix_socket_request_is_served(path: str, raw: dict, served: bool) -> None:
+    # http+unix:///run/app.sock/statefun: the runtime sends POST /%2Fstatefun (path_info "//statefun").
+    middleware = make(STATEFUN_FUNCTIONS="examples.greeter.functions:functions")
+    django_request = RequestFactory().post(path, data=greet_batch(), content_type=OCTET, **raw)
+    response = middleware(django_request)
+    if served:
+        assert django_request.path_info == "//statefun"
+        assert_greeted(response.status_code, response["Content-Type"], response.content)
+        assert middleware.get_response.requests == []
+    else:
+        assert middleware.get_response.requests == [django_request]
+
+
+@pytest.mark.parametrize(("raw_path", "served"), [(b"/%2Fstatefun", True), (b"//statefun", False), (None, True)])
+def test_the_runtimes_unix_socket_request_under_asgi(raw_path: Any, served: bool) -> None:
+    middleware = make(STATEFUN_FUNCTIONS="examples.greeter.functions:functions")
+    django_request = AsyncRequestFactory().post("/%2Fstatefun", data=greet_batch(), content_type=OCTET)
+    assert "raw_path" not in django_request.scope and django_request.path_info == "//statefun"
+    if raw_path is not None:  # the target as written, where the ASGI server gives it (uvicorn does)
+        django_request.scope["raw_path"] = raw_path
+    response = middleware(django_request)
+    if served:
+        assert_greeted(response.status_code, response["Content-Type"], response.content)
+    else:
+        assert middleware.get_response.requests == [django_request]
 
 
 def test_injected_settings_defaults_and_overrides() -> None:

@@ -246,6 +246,51 @@ def test_a_custom_path(path: str, served: str, passed: str) -> None:
     assert call(middleware, environ(passed))[2] == b"from the app"
 
 
+# -- the runtime over a unix socket ----------------------------------------------------------------
+#
+# For http+unix:///run/app.sock/statefun the runtime sends POST /%2Fstatefun (one segment, its
+# slash escaped); gunicorn and werkzeug decode that to PATH_INFO "//statefun" and keep the target
+# as written in RAW_URI (werkzeug also in REQUEST_URI; uWSGI and waitress in REQUEST_URI alone).
+
+
+@pytest.mark.parametrize(
+    ("path", "path_info", "raw", "served"),
+    [
+        pytest.param("/statefun", "//statefun", {"RAW_URI": "/%2Fstatefun"}, True, id="gunicorn"),
+        pytest.param("/statefun", "//statefun", {"RAW_URI": "/%2fstatefun"}, True, id="lower-case-escape"),
+        pytest.param("/statefun", "//statefun", {"REQUEST_URI": "/%2Fstatefun?x=1"}, True, id="request-uri-query"),
+        pytest.param("/statefun", "//statefun", {}, True, id="no-raw-target"),
+        pytest.param("/statefun", "//statefun", {"RAW_URI": "http://unused/%2Fstatefun"}, True, id="absolute-form"),
+        pytest.param("/fn/v2", "//fn/v2", {"RAW_URI": "/%2Ffn%2Fv2"}, True, id="nested"),
+        pytest.param("/fn/v2/", "//fn/v2", {"RAW_URI": "/%2Ffn%2Fv2"}, True, id="trailing-slash-dropped"),
+        pytest.param("/", "//", {"RAW_URI": "/%2F"}, True, id="root"),
+        pytest.param("/statefun", "//statefun", {"RAW_URI": "//statefun"}, False, id="slashes-written-out"),
+        pytest.param("/statefun", "//statefun", {"REQUEST_URI": "//statefun"}, False, id="written-out-request-uri"),
+        pytest.param("/statefun", "//statefun", {"RAW_URI": "/%2F/statefun"}, False, id="two-segments"),
+        pytest.param("/statefun", "//statefun", {"RAW_URI": "http://unused//statefun"}, False, id="absolute-written-out"),
+        pytest.param("/statefun", "///statefun", {"RAW_URI": "/%2F%2Fstatefun"}, False, id="other-path"),
+        pytest.param("/statefun", "//statefun/", {"RAW_URI": "/%2Fstatefun%2F"}, False, id="other-trailing-slash"),
+        pytest.param("/fn/v2", "//fn%2Fv2", {"RAW_URI": "/%2Ffn%252Fv2"}, False, id="escaped-percent"),
+        pytest.param("/statefun", "/%2Fstatefun", {"RAW_URI": "/%252Fstatefun"}, False, id="not-decoded"),
+    ],
+)
+def test_the_runtimes_unix_socket_request_is_answered(path: str, path_info: str, raw: dict, served: bool) -> None:
+    app = RecordingApp()
+    status, headers, body = call(StatefunMiddleware(app, functions, path=path), {**environ(path_info), **raw})
+    if served:
+        assert_served(status, headers, body)
+        assert app.calls == []
+    else:
+        assert body == b"from the app"
+
+
+def test_the_runtimes_unix_socket_request_through_werkzeug() -> None:
+    client = Client(StatefunMiddleware(RecordingApp(), functions))
+    response = client.post("/%2Fstatefun", data=BATCH, content_type="application/octet-stream")
+    assert_served(response.status, dict(response.headers), response.get_data())
+    assert client.post("//statefun", data=BATCH).get_data() == b"from the app"
+
+
 # -- bad arguments ----------------------------------------------------------------------------
 
 

@@ -8,12 +8,12 @@ tiny WSGI app served in a thread.
 from __future__ import annotations
 
 import http.client
+import socket
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Dict, Iterator, List
-from urllib.parse import quote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
@@ -24,13 +24,17 @@ from servers import Server, free_port, gunicorn
 from examples.greeter import functions as greeter_module
 from examples.greeter.messages_pb2 import FormatRequest, GreetRequest, GreetResponse
 from statefun_wsgi.local import HttpTransport, LocalRuntime, TransportError
+from statefun_wsgi.local.transport import parse_unix_endpoint
 from statefun_wsgi.module_yaml import FunctionSpec, generate_module_yaml, parse_module_yaml
 
 
 @pytest.fixture(scope="module")
 def unix_socket() -> Iterator[str]:
+    # A directory whose name holds ".sock" too: the runtime's socket is the first path segment
+    # that ENDS in .sock, so this endpoint's socket is .../my.socket.d/app.sock.
     with tempfile.TemporaryDirectory(prefix="statefun-", dir="/tmp") as directory:
-        yield f"{directory}/gunicorn.sock"
+        Path(directory, "my.socket.d").mkdir()
+        yield f"{directory}/my.socket.d/app.sock"
 
 
 @pytest.fixture(scope="module")
@@ -240,13 +244,14 @@ def test_a_200_without_a_body_fails_without_retry(odd_server: str, transport: Ht
 # -- unix sockets -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("form", ["path", "percent-encoded"])
+@pytest.mark.parametrize("form", ["path", "host-ignored", "doubled-slashes"])
 def test_http_unix_endpoint(server: Server, unix_socket: str, transport: HttpTransport, form: str) -> None:
-    assert Path(unix_socket).is_socket()
-    if form == "path":
-        endpoint = f"http+unix://{unix_socket}/statefun"
-    else:
-        endpoint = f"http+unix://{quote(unix_socket, safe='')}/statefun"
+    assert Path(unix_socket).is_socket() and ".socket.d/" in unix_socket
+    endpoint = {
+        "path": f"http+unix://{unix_socket}/statefun",
+        "host-ignored": f"http+unix://localhost{unix_socket}/statefun",  # the runtime reads the path alone
+        "doubled-slashes": f"http+unix://{unix_socket.replace('/', '//')}//statefun/",
+    }[form]
     for visits in (1, 2):
         reply = decode_reply(transport(spec(endpoint), format_request("carol", visits)))
         assert reply.sent[0].message == GreetResponse(
@@ -255,9 +260,75 @@ def test_http_unix_endpoint(server: Server, unix_socket: str, transport: HttpTra
         )
 
 
-def test_http_unix_endpoint_without_a_socket_file_is_refused(transport: HttpTransport) -> None:
-    with pytest.raises(ValueError, match="ending in .sock"):
-        transport(spec("http+unix:///run/app/statefun"), format_request())
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        pytest.param("http+unix:///run/app/statefun", id="no-sock-segment"),
+        pytest.param("http+unix:///run/app.socket/statefun", id="sock-not-at-the-end"),
+        pytest.param("http+unix://%2Frun%2Fapp.sock/statefun", id="socket-in-the-host-part"),
+    ],
+)
+def test_http_unix_endpoint_without_a_socket_file_is_refused(transport: HttpTransport, endpoint: str) -> None:
+    # The runtime fails the job on these: "Unix Domain Socket path should contain a .sock file".
+    with pytest.raises(ValueError, match="path names a socket file ending in .sock"):
+        transport(spec(endpoint), format_request())
+
+
+# What StateFun 2.2.2's own classes make of each endpoint (UnixDomainHttpEndpoint.parseFrom, then
+# OkHttp 3.14.6's HttpUrl.Builder().addPathSegment(...).encodedPath(), run on the JVM).
+@pytest.mark.parametrize(
+    ("endpoint", "socket_path", "target"),
+    [
+        ("http+unix:///run/app.sock/statefun", "/run/app.sock", "/%2Fstatefun"),
+        ("http+unix:///run/app.sock", "/run/app.sock", "/%2F"),
+        ("http+unix:///run/app.sock/", "/run/app.sock", "/%2F"),
+        ("http+unix:///run/my.socket.d/app.sock/statefun", "/run/my.socket.d/app.sock", "/%2Fstatefun"),
+        ("http+unix:///run//app.sock//a/b/", "/run/app.sock", "/%2Fa%2Fb"),
+        ("http+unix:///run/app.sock/a%20b%2Fc%25d?x=1#f", "/run/app.sock", "/%2Fa%20b%2Fc%25d"),
+        ("http+unix://localhost/run/app.sock/statefun", "/run/app.sock", "/%2Fstatefun"),
+        ("HTTP+UNIX:///run/app.sock/x", "/run/app.sock", "/%2Fx"),
+        ("https+unix:///run/app.sock/x", "/run/app.sock", "/%2Fx"),
+        ("http+unix:///run/.sock/x", "/run/.sock", "/%2Fx"),
+        ("http+unix:///run/a.sock/b.sock/c", "/run/a.sock", "/%2Fb.sock%2Fc"),
+        ("http+unix:///run/app.sock/caf%C3%A9", "/run/app.sock", "/%2Fcaf%C3%A9"),
+        ("http+unix:///run/app.sock/./x/../y", "/run/app.sock", "/%2F.%2Fx%2F..%2Fy"),
+        ("http+unix:///run/app.sock/a+b;c=d@e:f", "/run/app.sock", "/%2Fa+b;c=d@e:f"),
+    ],
+)
+def test_a_unix_endpoint_is_parsed_as_the_runtime_parses_it(endpoint: str, socket_path: str, target: str) -> None:
+    assert parse_unix_endpoint(endpoint) == (socket_path, target)
+
+
+def test_a_unix_endpoint_gets_the_runtimes_request_line_and_host(transport: HttpTransport) -> None:
+    # What reaches the socket, byte for byte: the runtime's POST /%2Fstatefun and Host: unused.
+    with tempfile.TemporaryDirectory(prefix="statefun-", dir="/tmp") as directory:
+        path = f"{directory}/raw.sock"
+        heads: List[bytes] = []
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(path)
+            listener.listen(1)
+            listener.settimeout(10)
+
+            def answer() -> None:
+                connection, _ = listener.accept()
+                with connection:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        data += connection.recv(65536)
+                    heads.append(data.split(b"\r\n\r\n")[0])
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                                       b"Content-Length: 2\r\n\r\nok")
+
+            thread = threading.Thread(target=answer)
+            thread.start()
+            try:
+                assert transport(spec(f"http+unix://{directory}/raw.sock/statefun"), b"batch") == b"ok"
+            finally:
+                thread.join(10)
+        [head] = heads
+        lines = head.split(b"\r\n")
+        assert lines[0] == b"POST /%2Fstatefun HTTP/1.1"
+        assert b"Host: unused" in lines[1:]
 
 
 # -- the local runtime over HTTP ----------------------------------------------------------------------

@@ -10,13 +10,15 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
-from typing import Callable, Dict, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import unquote, urlsplit
 
 from ..errors import StatefunError
 from ..module_yaml import FunctionSpec
 
-__all__ = ["RETRYABLE_STATUSES", "HttpTransport", "InProcessTransport", "Transport", "TransportError"]
+__all__ = [
+    "RETRYABLE_STATUSES", "HttpTransport", "InProcessTransport", "Transport", "TransportError", "parse_unix_endpoint",
+]
 
 #: Statuses the runtime retries (with backoff, until the function's timeout); any
 #: other 4xx fails the job at once. (Every 5xx is retried too.)
@@ -58,7 +60,9 @@ class InProcessTransport:
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, socket_path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
+        # The runtime's client is given the host name "unused" for a unix socket, and says
+        # so in its Host header (port 80, the default, is left out): so do we.
+        super().__init__(UNIX_SOCKET_HOST, timeout=timeout)
         self.socket_path = socket_path
 
     def connect(self) -> None:
@@ -68,19 +72,64 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-_Target = Tuple[str, str, Optional[int], str, str]  # scheme, host, port, unix socket, path
+_Target = Tuple[str, str, Optional[int], str, str]  # scheme, host, port, unix socket, request target
+
+#: The Host header of the runtime's requests over a unix socket.
+UNIX_SOCKET_HOST = "unused"
+
+#: What OkHttp (the runtime's HTTP client) escapes in a path segment, besides controls,
+#: DEL, non-ASCII (as UTF-8) and "%" (HttpUrl.PATH_SEGMENT_ENCODE_SET, OkHttp 3.14).
+_SEGMENT_ESCAPED = frozenset(' "<>^`{}|/\\?#%')
+
+
+def _escape_segment(segment: str) -> str:
+    """``segment`` as OkHttp writes one path segment: ``"/statefun"`` -> ``"%2Fstatefun"``."""
+    out: List[str] = []
+    for char in segment:
+        if char in _SEGMENT_ESCAPED or not " " < char < "\x7f":
+            out.extend(f"%{byte:02X}" for byte in char.encode("utf-8"))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def parse_unix_endpoint(endpoint: str) -> Tuple[str, str]:
+    """``(socket file, request target)`` of an ``http+unix`` endpoint, as the runtime reads it.
+
+    The runtime (2.2, UnixDomainHttpEndpoint) takes the URL's path alone (percent-escapes
+    decoded; the host part, if any, is ignored), drops empty segments, and makes the socket
+    file of the segments up to the first one that ENDS in ``.sock``. Everything after it
+    becomes ONE path segment, its slashes escaped::
+
+        >>> parse_unix_endpoint("http+unix:///run/app.sock/statefun")
+        ('/run/app.sock', '/%2Fstatefun')
+        >>> parse_unix_endpoint("http+unix:///run/my.socket.d/app.sock/fn/v2")
+        ('/run/my.socket.d/app.sock', '/%2Ffn%2Fv2')
+        >>> parse_unix_endpoint("http+unix:///run/app.sock")
+        ('/run/app.sock', '/%2F')
+
+    A server decodes that target to ``PATH_INFO = "//statefun"``: the middleware answers it
+    on its path ``/statefun``. Raises ``ValueError`` when no segment ends in ``.sock`` (the
+    runtime fails the job then), e.g. for ``http+unix://%2Frun%2Fapp.sock/statefun``, whose
+    socket is in the host part.
+    """
+    names = [name for name in unquote(urlsplit(endpoint).path).split("/") if name]
+    for index, name in enumerate(names):
+        if name.endswith(".sock"):
+            segment = "/" + "/".join(names[index + 1 :])
+            return "/" + "/".join(names[: index + 1]), "/" + _escape_segment(segment)
+    raise ValueError(
+        f"{endpoint!r}: a unix endpoint's path names a socket file ending in .sock "
+        "(the runtime reads the path alone, e.g. http+unix:///run/app.sock/statefun)"
+    )
 
 
 def _parse_endpoint(endpoint: str) -> _Target:
     parts = urlsplit(endpoint)
     scheme = parts.scheme
-    if scheme in ("http+unix", "https+unix"):
-        # http+unix:///run/app.sock/statefun: the socket path ends at ".sock".
-        full = unquote(parts.netloc + parts.path) if parts.netloc else parts.path
-        socket_path, marker, rest = full.partition(".sock")
-        if not marker:
-            raise ValueError(f"{endpoint!r}: a unix endpoint names a socket file ending in .sock")
-        return scheme, "localhost", None, socket_path + marker, rest or "/"
+    if scheme in ("http+unix", "https+unix"):  # plain HTTP over the socket, https+unix too
+        socket_path, target = parse_unix_endpoint(endpoint)
+        return scheme, UNIX_SOCKET_HOST, None, socket_path, target
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query

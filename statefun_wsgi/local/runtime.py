@@ -153,6 +153,7 @@ class _Delayed:
 
 
 Listener = Callable[[str, Dict[str, object]], None]
+_Result = Tuple[_Batch, Optional[bytes], Optional[TransportError]]
 
 
 class LocalRuntime:
@@ -198,7 +199,9 @@ class LocalRuntime:
         self._backlogs: Dict[Address, List[Envelope]] = {}
         self._in_flight: Dict[Address, _Batch] = {}  # sent (or waiting for a retry), not completed
         self._blocked: Set[Address] = set()  # backlogs at their threshold: no ingress meanwhile
-        self._completed: Deque[Tuple[_Batch, Optional[bytes], Optional[TransportError]]] = deque()
+        # (when it completed, order, the call's result): calls done, not applied yet
+        self._completed: List[Tuple[float, int, _Result]] = []
+        self._turn_started = time.monotonic()
         self._retries: List[Tuple[float, int, _Batch]] = []
         self._delayed: List[_Delayed] = []
         self._sequence = itertools.count()
@@ -430,6 +433,7 @@ class LocalRuntime:
         backpressure threshold.
         """
         progressed = False
+        self._turn_started = time.monotonic()
         now = self.clock.now()
         while self._retries and self._retries[0][0] <= now:
             _, _, batch = heapq.heappop(self._retries)
@@ -438,8 +442,8 @@ class LocalRuntime:
         if self._completed:
             # The calls completed by now, one by one (calls started meanwhile, e.g. a next
             # batch that completed in process already, wait for the next turn).
-            completed, self._completed = self._completed, deque()
-            for batch, reply, error in completed:
+            completed, self._completed = sorted(self._completed), []
+            for _, _, (batch, reply, error) in completed:
                 self._finish(batch, reply, error)
                 self._deliver_local()
                 if self._failure is not None:
@@ -486,12 +490,19 @@ class LocalRuntime:
         batch.attempt_started = self.clock.now()
         self.batches_sent += 1
         if self._pool is None:
-            self._completed.append(self._call(batch))
+            # In process, calls run one after the other. On a real clock they complete in
+            # the order they would have, had they run side by side from this turn on (a
+            # quick call started after a slow one completes first); on a virtual clock,
+            # where calls take no time, in the order they started.
+            began = time.monotonic()
+            result = self._call(batch)
+            completed = 0.0 if self.clock.virtual else self._turn_started + time.monotonic() - began
+            self._completed.append((completed, next(self._sequence), result))
         else:
             future = self._pool.submit(self._call, batch)
             future.add_done_callback(self._on_done)
 
-    def _call(self, batch: _Batch) -> Tuple[_Batch, Optional[bytes], Optional[TransportError]]:
+    def _call(self, batch: _Batch) -> _Result:
         try:
             return batch, self.transport(batch.spec, batch.request), None
         except TransportError as error:
@@ -501,7 +512,7 @@ class LocalRuntime:
 
     def _on_done(self, future: Future) -> None:  # type: ignore[type-arg]
         with self._condition:
-            self._completed.append(future.result())
+            self._completed.append((time.monotonic(), next(self._sequence), future.result()))
             self._condition.notify_all()
 
     def _finish(self, batch: _Batch, reply: Optional[bytes], error: Optional[TransportError]) -> None:
@@ -512,8 +523,10 @@ class LocalRuntime:
             # BoundedExponentialBackoff: sleep the next backoff, or what is left until the
             # deadline if that is less; nothing left is the end (in whole nanoseconds, as Java).
             ended = self.clock.now()
-            if self.clock.virtual and error.elapsed is not None:
-                ended = max(ended, batch.attempt_started + error.elapsed)
+            if error.elapsed is not None:  # timed out: the runtime gave up on the attempt then
+                gave_up = batch.attempt_started + error.elapsed
+                # a virtual clock moves to then; a call in process may have run on after it
+                ended = max(ended, gave_up) if self.clock.virtual else min(ended, gave_up)
             timeout = batch.spec.timeout
             remaining_ns = round(timeout.total_seconds() * 1e9) - round((ended - batch.started) * 1e9)
             sleep_ns = min(remaining_ns, round(batch.backoff * 1e9))

@@ -194,8 +194,8 @@ class HttpTransport:
             response = connection.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             self._drop(target)
-            raise TransportError(f"{spec.endpoint}: {phase.describe(exc)}", retryable=True,
-                                 elapsed=phase.elapsed()) from exc
+            elapsed = phase.elapsed() if isinstance(exc, socket.timeout) else None
+            raise TransportError(f"{spec.endpoint}: {phase.describe(exc)}", retryable=True, elapsed=elapsed) from exc
         status = response.status
         try:
             if connection.sock is not None:
@@ -204,8 +204,7 @@ class HttpTransport:
         except (OSError, http.client.HTTPException) as exc:
             self._drop(target)
             if not 200 <= status < 300:  # the status decides; the runtime does not read the body
-                raise TransportError(f"{spec.endpoint} answered {status}", retryable=is_retryable_status(status),
-                                     elapsed=phase.elapsed()) from exc
+                raise TransportError(f"{spec.endpoint} answered {status}", retryable=is_retryable_status(status)) from exc
             # OkHttp hands the 2xx to the runtime, whose parsing of the body then fails
             # ("unexpected end of stream"): the job fails, no retry.
             raise TransportError(

@@ -35,8 +35,8 @@ ends as ``count`` does (state ``count`` +1, egressed to ``e2e/out``):
 ``unknown-mutation``       nothing; the reply then carries a mutation of ``count`` of
                            an unknown type (7, value 99).
 
-Per-address bookkeeping (first call, calls left) lives in files under
-``$E2E_SCENARIO_DIR``, shared by the workers.
+Per-address bookkeeping (first call, calls left, when each invocation started) lives in
+files under ``$E2E_SCENARIO_DIR``, shared by the workers.
 
 With ``$E2E_BATCH_LOG`` set, every request to ``/statefun`` appends one line
 ``<namespace>/<type>/<id> <number of invocations> ok|error <body bytes> <body wait ms>``
@@ -181,6 +181,11 @@ def _take_call(context, name: str, calls: int) -> bool:
 
 
 def scenario(context, message: StringValue) -> None:
+    fd = os.open(_scenario_file(context, "calls"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:  # when each invocation started, one line each (scenarios.call_times)
+        os.write(fd, f"{time.monotonic()!r}\n".encode())
+    finally:
+        os.close(fd)
     words = message.value.split()
     command = words[0] if words else "count"
     if command == "fanout":

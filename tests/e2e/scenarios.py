@@ -29,7 +29,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from statefun_wsgi.module_yaml import FunctionSpec, StateSpec, format_duration
 
-__all__ = ["EGRESSES", "Failure", "Function", "Outcome", "SCENARIOS", "Scenario", "module_yaml", "read_batch_log"]
+__all__ = ["EGRESSES", "Failure", "Function", "Outcome", "SCENARIOS", "Scenario", "call_times", "module_yaml",
+           "read_batch_log"]
 
 #: The egresses the scenarios write to, by id: their module.yaml type. ``e2e/out`` is the
 #: harness's file egress (not in module.yaml: any record type); ``e2e/kafka`` a generic
@@ -279,6 +280,17 @@ def module_yaml(endpoint: str) -> str:
         "            deliverySemantic:\n"
         "              type: none\n"
     )
+
+
+def call_times(scenario_dir: Path, address: str) -> List[float]:
+    """When each invocation of ``address`` started, in seconds after the first (the app
+    notes it in ``$E2E_SCENARIO_DIR``): for the report, not for assertions."""
+    path = scenario_dir / (address.replace("/", "_") + ".calls")
+    try:
+        times = [float(line) for line in path.read_text().split()]
+    except FileNotFoundError:
+        return []
+    return [round(t - times[0], 3) for t in times]
 
 
 def read_batch_log(path: Path, addresses: Tuple[str, ...]) -> Dict[str, List[Batch]]:

@@ -29,7 +29,16 @@ for _path in (Path(__file__).resolve().parents[2], Path(__file__).resolve().pare
 
 import servers  # noqa: E402  (tests/servers.py)
 from e2e import e2e_app, runtime  # noqa: E402
-from e2e.scenarios import EGRESSES, SCENARIOS, Outcome, Scenario, all_functions, module_yaml, read_batch_log  # noqa: E402
+from e2e.scenarios import (  # noqa: E402
+    EGRESSES,
+    SCENARIOS,
+    Outcome,
+    Scenario,
+    all_functions,
+    call_times,
+    module_yaml,
+    read_batch_log,
+)
 from statefun_wsgi import RequestReplyHandler  # noqa: E402
 from statefun_wsgi.local import (  # noqa: E402
     FunctionCallFailedError,
@@ -70,6 +79,14 @@ def _poll(observe: Callable[[], Outcome], done: Callable[[Outcome], bool], timeo
         time.sleep(SETTLE)
         outcome = observe()
     return outcome
+
+
+def report(where: str, scenario: Scenario, outcome: Outcome, scenario_dir: Path) -> None:
+    """Print what happened (``-s``), with when each invocation started for the timed items."""
+    print(f"\n[scenarios] {where} {scenario.id}: {outcome.batches} counts {outcome.counts} failed={outcome.failed}")
+    if scenario.item in "cdh":
+        for address in scenario.addresses:
+            print(f"[scenarios] {where} {scenario.id}: {address} invocations at {call_times(scenario_dir, address)} s")
 
 
 def test_the_table_uses_only_types_the_app_serves() -> None:
@@ -119,7 +136,7 @@ def http_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[servers
     server = _gunicorn(work)
     try:
         server.wait_ready("/")
-        yield server, work / "batches.txt"
+        yield server, work
     finally:
         server.stop()
 
@@ -132,14 +149,16 @@ def test_scenario_on_the_local_runtime_in_process(
     batch_log = tmp_path / "batches.txt"
     handler = e2e_app.RecordingHandler(e2e_app.ScenarioReplies(RequestReplyHandler(e2e_app.functions)), str(batch_log))
     outcome = run_on_local_runtime(scenario, InProcessTransport(handler), "in-process://", batch_log, 1)
+    report("in process", scenario, outcome, tmp_path)
     assert outcome == scenario.expected, outcome.detail
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=SCENARIO_IDS)
 def test_scenario_on_the_local_runtime_over_http(scenario: Scenario, http_app: Tuple[servers.Server, Path]) -> None:
-    server, batch_log = http_app
+    server, work = http_app
     transport = HttpTransport()
-    outcome = run_on_local_runtime(scenario, transport, f"{server.base_url}/statefun", batch_log, 8)
+    outcome = run_on_local_runtime(scenario, transport, f"{server.base_url}/statefun", work / "batches.txt", 8)
+    report("over HTTP", scenario, outcome, work / "scenario")
     assert outcome == scenario.expected, outcome.detail
 
 
@@ -149,9 +168,10 @@ def test_scenario_on_the_local_runtime_over_http(scenario: Scenario, http_app: T
 class RealRuntime:
     """The harness JVM and the app under gunicorn, for the whole table."""
 
-    def __init__(self, harness, batch_log: Path) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, harness, work: Path) -> None:  # type: ignore[no-untyped-def]
         self.harness = harness
-        self.batch_log = batch_log
+        self.batch_log = work / "batches.txt"
+        self.scenario_dir = work / "scenario"
 
     def stderr(self) -> str:
         return self.harness.stderr_path.read_text(errors="replace")
@@ -232,7 +252,7 @@ def real_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealRunti
                                      work / "unused-flaky-file")
         harness.wait_for(lambda: "E2E-HARNESS RUNNING" in stderr_path.read_text(errors="replace"),
                          test_flink.RUNNING_TIMEOUT, "job RUNNING")
-        yield RealRuntime(harness, work / "batches.txt")
+        yield RealRuntime(harness, work)
     finally:
         try:
             if jvm is not None:
@@ -249,6 +269,5 @@ def real_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealRunti
 def test_scenario_on_the_real_runtime(scenario: Scenario, real_runtime: RealRuntime) -> None:
     started = time.monotonic()
     outcome = real_runtime.run(scenario)
-    print(f"\n[scenarios] {scenario.id}: {outcome.batches} counts {outcome.counts} failed={outcome.failed} "
-          f"({time.monotonic() - started:.1f} s)")
+    report(f"real ({time.monotonic() - started:.1f} s)", scenario, outcome, real_runtime.scenario_dir)
     assert outcome == scenario.expected, real_runtime.harness.diagnostics()

@@ -11,7 +11,9 @@ task; ``docs/protocol.md``):
   address) until that address's call completes; messages the functions send each
   other, and delayed messages, still join backlogs, so a batch can be larger than
   the threshold. 0 or less means no threshold. Messages given to :meth:`send`
-  arrive back to back, before any reply;
+  arrive back to back, before any reply. In process on a real clock, calls
+  complete in the order they would side by side (a quick call started after a slow
+  one completes first); on a virtual clock, in the order they started;
 * every batch carries every registered state of the function type (absent ones
   empty); mutations of any other name fail; a mutation of an unknown type is
   ignored; an empty reply body means no effects;

@@ -10,8 +10,10 @@ retries count against it too, see the runtime), ``connectTimeout``, ``writeTimeo
 and ``readTimeout`` bound each phase. An attempt that runs out of one is a retryable
 failure even if the function ran: its reply is lost. In process, only the wait for
 the reply exists: a call that takes longer than ``readTimeout`` (or ``timeout``) is
-timed out. A 2xx whose body cannot be read in full (cut short, reset, timed out) is
-not retried: the runtime fails the job when the body does not parse.
+timed out, once it has returned (the retry schedule counts from when the runtime
+would have given up; on a virtual clock, the clock moves to then). A 2xx whose body
+cannot be read in full (cut short, reset, timed out) is not retried: the runtime
+fails the job when the body does not parse.
 """
 
 from __future__ import annotations

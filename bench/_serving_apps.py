@@ -2,6 +2,7 @@
 
     gunicorn bench._serving_apps:ceiling     # reads the body, answers fixed bytes
     gunicorn bench._serving_apps:ours        # statefun-wsgi's middleware, counter function
+    gunicorn bench._serving_apps:ours_two_writes  # ours, with gunicorn's own two writes per reply
     gunicorn bench._serving_apps:ours_empty  # the same, with a function that does nothing
     gunicorn bench._serving_apps:by_hand     # no SDK: the counter's work written out by hand
     gunicorn bench._serving_apps:least_work  # no SDK: the least work any counter can do
@@ -48,6 +49,17 @@ def _ours():
     functions = StatefulFunctions()
     scenarios.register(functions)
     return StatefunMiddleware(None, functions)
+
+
+def _ours_two_writes():
+    """``ours`` with gunicorn's own writer put back: headers and body in two ``sendall``
+    calls, as before replies left a worker in one write (statefun_wsgi/single_write.py)."""
+    from gunicorn.http import wsgi
+
+    app = _ours()
+    while getattr(wsgi.Response, "_statefun_single_write", False):
+        wsgi.Response = wsgi.Response.__bases__[0]
+    return app
 
 
 def _ours_empty():
@@ -160,6 +172,7 @@ def _official():
 
 _FACTORIES = {
     "ours": _ours,
+    "ours_two_writes": _ours_two_writes,
     "ours_empty": _ours_empty,
     "by_hand": _by_hand,
     "least_work": _least_work,

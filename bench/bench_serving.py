@@ -3,6 +3,8 @@ through gunicorn, side by side in one run:
 
 * ceiling   -- the same gunicorn serving a bare WSGI app that reads the body and returns fixed bytes
 * ours      -- statefun-wsgi's StatefunMiddleware
+* ours, two writes -- the same, with gunicorn's own writer: headers and body in two system calls
+                      (ours sends a reply in one, so a killed worker never cuts it: single_write.py)
 * ours, empty function -- the same, with a function that does nothing (the SDK's own cost)
 * no SDK, by hand     -- the counter's own protobuf work and the reply, written out with nothing
                          around them: the bound for any SDK running this function
@@ -13,6 +15,7 @@ Every server gets the same gunicorn settings; the load generator is wrk (Debian'
 
     python bench/bench_serving.py            # ~15 minutes: wrk -c16, then -c1024
     python bench/bench_serving.py --quick    # ~2 minutes
+    python bench/bench_serving.py --servers ceiling ours "ours, two writes" --output serving-single-write
 
 Targets: ours >= 0.85 x ceiling and >= 2 x official (requests/s). Writes
 bench/results/serving.md and .json.
@@ -131,7 +134,7 @@ def connection_split(port: int) -> list:
 
 #: The servers that must answer the benchmark's batch with exactly the SDK's reply bytes (the
 #: empty function changes no state; the official SDK's reply means the same, in other bytes).
-SAME_REPLY = ("ceiling", "ours", "no SDK, by hand", "no SDK, least work")
+SAME_REPLY = {"ceiling", "ours", "ours, two writes", "no SDK, by hand", "no SDK, least work"}
 
 
 def check_reply(name: str, port: int, body: bytes, expected: bytes) -> None:
@@ -208,6 +211,18 @@ CONCURRENCY_NOTES = {
 }
 
 
+#: Every server the benchmark can run: name -> (python, gunicorn app).
+SERVERS = {
+    "ceiling": (Path(sys.executable), "bench._serving_apps:ceiling"),
+    "ours": (Path(sys.executable), "bench._serving_apps:ours"),
+    "ours, two writes": (Path(sys.executable), "bench._serving_apps:ours_two_writes"),
+    "ours, empty function": (Path(sys.executable), "bench._serving_apps:ours_empty"),
+    "no SDK, by hand": (Path(sys.executable), "bench._serving_apps:by_hand"),
+    "no SDK, least work": (Path(sys.executable), "bench._serving_apps:least_work"),
+    "official": (OFFICIAL_PYTHON, "bench._serving_apps:official"),
+}
+
+
 def summarize(results: dict) -> dict:
     return {
         name: {
@@ -224,6 +239,8 @@ def summarize(results: dict) -> dict:
 RATIOS = (
     ("ours/ceiling", "ours", "ceiling", "; target >= 0.85"),
     ("ours/official", "ours", "official", "; target >= 2"),
+    ("ours/ours-two-writes", "ours", "ours, two writes",
+     ": what sending a reply in one write (so a killed worker never cuts it) gains or costs"),
     ("ours-empty/ceiling", "ours, empty function", "ceiling",
      ": the SDK's own cost, without the function's protobuf work"),
     ("by-hand/ceiling", "no SDK, by hand", "ceiling", ": the most any SDK can reach with this function"),
@@ -258,14 +275,14 @@ def section(connections: int, results: dict, rounds: int, seconds: int) -> List[
         "Ratios of req/s, median over the rounds of each round's pair:",
         "",
         *(f"- {name} / {reference} = {describe(ratios(results, name, reference))}{meaning}"
-          for _, name, reference, meaning in RATIOS),
+          for _, name, reference, meaning in RATIOS if name in results and reference in results),
         "",
         "wrk's socket errors (connect, read, write, timeout): " + (", ".join(
             f"{name} round {number}: {run['socket_errors']}"
             for name, runs in results.items() for number, run in enumerate(runs, 1) if run.get("socket_errors"))
             or "none"),
     ]
-    if connections <= 64:
+    if connections <= 64 and "ours" in results and "ceiling" in results:
         lines += [
             "",
             "The kernel's split of the connections between the workers moves gthread's rate (the ceiling's most), "
@@ -291,12 +308,17 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short rounds (~2 minutes in all)")
     parser.add_argument("--connections", type=int, nargs="+", default=sorted(CONCURRENCY_NOTES),
                         help="wrk's connections, one series of rounds each (default: 16 1024)")
+    parser.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS), metavar="NAME",
+                        help=f"the servers to run (default: all of {', '.join(SERVERS)})")
+    parser.add_argument("--output", default="serving",
+                        help="results file name under bench/results/, without .md/.json (default: serving)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
-    if not OFFICIAL_PYTHON.exists():
+    if "official" in args.servers and not OFFICIAL_PYTHON.exists():
         raise SystemExit("run bench/bench_handler.py first: it creates the official SDK's virtualenv")
-    subprocess.run([str(OFFICIAL_PYTHON), "-m", "pip", "install", "-q", "flask", "gunicorn>=23"], check=True)
+    if "official" in args.servers:
+        subprocess.run([str(OFFICIAL_PYTHON), "-m", "pip", "install", "-q", "flask", "gunicorn>=23"], check=True)
     seconds, rounds = (4, 2) if args.quick else (8, 9)
     raise_open_files_limit(max(args.connections) + 256)  # wrk holds a descriptor per connection
 
@@ -311,20 +333,13 @@ def main() -> int:
     (work / "reply.bin").write_bytes(reply)
     script = post_script(work, body)
     env = {"BENCH_CEILING_REPLY": str(work / "reply.bin"), "PYTHONPATH": str(ROOT)}
-    servers = {
-        "ceiling": (Path(sys.executable), "bench._serving_apps:ceiling"),
-        "ours": (Path(sys.executable), "bench._serving_apps:ours"),
-        "ours, empty function": (Path(sys.executable), "bench._serving_apps:ours_empty"),
-        "no SDK, by hand": (Path(sys.executable), "bench._serving_apps:by_hand"),
-        "no SDK, least work": (Path(sys.executable), "bench._serving_apps:least_work"),
-        "official": (OFFICIAL_PYTHON, "bench._serving_apps:official"),
-    }
+    servers = {name: (python, app) for name, (python, app) in SERVERS.items() if name in args.servers}
     by_connections = {}
     for connections in args.connections:
         print(f"\n-- wrk -c{connections}", flush=True)
         running = {name: start(name, python, app, env) for name, (python, app) in servers.items()}
         try:
-            for name in SAME_REPLY:
+            for name in SAME_REPLY & running.keys():
                 check_reply(name, running[name][1], body, reply)
         except BaseException:
             stop(running)
@@ -341,16 +356,17 @@ def main() -> int:
     text = "\n".join(lines)
     print("\n" + text)
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "serving.md").write_text(text)
+    (HERE / "results" / f"{args.output}.md").write_text(text)
     data = {
         str(connections): {
             "summary": summarize(results),
-            "ratios_by_round": {key: ratios(results, name, reference) for key, name, reference, _ in RATIOS},
+            "ratios_by_round": {key: ratios(results, name, reference) for key, name, reference, _ in RATIOS
+                                if name in results and reference in results},
             "runs": results,
         }
         for connections, results in by_connections.items()
     }
-    (HERE / "results" / "serving.json").write_text(json.dumps(data, indent=2) + "\n")
+    (HERE / "results" / f"{args.output}.json").write_text(json.dumps(data, indent=2) + "\n")
     return 0
 
 

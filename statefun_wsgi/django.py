@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional, Union
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 
+from . import single_write
 from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, Endpoint
 from .errors import ConfigurationError
 from .functions import StatefulFunctions
@@ -126,6 +127,7 @@ class StatefunMiddleware:
         except ConfigurationError as exc:
             setting = "STATEFUN_MAX_BODY_SIZE" if "max_body_size" in str(exc) else "STATEFUN_FUNCTIONS"
             raise ImproperlyConfigured(f"{setting}: {exc}") from exc
+        single_write.install_under_gunicorn()  # a killed worker never cuts a reply
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info != self.path:

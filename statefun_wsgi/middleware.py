@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable, Optional, Union
 
+from . import single_write
 from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, BatchHandler, Endpoint, Reply
 from .errors import ConfigurationError
 
@@ -64,6 +65,7 @@ class StatefunMiddleware:
         self.app = app
         self.path = path
         self.endpoint = Endpoint(functions, max_body_size=max_body_size)
+        single_write.install_under_gunicorn()  # a killed worker never cuts a reply
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != self.path:

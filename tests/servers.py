@@ -21,15 +21,17 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Tuple
+from typing import Iterator, List, Mapping, Optional, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -171,3 +173,41 @@ def gunicorn(
         yield server
     finally:
         server.stop()
+
+
+def workers_of(master: int) -> List[int]:
+    """The pids of the master's children (its workers), from pgrep."""
+    result = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in result.stdout.split()]
+
+
+class Killer(threading.Thread):
+    """SIGKILLs a random worker of ``server`` every ``interval`` seconds, ``kills`` times
+    (what the OOM killer or a failing node does), from a thread of its own::
+
+        killer = Killer(server, kills=10, interval=0.4, seed=1)
+        killer.start()
+        ...
+        killer.stop.set(); killer.join()
+    """
+
+    def __init__(self, server: Server, kills: int, interval: float, seed: int) -> None:
+        super().__init__(name="worker-killer", daemon=True)
+        self.server = server
+        self.kills = kills
+        self.interval = interval
+        self.random = random.Random(seed)
+        self.killed: List[int] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while len(self.killed) < self.kills and not self.stop.wait(self.interval):
+            pids = [pid for pid in workers_of(self.server.process.pid) if pid not in self.killed]
+            if not pids:
+                continue
+            pid = self.random.choice(pids)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            self.killed.append(pid)

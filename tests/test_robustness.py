@@ -30,9 +30,7 @@ import http.client
 import logging
 import os
 import random
-import signal
 import socket
-import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
@@ -42,7 +40,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import pytest
 import robust_app
 from google.protobuf.wrappers_pb2 import Int64Value, StringValue
-from servers import REPO, Server, free_port, start
+from servers import REPO, Killer, Server, free_port, start, workers_of
 
 from statefun_wsgi import RequestReplyHandler
 from statefun_wsgi._proto.request_reply_pb2 import FromFunction
@@ -106,37 +104,6 @@ def serve(app: str = "robust_app:wsgi", *args: str, env: Optional[Dict[str, str]
         server.stop()
         raise
     return server
-
-
-def workers_of(master: int) -> List[int]:
-    """The pids of the master's children (its workers), from pgrep."""
-    result = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True, check=False)
-    return [int(pid) for pid in result.stdout.split()]
-
-
-class Killer(threading.Thread):
-    """SIGKILLs a random worker every ``interval`` seconds, ``kills`` times."""
-
-    def __init__(self, server: Server, kills: int, interval: float, seed: int) -> None:
-        super().__init__(name="worker-killer", daemon=True)
-        self.server = server
-        self.kills = kills
-        self.interval = interval
-        self.random = random.Random(seed)
-        self.killed: List[int] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while len(self.killed) < self.kills and not self.stop.wait(self.interval):
-            pids = [pid for pid in workers_of(self.server.process.pid) if pid not in self.killed]
-            if not pids:
-                continue
-            pid = self.random.choice(pids)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
-            self.killed.append(pid)
 
 
 class RetryLog(logging.Handler):

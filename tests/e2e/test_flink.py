@@ -257,7 +257,10 @@ def _build_harness() -> None:
 
 
 @pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    """The runtime and the app, for the requesting test module. A module that imports this
+    fixture may set ``GUNICORN_CONFIG`` (a config file, default ``gunicorn.conf.py``) and
+    ``GUNICORN_ENV`` (extra environment) for its app server."""
     module_start = time.monotonic()
     _build_harness()
     work = tmp_path_factory.mktemp("flink-e2e")
@@ -271,7 +274,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
 
     server = servers.start(
         "tests.e2e.e2e_app:wsgi",
-        "-c", "gunicorn.conf.py",
+        "-c", getattr(request.module, "GUNICORN_CONFIG", "gunicorn.conf.py"),
         "--worker-class", "gthread",
         "--workers", "2",
         "--threads", "4",
@@ -279,6 +282,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
             "STATEFUN_REMINDER_DELAY_MS": str(int(REMINDER_DELAY_S * 1000)),
             "E2E_FLAKY_FILE": str(flaky_file),
             "E2E_BATCH_LOG": str(batch_log),
+            **getattr(request.module, "GUNICORN_ENV", {}),
         },
     )
     jvm: Optional[subprocess.Popen] = None

@@ -168,6 +168,20 @@ def test_ingress_waits_while_a_backlog_is_at_its_threshold(threshold: int, batch
     assert sink.values == [f"m{number}" for number in range(1, 7)]
 
 
+def test_ingress_waits_while_the_task_has_max_async_operations_in_flight() -> None:
+    sink = Recorder()
+    functions = StatefulFunctions()
+    functions.register("test/sink", sink)
+    runtime = LocalRuntime.for_functions(functions)
+    runtime.max_async_operations = 2  # the runtime's statefun.async.max-per-task (1024 by default)
+    for message in ("a1", "b1", "a2", "a3", "c1"):
+        runtime.send("test/sink", message[0], text(message))
+    runtime.run_until_idle()
+    # a1 and b1 in flight: a2 waits at the ingress until they complete, then goes alone
+    # (with the default, a2 and a3 would have gone together, behind a1).
+    assert sink.batches == [["a1"], ["b1"], ["a2"], ["c1"], ["a3"]]
+
+
 def test_batches_are_per_address() -> None:
     sink = Recorder()
     functions = StatefulFunctions()
@@ -762,6 +776,27 @@ def test_a_reply_sending_to_an_undeclared_type_fails_at_once_with_none_of_its_ef
     assert runtime.state("test/sender", "s", "count") is None
     assert runtime.pending_delayed == 0
     assert sink.calls == []
+
+
+def test_after_a_failure_earlier_effects_stay_and_the_runtime_stays_failed() -> None:
+    """What a test sees where the real job would restart from its last checkpoint."""
+    functions = counter_functions()
+    functions.register("test/bad", lambda context, message: context.send("test/undeclared", "y", message))
+    runtime = LocalRuntime.for_functions(functions)
+    runtime.send("test/counter", "a", text("x"))
+    runtime.run_until_idle()
+    runtime.send("test/bad", "b", text("x"))
+    runtime.send("test/counter", "a", text("y"))  # in the same turn as the failing batch
+    with pytest.raises(FunctionCallFailedError, match="^test/bad/b: the reply sends a message to test/undeclared"):
+        runtime.run_until_idle()
+    # The batches completed before the failure keep their effects (a restarted job would
+    # roll them back to its checkpoint); nothing moves any more.
+    assert [record.unpack(Int64Value).value for record in runtime.egress("test/out")] == [1]
+    runtime.send("test/counter", "a", text("z"))
+    for _ in range(2):
+        with pytest.raises(FunctionCallFailedError):
+            runtime.run_until_idle()
+    assert runtime.state("test/counter", "a", "count", Int64Value) == Int64Value(value=1)
 
 
 def test_the_same_reply_without_the_bad_target_applies_everything() -> None:

@@ -8,7 +8,8 @@ task; ``docs/protocol.md``):
   batch completes the whole backlog goes out as the next batch, in arrival order;
 * ``maxNumBatchRequests`` is a backpressure threshold, not a batch size: when an
   address's backlog reaches it, no further ingress message is taken in (by any
-  address) until that address's call completes; messages the functions send each
+  address) until that address's call completes (nor while 1024 calls are in
+  flight, ``statefun.async.max-per-task``); messages the functions send each
   other, and delayed messages, still join backlogs, so a batch can be larger than
   the threshold. 0 or less means no threshold. Messages given to :meth:`send`
   arrive back to back, before any reply. In process on a real clock, calls
@@ -79,6 +80,8 @@ logger = logging.getLogger("statefun_wsgi.local")
 M = TypeVar("M", bound=Message)
 
 FIRST_BACKOFF = 0.010  # seconds, doubling, as the runtime's retry policy
+#: statefun.async.max-per-task: with this many calls in flight, no ingress is taken in.
+MAX_ASYNC_OPERATIONS_PER_TASK = 1024
 _MODIFY = FromFunction.PersistedValueMutation.MODIFY
 _DELETE = FromFunction.PersistedValueMutation.DELETE
 
@@ -212,6 +215,9 @@ class LocalRuntime:
         self._failure: Optional[FunctionCallFailedError] = None
         self._pool = ThreadPoolExecutor(concurrency, "statefun-local") if concurrency > 1 else None
         self.batches_sent = 0
+        #: calls in flight (or waiting for a retry) at which the ingress waits, as the
+        #: runtime's ``statefun.async.max-per-task``
+        self.max_async_operations = MAX_ASYNC_OPERATIONS_PER_TASK
 
     # -- construction --------------------------------------------------------------
 
@@ -454,10 +460,15 @@ class LocalRuntime:
         if self._release_due():
             self._deliver_local()
             progressed = True
-        while self._input and not self._blocked and self._failure is None:
+        while self._takes_input():
             self._deliver(self._input.popleft())
             progressed = True
         return progressed
+
+    def _takes_input(self) -> bool:
+        """An ingress message is waiting, and no backpressure holds it (ThresholdBackPressureValve)."""
+        return bool(self._input) and not self._blocked and self._failure is None and (
+            len(self._in_flight) < self.max_async_operations)
 
     def _new_batch(self, address: Address, envelopes: List[Envelope]) -> _Batch:
         spec = self._spec(address)
@@ -646,7 +657,7 @@ class LocalRuntime:
     def _wait(self, deadline: Optional[float]) -> None:
         """Sleep (real clock) or jump (virtual clock) to the next thing that can happen."""
         with self._condition:
-            if self._completed or (self._input and not self._blocked) or self._local or self._failure:
+            if self._completed or self._takes_input() or self._local or self._failure:
                 return
             next_times = [entry[0] for entry in self._retries[:1]] + [d.due for d in self._delayed[:1]]
             if self.clock.virtual:

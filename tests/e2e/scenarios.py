@@ -192,12 +192,12 @@ SCENARIOS: Tuple[Scenario, ...] = (
         batches={"e2e/unlimited/b4": (ok(1), ok(5))},
         counts={"e2e/unlimited/b4": (1, 2, 3, 4, 5, 6)},
     ),
-    # c. timeout 2s, failing until 1.6 s after the first call: attempts at 0, 0.01, 0.03,
+    # c. timeout 2s, failing until 1.8 s after the first call: attempts at 0, 0.01, 0.03,
     # 0.07, 0.15, 0.31, 0.63, 1.27 s fail; the 1.28 s backoff is cut to the 0.73 s left,
-    # and the 9th attempt, at the deadline, succeeds.
+    # and the 9th attempt, at the deadline, succeeds (the old rule gave up after 1.27 s).
     Scenario(
         "c-a-last-attempt-at-the-deadline", "c", (RECOVERING,),
-        steps=((("e2e/recovering/c1", "fail-until 1.6"),),),
+        steps=((("e2e/recovering/c1", "fail-until 1.8"),),),
         batches={"e2e/recovering/c1": (error(1),) * 8 + (ok(1),)},
         counts={"e2e/recovering/c1": (1,)},
     ),

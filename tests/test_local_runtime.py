@@ -27,9 +27,9 @@ from statefun_wsgi import (
     kafka_egress_record,
     kinesis_egress_record,
 )
+from statefun_wsgi._proto.request_reply_pb2 import FromFunction
 from statefun_wsgi.handler import RequestReplyHandler
 from statefun_wsgi.local import EgressRecord, FunctionCallFailedError, InProcessTransport, LocalRuntime, VirtualClock
-from statefun_wsgi._proto.request_reply_pb2 import FromFunction
 from statefun_wsgi.module_yaml import FunctionSpec, StateSpec, parse_module_yaml
 
 
@@ -48,7 +48,8 @@ def module(functions: Dict[str, str], egresses: Tuple[str, ...] = (), egress_typ
     if egresses:
         lines.append("    egresses:")
         for egress in egresses:
-            lines += ["      - egress:", "          meta:", f"            type: statefun.{egress_type}.io/generic-egress",
+            lines += ["      - egress:", "          meta:",
+                      f"            type: statefun.{egress_type}.io/generic-egress",
                       f"            id: {egress}"]
     return parse_module_yaml("\n".join(lines) + "\n")
 

@@ -63,7 +63,8 @@ class IngressApp:
                 declared = self.runtime.egress_ids
                 if declared is not None and egress_id not in declared:
                     known = ", ".join(sorted(declared))
-                    return _reply(start_response, 404, f"no egress {egress_id} is declared (module.yaml declares {known})")
+                    problem = f"no egress {egress_id} is declared (module.yaml declares {known})"
+                    return _reply(start_response, 404, problem)
                 records = [record.to_json() for record in self.runtime.egress(egress_id)]
                 return _reply(start_response, 200, records)
             if path.startswith("/state/") and method == "GET":

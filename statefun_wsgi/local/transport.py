@@ -206,7 +206,8 @@ class HttpTransport:
         except (OSError, http.client.HTTPException) as exc:
             self._drop(target)
             if not 200 <= status < 300:  # the status decides; the runtime does not read the body
-                raise TransportError(f"{spec.endpoint} answered {status}", retryable=is_retryable_status(status)) from exc
+                retryable = is_retryable_status(status)
+                raise TransportError(f"{spec.endpoint} answered {status}", retryable=retryable) from exc
             # OkHttp hands the 2xx to the runtime, whose parsing of the body then fails
             # ("unexpected end of stream"): the job fails, no retry.
             raise TransportError(

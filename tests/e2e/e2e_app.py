@@ -64,7 +64,9 @@ from statefun_wsgi import RequestReplyHandler, StatefulFunctions, StatefunMiddle
 from statefun_wsgi._proto.request_reply_pb2 import FromFunction, ToFunction
 from statefun_wsgi.context import pack_any
 
-__all__ = ["KAFKA_EGRESS", "OUT_EGRESS", "SCENARIO_TYPES", "RecordingHandler", "ScenarioReplies", "functions", "wsgi"]
+__all__ = [
+    "KAFKA_EGRESS", "OUT_EGRESS", "SCENARIO_TYPES", "RecordingHandler", "ScenarioReplies", "functions", "wsgi",
+]
 
 #: The egress every e2e-only function writes to.
 OUT_EGRESS = "e2e/out"

@@ -29,8 +29,17 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from statefun_wsgi.module_yaml import FunctionSpec, StateSpec, format_duration
 
-__all__ = ["EGRESSES", "Failure", "Function", "Outcome", "SCENARIOS", "Scenario", "call_times", "module_yaml",
-           "read_batch_log"]
+__all__ = [
+    "EGRESSES",
+    "SCENARIOS",
+    "Failure",
+    "Function",
+    "Outcome",
+    "Scenario",
+    "call_times",
+    "module_yaml",
+    "read_batch_log",
+]
 
 #: The egresses the scenarios write to, by id: their module.yaml type. ``e2e/out`` is the
 #: harness's file egress (not in module.yaml: any record type); ``e2e/kafka`` a generic

@@ -39,6 +39,7 @@ from e2e.scenarios import (  # noqa: E402
     module_yaml,
     read_batch_log,
 )
+
 from statefun_wsgi import RequestReplyHandler  # noqa: E402
 from statefun_wsgi.local import (  # noqa: E402
     FunctionCallFailedError,
@@ -187,7 +188,8 @@ class RealRuntime:
             harness.send_many([(address, StringValue(value=command)) for address, command in step])
             sent += len(step)
             if number < len(scenario.steps) - 1:
-                harness.wait_for(lambda: self._invocations_ok(scenario) >= sent, what=f"{scenario.id} step {number}")
+                harness.wait_for(lambda sent=sent: self._invocations_ok(scenario) >= sent,
+                                 what=f"{scenario.id} step {number}")
 
         def observe() -> Outcome:
             counts = {address: harness.counts(address) for address in scenario.addresses}
@@ -199,10 +201,11 @@ class RealRuntime:
 
         failure = scenario.failure
         harness.wait_for(lambda: harness.starts() > starts, RUN_TIMEOUT, f"{scenario.id}: the job to fail and restart")
-        assert self.stderr().count(failure.runtime_log) > logged, f"the runtime's log does not say {failure.runtime_log!r}"
+        assert self.stderr().count(failure.runtime_log) > logged, f"the runtime's log lacks {failure.runtime_log!r}"
 
         def recovered() -> bool:
-            return all(_dedupe(harness.counts(address)) == list(counts) for address, counts in failure.recovered.items())
+            return all(_dedupe(harness.counts(address)) == list(counts)
+                       for address, counts in failure.recovered.items())
 
         harness.wait_for(recovered, RUN_TIMEOUT, f"{scenario.id}: the counts after the restart")
         outcome = observe()

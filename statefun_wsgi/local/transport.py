@@ -99,8 +99,8 @@ class InProcessTransport:
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, socket_path: str) -> None:
-        super().__init__("localhost")
+    def __init__(self, socket_path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
         self.socket_path = socket_path
 
     def connect(self) -> None:
@@ -148,17 +148,18 @@ class HttpTransport:
         self._lock = threading.Lock()
         self._open: Set[http.client.HTTPConnection] = set()
 
-    def _connection(self, target: _Target) -> http.client.HTTPConnection:
+    def _connection(self, spec: FunctionSpec, target: _Target) -> http.client.HTTPConnection:
         pool: Dict[_Target, http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
         connection = pool.get(target)
         if connection is None:
             scheme, host, port, socket_path, _ = target
+            timeout = spec.connect_timeout.total_seconds()  # each call sets its own, phase by phase
             if socket_path:
-                connection = _UnixHTTPConnection(socket_path)
+                connection = _UnixHTTPConnection(socket_path, timeout)
             elif scheme.startswith("https"):
-                connection = http.client.HTTPSConnection(host, port)
+                connection = http.client.HTTPSConnection(host, port, timeout=timeout)
             else:
-                connection = http.client.HTTPConnection(host, port)
+                connection = http.client.HTTPConnection(host, port, timeout=timeout)
             pool[target] = connection
             with self._lock:
                 self._open.add(connection)
@@ -184,7 +185,7 @@ class HttpTransport:
         target = self._targets.get(spec.endpoint)
         if target is None:
             target = self._targets[spec.endpoint] = _parse_endpoint(spec.endpoint)
-        connection = self._connection(target)
+        connection = self._connection(spec, target)
         phase = _Phase(spec)
         try:
             if connection.sock is None:

@@ -42,8 +42,8 @@ def module(functions: Dict[str, str], egresses: Tuple[str, ...] = (), egress_typ
     ``egresses`` are generic Kafka egresses (``egress_type="kinesis"``: Kinesis ones)."""
     lines = ['version: "2.0"', "module:", "  meta:", "    type: remote", "  spec:", "    functions:"]
     for typename, spec in functions.items():
-        lines += ["      - function:", "          meta:", f"            type: {typename}", "          spec:",
-                  "            endpoint: http://localhost:8000/statefun"]
+        lines += ["      - function:", "          meta:", "            kind: http", f"            type: {typename}",
+                  "          spec:", "            endpoint: http://localhost:8000/statefun"]
         lines += [" " * 12 + line for line in textwrap.dedent(spec).strip("\n").splitlines() if line.strip()]
     if egresses:
         lines.append("    egresses:")

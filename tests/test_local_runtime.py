@@ -683,6 +683,27 @@ def test_a_function_that_always_fails_fails_after_the_timeout() -> None:
         runtime.run_until_idle()
 
 
+def test_a_delayed_message_due_during_a_retry_backoff_arrives_on_time() -> None:
+    clock = VirtualClock()
+    seen: List[Tuple[str, float]] = []
+    functions = StatefulFunctions()
+
+    @functions.bind("test/both")
+    def both(context, message: StringValue) -> None:
+        seen.append((message.value, clock.now()))
+        if message.value == "start":
+            context.pack_and_send_after(timedelta(milliseconds=5), "test/both", "later", text("delayed"))
+        elif message.value == "flaky" and len(seen) < 4:
+            raise RuntimeError("once")
+
+    runtime = LocalRuntime.for_functions(functions, clock=clock)
+    runtime.send("test/both", "now", text("start"))
+    runtime.send("test/both", "f", text("flaky"))
+    runtime.run_until_idle(include_delayed=True)
+    # flaky fails at 0, is retried at 10 ms; the delayed message, due at 5 ms, comes between.
+    assert seen == [("start", 0.0), ("flaky", 0.0), ("delayed", pytest.approx(0.005)), ("flaky", pytest.approx(0.010))]
+
+
 def test_the_default_timeout_makes_14_attempts_the_last_at_60_s() -> None:
     clock = VirtualClock()
     attempts: List[float] = []

@@ -667,7 +667,7 @@ class LocalRuntime:
                     self._condition.wait(0.05)
                 elif self._retries:  # the runtime spends this time retrying
                     assert isinstance(self.clock, VirtualClock)
-                    self.clock.advance_to(self._retries[0][0])
+                    self.clock.advance_to(min(next_times))  # a delayed message due meanwhile first
                 return
             timeout = 0.5
             if next_times:

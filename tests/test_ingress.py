@@ -4,6 +4,7 @@ in front of a local runtime running the greeter example."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -76,6 +77,16 @@ def test_post_serialized_any(client: Client, runtime: LocalRuntime) -> None:
     ]
 
 
+def test_an_egress_module_yaml_does_not_declare_is_not_found() -> None:
+    module = Path(__file__).resolve().parents[1] / "deploy" / "module.yaml"
+    with LocalRuntime.for_functions(greeter_module.functions, module_yaml=module) as runtime:
+        client = Client(IngressApp(runtime))
+        assert client.get("/egress/example/greets").json == []
+        response = client.get("/egress/example/elsewhere")
+        assert response.status_code == 404
+        assert response.text == "no egress example/elsewhere is declared (module.yaml declares example/greets)\n"
+
+
 def test_get_state_and_egress_after_run_until_idle(client: Client, runtime: LocalRuntime) -> None:
     assert client.get("/state/example/greeter/dave/seen_count").json is None  # absent
     assert client.get("/egress/example/greets").json == []
@@ -93,6 +104,7 @@ def test_get_state_and_egress_after_run_until_idle(client: Client, runtime: Loca
         for value in ("Hello dave! Nice to meet you.", "Hello dave! This is visit number 2.",
                       "Hello dave! This is visit number 3.")
     ]
+    # No module.yaml here: the runtime takes records for any egress, so any may be asked for.
     assert client.get("/egress/example/elsewhere").json == []
 
     runtime.advance(greeter_module.REMINDER_DELAY)

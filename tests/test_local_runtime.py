@@ -27,8 +27,10 @@ from statefun_wsgi import (
     kafka_egress_record,
     kinesis_egress_record,
 )
-from statefun_wsgi.local import EgressRecord, FunctionCallFailedError, LocalRuntime, VirtualClock
-from statefun_wsgi.module_yaml import parse_module_yaml
+from statefun_wsgi._proto.request_reply_pb2 import FromFunction
+from statefun_wsgi.handler import RequestReplyHandler
+from statefun_wsgi.local import EgressRecord, FunctionCallFailedError, InProcessTransport, LocalRuntime, VirtualClock
+from statefun_wsgi.module_yaml import FunctionSpec, StateSpec, parse_module_yaml
 
 
 def text(value: str) -> StringValue:
@@ -40,8 +42,9 @@ def io_timeouts(value: str) -> str:
     return "".join(f"{key}: {value}\n" for key in ("connectTimeout", "readTimeout", "writeTimeout"))
 
 
-def module(functions: Dict[str, str], egresses: Tuple[str, ...] = ()) -> object:
-    """A format 2.0 ModuleSpec: ``functions`` maps each type to its spec lines (YAML)."""
+def module(functions: Dict[str, str], egresses: Tuple[str, ...] = (), egress_type: str = "kafka") -> object:
+    """A format 2.0 ModuleSpec: ``functions`` maps each type to its spec lines (YAML);
+    ``egresses`` are generic Kafka egresses (``egress_type="kinesis"``: Kinesis ones)."""
     lines = ['version: "2.0"', "module:", "  meta:", "    type: remote", "  spec:", "    functions:"]
     for typename, spec in functions.items():
         lines += ["      - function:", "          meta:", "            kind: http", f"            type: {typename}",
@@ -50,7 +53,8 @@ def module(functions: Dict[str, str], egresses: Tuple[str, ...] = ()) -> object:
     if egresses:
         lines.append("    egresses:")
         for egress in egresses:
-            lines += ["      - egress:", "          meta:", "            type: statefun.kafka.io/generic-egress",
+            lines += ["      - egress:", "          meta:",
+                      f"            type: statefun.{egress_type}.io/generic-egress",
                       f"            id: {egress}"]
     return parse_module_yaml("\n".join(lines) + "\n")
 
@@ -109,7 +113,29 @@ def test_messages_arriving_while_in_flight_go_as_one_batch_in_arrival_order() ->
     assert runtime.batches_sent == 3  # source, sink, sink
 
 
-def test_batches_respect_max_num_batch_requests() -> None:
+def test_an_idle_address_gets_its_first_message_alone() -> None:
+    sink = Recorder()
+    functions = StatefulFunctions()
+    functions.register("test/source", fan_out(5))
+    functions.register("test/sink", sink)
+    runtime = LocalRuntime.for_functions(functions)
+
+    for number in range(1, 4):  # back to back, from the ingress
+        runtime.send("test/sink", "a", text(f"a{number}"))
+    runtime.send("test/source", "s", text("go"))  # five to an idle address, from one reply
+    runtime.run_until_idle()
+
+    by_address: Dict[str, List[List[str]]] = {}
+    last = None
+    for context, value, _ in sink.calls:
+        if context is not last:
+            by_address.setdefault(context.address.identity, []).append([])
+            last = context
+        by_address[context.address.identity][-1].append(value)
+    assert by_address == {"a": [["a1"], ["a2", "a3"]], "x": [["m1"], ["m2", "m3", "m4", "m5"]]}
+
+
+def test_max_num_batch_requests_is_a_backpressure_threshold_not_a_batch_size() -> None:
     sink = Recorder()
     functions = StatefulFunctions()
     functions.register("test/source", fan_out(5))
@@ -121,8 +147,45 @@ def test_batches_respect_max_num_batch_requests() -> None:
     runtime.send("test/sink", "x", text("first"))
     runtime.run_until_idle()
 
-    assert sink.batches == [["first"], ["m1", "m2"], ["m3", "m4"], ["m5"]]
-    assert runtime.batches_sent == 5
+    # m1..m5 come from one reply, inside the runtime: the threshold holds back only the
+    # ingress, so they all join the backlog, and the backlog is the next batch.
+    assert sink.batches == [["first"], ["m1", "m2", "m3", "m4", "m5"]]
+    assert runtime.batches_sent == 3
+
+
+@pytest.mark.parametrize(
+    "threshold, batches",
+    [(2, [1, 2, 2, 1]), (3, [1, 3, 2]), (0, [1, 5]), (-1, [1, 5]), (1000, [1, 5])],
+    ids=["2", "3", "0-no-limit", "negative-no-limit", "default"],
+)
+def test_ingress_waits_while_a_backlog_is_at_its_threshold(threshold: int, batches: List[int]) -> None:
+    sink = Recorder()
+    functions = StatefulFunctions()
+    functions.register("test/sink", sink)
+    runtime = LocalRuntime(
+        {"test/sink": FunctionSpec("test/sink", "in-process://", max_batch_size=threshold)},
+        InProcessTransport(RequestReplyHandler(functions)),
+    )
+    for number in range(1, 7):
+        runtime.send("test/sink", "x", text(f"m{number}"))
+    runtime.run_until_idle()
+
+    assert [len(batch) for batch in sink.batches] == batches
+    assert sink.values == [f"m{number}" for number in range(1, 7)]
+
+
+def test_ingress_waits_while_the_task_has_max_async_operations_in_flight() -> None:
+    sink = Recorder()
+    functions = StatefulFunctions()
+    functions.register("test/sink", sink)
+    runtime = LocalRuntime.for_functions(functions)
+    runtime.max_async_operations = 2  # the runtime's statefun.async.max-per-task (1024 by default)
+    for message in ("a1", "b1", "a2", "a3", "c1"):
+        runtime.send("test/sink", message[0], text(message))
+    runtime.run_until_idle()
+    # a1 and b1 in flight: a2 waits at the ingress until they complete, then goes alone
+    # (with the default, a2 and a3 would have gone together, behind a1).
+    assert sink.batches == [["a1"], ["b1"], ["a2"], ["c1"], ["a3"]]
 
 
 def test_batches_are_per_address() -> None:
@@ -432,6 +495,97 @@ def test_egress_not_declared_in_module_yaml_fails_the_batch() -> None:
     assert runtime.state("test/counter", "a", "count") is None  # nothing of the reply applied
 
 
+@pytest.mark.parametrize("kind", ["kafka", "kinesis"])
+def test_a_generic_egress_takes_only_its_record_type(kind: str) -> None:
+    functions = StatefulFunctions()
+
+    @functions.bind("test/writer", states=["count"])
+    def writer(context, message: StringValue) -> None:
+        context.state("count").pack(Int64Value(value=1))
+        if message.value == "record":
+            record = kafka_egress_record("t", "v") if kind == "kafka" else kinesis_egress_record("s", "v", "p")
+            context.pack_and_send_egress("test/out", record)
+        else:
+            context.pack_and_send_egress("test/out", message)
+
+    spec = module({"test/writer": "states:\n  - name: count"}, egresses=("test/out",), egress_type=kind)
+    runtime = LocalRuntime.for_functions(functions, module_yaml=spec)
+    runtime.send("test/writer", "ok", text("record"))
+    runtime.run_until_idle()
+    assert len(runtime.egress("test/out")) == 1
+
+    runtime.send("test/writer", "bad", text("a StringValue"))
+    with pytest.raises(FunctionCallFailedError) as info:
+        runtime.run_until_idle()
+    record = "KafkaProducerRecord" if kind == "kafka" else "KinesisEgressRecord"
+    assert info.value.reason == (
+        f"egress test/out is a statefun.{kind}.io/generic-egress: it takes only "
+        f"org.apache.flink.statefun.flink.io.{record} records, not 'type.googleapis.com/google.protobuf.StringValue'"
+    )
+    assert len(runtime.egress("test/out")) == 1
+    assert runtime.state("test/writer", "bad", "count") is None  # nothing of the reply applied
+
+
+def test_an_egress_of_another_type_takes_any_record() -> None:
+    functions = StatefulFunctions()
+    functions.register("test/writer", lambda context, message: context.send_egress("test/out", message))
+    runtime = LocalRuntime(
+        {"test/writer": FunctionSpec("test/writer", "in-process://")},
+        InProcessTransport(RequestReplyHandler(functions)),
+        egresses={"test/out": "com.example/custom-egress"},
+    )
+    runtime.send("test/writer", "w", text("anything"))
+    runtime.run_until_idle()
+    assert [record.unpack(StringValue) for record in runtime.egress("test/out")] == [text("anything")]
+    assert runtime.egress_ids == frozenset({"test/out"})
+
+
+# -- replies ----------------------------------------------------------------------------------------
+
+
+def counting_handler(functions: StatefulFunctions, edit) -> InProcessTransport:  # type: ignore[no-untyped-def]
+    """An in-process transport whose replies pass through ``edit(reply_bytes) -> bytes``."""
+    handler = RequestReplyHandler(functions)
+    return InProcessTransport(lambda request: edit(handler(request)))
+
+
+def test_an_empty_reply_body_has_no_effects_and_the_runtime_carries_on() -> None:
+    functions = counter_functions()
+    empty = {"on": True}
+    runtime = LocalRuntime(
+        {"test/counter": FunctionSpec("test/counter", "in-process://", (StateSpec("count"),))},
+        counting_handler(functions, lambda reply: b"" if empty["on"] else reply),
+    )
+    runtime.send("test/counter", "a", text("x"))
+    runtime.send("test/counter", "a", text("y"))
+    runtime.run_until_idle()
+    assert runtime.batches_sent == 2 and runtime.state("test/counter", "a", "count") is None
+    empty["on"] = False
+    runtime.send("test/counter", "a", text("z"))
+    runtime.run_until_idle()
+    assert runtime.state("test/counter", "a", "count", Int64Value) == Int64Value(value=1)
+
+
+def test_a_state_mutation_of_an_unknown_type_is_ignored() -> None:
+    def unknown_mutation(reply: bytes) -> bytes:
+        response = FromFunction.FromString(reply)
+        for mutation in response.invocation_result.state_mutations:
+            mutation.mutation_type = 7  # neither MODIFY (1) nor DELETE (0)
+        return response.SerializeToString()
+
+    functions = counter_functions()
+    spec = {"test/counter": FunctionSpec("test/counter", "in-process://", (StateSpec("count"),))}
+    runtime = LocalRuntime(spec, InProcessTransport(RequestReplyHandler(functions)))
+    runtime.send("test/counter", "a", text("x"))
+    runtime.run_until_idle()
+    runtime.transport = counting_handler(functions, unknown_mutation)
+    runtime.send("test/counter", "a", text("y"))
+    runtime.run_until_idle()
+    # The reply wrote count=2 with type 7: ignored, the state is still 1 (not deleted either).
+    assert [record.unpack(Int64Value).value for record in runtime.egress("test/out")] == [1, 2]
+    assert runtime.state("test/counter", "a", "count", Int64Value) == Int64Value(value=1)
+
+
 # -- callers and replies -------------------------------------------------------------------------
 
 
@@ -494,7 +648,8 @@ def test_retried_batch_counts_every_message_exactly_once() -> None:
     assert runtime.state("test/flaky", "f", "count", Int64Value) == Int64Value(value=3)
     assert [record.unpack(StringValue).value for record in runtime.egress("test/out")] == ["m1:1", "m2:2", "m3:3"]
     assert sorted(sink.values) == ["m1", "m2", "m3"]
-    assert runtime.batches_sent == 3 + 3  # the flaky batch three times, then one batch per sink address
+    # [m1], then [m2, m3] three times, then one batch per sink address
+    assert runtime.batches_sent == 1 + 3 + 3
 
 
 def test_a_function_that_always_fails_fails_after_the_timeout() -> None:
@@ -519,17 +674,106 @@ def test_a_function_that_always_fails_fails_after_the_timeout() -> None:
 
     error = info.value
     assert error.address == Address("test", "broken", "b1")
-    assert "retries ran out" in error.reason
+    assert error.reason.startswith("maximal request time has elapsed: 9 attempts over 2.00 s (timeout 2s); the last: ")
     assert "RuntimeError" in error.reason and "boom" in error.reason
     assert str(error).startswith("test/broken/b1: ")
-    # Backoff from 10 ms doubling: 10, 20, ..., 640 ms fit in 2 s (sum 1.27 s); 1280 ms more would not.
-    assert len(attempts) == runtime.batches_sent == 8
+    # Backoff from 10 ms doubling: 10, 20, ..., 640 ms (attempt 8 at 1.27 s), then the
+    # 1.28 s backoff is cut to the 0.73 s left: attempt 9 at the deadline.
+    assert len(attempts) == runtime.batches_sent == 9
     assert attempts[1:4] == [pytest.approx(0.010), pytest.approx(0.030), pytest.approx(0.070)]
-    assert attempts[-1] <= 2.0
+    assert attempts[-2:] == [pytest.approx(1.27), pytest.approx(2.0)]
     assert runtime.egress("test/out") == []
     assert runtime.state("test/broken", "b1", "count") is None
     with pytest.raises(FunctionCallFailedError):  # the runtime stays failed, like a failed job
         runtime.run_until_idle()
+
+
+def test_a_delayed_message_due_during_a_retry_backoff_arrives_on_time() -> None:
+    clock = VirtualClock()
+    seen: List[Tuple[str, float]] = []
+    functions = StatefulFunctions()
+
+    @functions.bind("test/both")
+    def both(context, message: StringValue) -> None:
+        seen.append((message.value, clock.now()))
+        if message.value == "start":
+            context.pack_and_send_after(timedelta(milliseconds=5), "test/both", "later", text("delayed"))
+        elif message.value == "flaky" and len(seen) < 4:
+            raise RuntimeError("once")
+
+    runtime = LocalRuntime.for_functions(functions, clock=clock)
+    runtime.send("test/both", "now", text("start"))
+    runtime.send("test/both", "f", text("flaky"))
+    runtime.run_until_idle(include_delayed=True)
+    # flaky fails at 0, is retried at 10 ms; the delayed message, due at 5 ms, comes between.
+    assert seen == [("start", 0.0), ("flaky", 0.0), ("delayed", pytest.approx(0.005)), ("flaky", pytest.approx(0.010))]
+
+
+def test_the_default_timeout_makes_14_attempts_the_last_at_60_s() -> None:
+    clock = VirtualClock()
+    attempts: List[float] = []
+    functions = StatefulFunctions()
+
+    @functions.bind("test/down")
+    def down(context, message: StringValue) -> None:
+        attempts.append(clock.now())
+        raise RuntimeError("down")
+
+    runtime = LocalRuntime.for_functions(functions, clock=clock)
+    runtime.send("test/down", "d", text("x"))
+    with pytest.raises(FunctionCallFailedError) as info:
+        runtime.run_until_idle()
+    assert len(attempts) == 14
+    assert attempts[-2:] == [pytest.approx(40.95), pytest.approx(60.0)]
+    assert info.value.reason.startswith("maximal request time has elapsed: 14 attempts over 60.00 s (timeout 1min)")
+
+
+def test_a_function_that_recovers_just_before_the_deadline_succeeds_on_the_last_attempt() -> None:
+    clock = VirtualClock()
+    attempts: List[float] = []
+    functions = StatefulFunctions()
+
+    @functions.bind("test/recovering", states=["count"])
+    def recovering(context, message: StringValue) -> None:
+        attempts.append(clock.now())
+        if clock.now() < 2.75:
+            raise RuntimeError("not yet")
+        context.state("count").pack(Int64Value(value=1))
+
+    spec = module({"test/recovering": "states:\n  - name: count\ntimeout: 3s\nconnectTimeout: 1s\n"
+                                      "readTimeout: 3s\nwriteTimeout: 3s"})
+    runtime = LocalRuntime.for_functions(functions, module_yaml=spec, clock=clock)
+    runtime.send("test/recovering", "r", text("x"))
+    runtime.run_until_idle()
+    assert len(attempts) == 10  # the 9th at 2.55 s, the 10th at the deadline
+    assert attempts[-2:] == [pytest.approx(2.55), pytest.approx(3.0)]
+    assert runtime.state("test/recovering", "r", "count", Int64Value) == Int64Value(value=1)
+
+
+def test_an_in_process_call_slower_than_the_read_timeout_times_out_although_it_ran() -> None:
+    clock = VirtualClock()
+    ran: List[float] = []
+    functions = StatefulFunctions()
+
+    @functions.bind("test/slow", states=["count"])
+    def slow(context, message: StringValue) -> None:
+        ran.append(clock.now())
+        context.state("count").pack(Int64Value(value=1))
+        time.sleep(0.3)
+
+    spec = FunctionSpec("test/slow", "in-process://", (StateSpec("count"),), timeout=timedelta(seconds=0.4),
+                        read_timeout=timedelta(seconds=0.2))
+    runtime = LocalRuntime({"test/slow": spec}, InProcessTransport(RequestReplyHandler(functions)), clock=clock)
+    runtime.send("test/slow", "s", text("x"))
+    with pytest.raises(FunctionCallFailedError) as info:
+        runtime.run_until_idle()
+    # Timed out at 0.2 s, again at 0.21 + 0.2 = 0.41 s: past the 0.4 s timeout, the end.
+    assert ran == [0.0, pytest.approx(0.21)]
+    assert info.value.reason == (
+        "maximal request time has elapsed: 2 attempts over 0.41 s (timeout 400ms); the last: "
+        "in-process: no reply within readTimeout 200ms (the function ran; its reply is lost)"
+    )
+    assert runtime.state("test/slow", "s", "count") is None
 
 
 def test_a_reply_sending_to_an_undeclared_type_fails_at_once_with_none_of_its_effects() -> None:
@@ -559,6 +803,27 @@ def test_a_reply_sending_to_an_undeclared_type_fails_at_once_with_none_of_its_ef
     assert runtime.state("test/sender", "s", "count") is None
     assert runtime.pending_delayed == 0
     assert sink.calls == []
+
+
+def test_after_a_failure_earlier_effects_stay_and_the_runtime_stays_failed() -> None:
+    """What a test sees where the real job would restart from its last checkpoint."""
+    functions = counter_functions()
+    functions.register("test/bad", lambda context, message: context.send("test/undeclared", "y", message))
+    runtime = LocalRuntime.for_functions(functions)
+    runtime.send("test/counter", "a", text("x"))
+    runtime.run_until_idle()
+    runtime.send("test/bad", "b", text("x"))
+    runtime.send("test/counter", "a", text("y"))  # in the same turn as the failing batch
+    with pytest.raises(FunctionCallFailedError, match="^test/bad/b: the reply sends a message to test/undeclared"):
+        runtime.run_until_idle()
+    # The batches completed before the failure keep their effects (a restarted job would
+    # roll them back to its checkpoint); nothing moves any more.
+    assert [record.unpack(Int64Value).value for record in runtime.egress("test/out")] == [1]
+    runtime.send("test/counter", "a", text("z"))
+    for _ in range(2):
+        with pytest.raises(FunctionCallFailedError):
+            runtime.run_until_idle()
+    assert runtime.state("test/counter", "a", "count", Int64Value) == Int64Value(value=1)
 
 
 def test_the_same_reply_without_the_bad_target_applies_everything() -> None:

@@ -2,7 +2,7 @@
 
 The functions are the greeter example served by ``app:wsgi`` under real gunicorn
 (gthread workers, bound to a TCP port and to a unix socket); odd answers come from a
-tiny WSGI app served in a thread.
+tiny WSGI app served in a thread, and replies cut short from a raw socket server.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import socket
 import tempfile
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Dict, Iterator, List
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -23,9 +24,9 @@ from servers import Server, free_port, gunicorn
 
 from examples.greeter import functions as greeter_module
 from examples.greeter.messages_pb2 import FormatRequest, GreetRequest, GreetResponse
-from statefun_wsgi.local import HttpTransport, LocalRuntime, TransportError
+from statefun_wsgi.local import FunctionCallFailedError, HttpTransport, LocalRuntime, TransportError
 from statefun_wsgi.local.transport import parse_unix_endpoint
-from statefun_wsgi.module_yaml import FunctionSpec, generate_module_yaml, parse_module_yaml
+from statefun_wsgi.module_yaml import FunctionSpec, StateSpec, generate_module_yaml, parse_module_yaml
 
 
 @pytest.fixture(scope="module")
@@ -174,10 +175,12 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def odd_app(environ, start_response):
-    """Answers as the path says: /status/<code>, /content-type/<type>, /empty."""
+    """Answers as the path says: /status/<code>, /content-type/<type>, /empty, /slow/<seconds>."""
     environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     path = environ["PATH_INFO"]
     status, content_type, body = "200 OK", "application/octet-stream", b"\x00"
+    if path.startswith("/slow/"):
+        time.sleep(float(path.rsplit("/", 1)[1]))
     if path.startswith("/status/"):
         status, body = f"{path.rsplit('/', 1)[1]} Whatever", b"nope"
     elif path.startswith("/content-type/"):
@@ -234,11 +237,168 @@ def test_the_tiny_server_answers_well_formed_replies(odd_server: str, transport:
     assert transport(spec(f"{odd_server}/content-type/x?application/octet-stream"), format_request()) == b"\x00"
 
 
-def test_a_200_without_a_body_fails_without_retry(odd_server: str, transport: HttpTransport) -> None:
+def test_a_200_with_an_empty_body_is_a_reply(odd_server: str, transport: HttpTransport) -> None:
+    # The runtime parses an empty body as an empty FromFunction: no effects, and it carries on.
+    assert transport(spec(f"{odd_server}/empty"), format_request()) == b""
+
+
+def test_the_local_runtime_carries_on_after_an_empty_200(odd_server: str) -> None:
+    functions = {"example/formatter": FunctionSpec("example/formatter", f"{odd_server}/empty")}
+    with LocalRuntime(functions, HttpTransport()) as runtime:
+        for name in ("a", "b", "a"):
+            runtime.send("example/formatter", name, FormatRequest(name=name, visits=1))
+        runtime.run_until_idle(timeout=30)
+        assert runtime.batches_sent == 3  # a, b, then a's second message: no failure, no retry
+
+
+# -- timeouts -----------------------------------------------------------------------------------------
+
+
+def slow_spec(endpoint: str, timeout: float, read_timeout: float) -> FunctionSpec:
+    return FunctionSpec("example/formatter", endpoint, timeout=timedelta(seconds=timeout),
+                        read_timeout=timedelta(seconds=read_timeout), connect_timeout=timedelta(seconds=read_timeout),
+                        write_timeout=timedelta(seconds=read_timeout))
+
+
+def test_a_reply_slower_than_the_read_timeout_is_a_retryable_timeout(
+    odd_server: str, transport: HttpTransport
+) -> None:
+    started = time.monotonic()
     with pytest.raises(TransportError) as info:
-        transport(spec(f"{odd_server}/empty"), format_request())
+        transport(slow_spec(f"{odd_server}/slow/0.5", timeout=2, read_timeout=0.2), format_request())
+    assert info.value.retryable
+    assert info.value.reason == f"{odd_server}/slow/0.5: read timed out after readTimeout 200ms"
+    assert info.value.elapsed is not None and 0.2 <= info.value.elapsed < 0.5
+    assert time.monotonic() - started < 0.5
+
+
+def test_the_call_timeout_bounds_the_whole_attempt(odd_server: str, transport: HttpTransport) -> None:
+    # readTimeout 1 s, but only 0.3 s of the call timeout is left for the whole attempt.
+    with pytest.raises(TransportError) as info:
+        transport(slow_spec(f"{odd_server}/slow/0.6", timeout=0.3, read_timeout=1), format_request())
+    assert info.value.retryable
+    assert info.value.reason == f"{odd_server}/slow/0.6: read timed out after the call timeout (300ms)"
+
+
+def test_a_timed_out_call_is_retried_until_the_deadline(odd_server: str) -> None:
+    """readTimeout 0.2 s, timeout 0.5 s, a reply after 0.3 s: attempts at 0, 0.21, 0.43 s
+    (backoffs of 10 and 20 ms), each timed out after 0.2 s (each attempt has a call
+    timeout of its own); at 0.63 s nothing is left of the 0.5 s: the job fails."""
+    functions = {"example/formatter": slow_spec(f"{odd_server}/slow/0.3", timeout=0.5, read_timeout=0.2)}
+    with LocalRuntime(functions, HttpTransport()) as runtime:
+        runtime.send("example/formatter", "a", FormatRequest(name="a", visits=1))
+        with pytest.raises(FunctionCallFailedError) as info:
+            runtime.run_until_idle(timeout=30)
+        assert runtime.batches_sent == 3
+        assert info.value.reason.startswith("maximal request time has elapsed: 3 attempts over 0.")
+        assert info.value.reason.endswith(f"(timeout 500ms); the last: {odd_server}/slow/0.3: "
+                                          "read timed out after readTimeout 200ms")
+
+
+# -- replies cut short (issue 18) ---------------------------------------------------------------------
+
+
+class CutServer:
+    """A raw HTTP server on 127.0.0.1 that answers each request as its path says, then
+    closes the connection:
+
+    - ``/cut``: a 200 (``Content-Length: 100``) with only 10 bytes of its body;
+    - ``/headers-only``: the 200's status line and headers, no body (a worker killed
+      between gunicorn's two writes);
+    - ``/garbage``: a complete 200 whose body is not a ``FromFunction``;
+    - ``/reset``: nothing at all (a worker killed before it answered).
+
+    ``requests`` counts the requests per path.
+    """
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.requests: Dict[str, int] = {}
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection:
+                self._answer(connection)
+
+    def _answer(self, connection: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+        while len(body) < length:
+            body += connection.recv(65536)
+        path = lines[0].split(" ")[1]
+        self.requests[path] = self.requests.get(path, 0) + 1
+        headers = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+        if path == "/cut":
+            connection.sendall(headers + b"Content-Length: 100\r\n\r\n" + b"\x00" * 10)
+        elif path == "/headers-only":
+            connection.sendall(headers + b"Content-Length: 100\r\n\r\n")
+        elif path == "/garbage":
+            connection.sendall(headers + b"Content-Length: 4\r\n\r\n\xff\xff\xff\xff")
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def cut_server() -> Iterator[CutServer]:
+    server = CutServer()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("path", ["/cut", "/headers-only"])
+def test_a_200_whose_body_is_cut_short_is_not_retryable(
+    cut_server: CutServer, transport: HttpTransport, path: str
+) -> None:
+    with pytest.raises(TransportError) as info:
+        transport(spec(cut_server.url(path)), format_request())
     assert not info.value.retryable
-    assert "no body" in info.value.reason
+    assert info.value.reason.startswith(f"{cut_server.url(path)} answered 200, but its body could not be read "
+                                        "in full (IncompleteRead on read: ")
+
+
+def test_a_connection_closed_before_any_reply_is_retryable(cut_server: CutServer, transport: HttpTransport) -> None:
+    """The control: a worker killed before it answered is a reset, which the runtime retries."""
+    with pytest.raises(TransportError) as info:
+        transport(spec(cut_server.url("/reset")), format_request())
+    assert info.value.retryable
+    assert "RemoteDisconnected" in info.value.reason
+
+
+@pytest.mark.parametrize("path, reason", [
+    ("/cut", "answered 200, but its body could not be read in full"),
+    ("/headers-only", "answered 200, but its body could not be read in full"),
+    ("/garbage", "the reply is not a FromFunction"),
+])
+def test_the_local_runtime_fails_at_once_on_a_200_it_cannot_parse(cut_server: CutServer, path: str,
+                                                                  reason: str) -> None:
+    functions = {"example/formatter": FunctionSpec("example/formatter", cut_server.url(path), (StateSpec("s"),))}
+    with LocalRuntime(functions, HttpTransport()) as runtime:
+        runtime.send("example/formatter", "a", FormatRequest(name="a", visits=1))
+        with pytest.raises(FunctionCallFailedError) as info:
+            runtime.run_until_idle(timeout=30)
+        assert reason in info.value.reason
+        assert cut_server.requests == {path: 1}  # one attempt: no retry
+        assert runtime.batches_sent == 1
+        assert runtime.state("example/formatter", "a", "s") is None
 
 
 # -- unix sockets -------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ what came out.
 ``POST /ingress/<namespace>/<type>/<id>``  body: a serialized ``google.protobuf.Any``
                                           (``application/octet-stream``), or JSON
                                           ``{"@type": "pkg.Message", field: value, ...}``
-``GET /egress/<namespace>/<name>``         the egress records so far, as JSON
+``GET /egress/<namespace>/<name>``         the egress records so far, as JSON (404 for an
+                                          egress module.yaml does not declare)
 ``GET /state/<namespace>/<type>/<id>/<state>``  a state's value, as JSON (``null`` if absent)
 ``GET /health``                             ``ok``
 =======================================  ==============================================
@@ -58,7 +59,13 @@ class IngressApp:
                     return _reply(start_response, 405, "POST a message here", [("Allow", "POST")])
                 return self._ingress(environ, start_response, path[len("/ingress/") :])
             if path.startswith("/egress/") and method == "GET":
-                records = [record.to_json() for record in self.runtime.egress(path[len("/egress/") :])]
+                egress_id = path[len("/egress/") :]
+                declared = self.runtime.egress_ids
+                if declared is not None and egress_id not in declared:
+                    known = ", ".join(sorted(declared))
+                    problem = f"no egress {egress_id} is declared (module.yaml declares {known})"
+                    return _reply(start_response, 404, problem)
+                records = [record.to_json() for record in self.runtime.egress(egress_id)]
                 return _reply(start_response, 200, records)
             if path.startswith("/state/") and method == "GET":
                 address, _, name = path[len("/state/") :].rpartition("/")

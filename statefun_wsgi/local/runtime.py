@@ -1,24 +1,49 @@
 """The local runtime's scheduler: StateFun's delivery rules on one machine.
 
-What it does as the real runtime does (see ``docs/protocol.md``):
+What it does as the real 2.2.2 runtime does (``RequestReplyFunction``, one parallel
+task; ``docs/protocol.md``):
 
-* per address, at most one batch in flight; messages that arrive meanwhile wait
-  in a backlog and go out together as the next batch (at most
-  ``maxNumBatchRequests`` of them), in arrival order;
+* a message to an idle address goes out at once, alone; messages that arrive while
+  a batch is in flight (or retried) wait in the address's backlog, and when the
+  batch completes the whole backlog goes out as the next batch, in arrival order;
+* ``maxNumBatchRequests`` is a backpressure threshold, not a batch size: when an
+  address's backlog reaches it, no further ingress message is taken in (by any
+  address) until that address's call completes (nor while 1024 calls are in
+  flight, ``statefun.async.max-per-task``); messages the functions send each
+  other, and delayed messages, still join backlogs, so a batch can be larger than
+  the threshold. 0 or less means no threshold. Messages given to :meth:`send`
+  arrive back to back, before any reply. In process on a real clock, calls
+  complete in the order they would side by side (a quick call started after a slow
+  one completes first); on a virtual clock, in the order they started;
 * every batch carries every registered state of the function type (absent ones
-  empty); mutations of any other name fail;
+  empty); mutations of any other name fail; a mutation of an unknown type is
+  ignored; an empty reply body means no effects;
 * a reply's effects are applied all together, once: outgoing messages, delayed
-  messages, egress records, then state mutations;
+  messages, egress records, then state mutations. Egress records must go to a
+  declared egress, and a ``statefun.kafka.io/generic-egress`` (or Kinesis) takes
+  only ``KafkaProducerRecord`` (``KinesisEgressRecord``) records;
 * delayed messages are delivered after their delay; expired state reads as absent
   (``expireAfter`` with ``after-invoke`` or ``after-write``);
-* retryable failures (connection errors, 408, 409, 420, 429, 499, 5xx) are
-  retried with backoff from 10 ms, doubling, until the function's ``timeout``;
-  anything else (another 4xx, a wrong content type, a reply that does not parse,
-  retries run out) is a failure, reported with the address and the reason.
+* retryable failures (connection errors, timeouts, 408, 409, 420, 429, 499, 5xx)
+  are retried after a backoff of 10 ms, doubling, each sleep cut to what is left
+  of the function's ``timeout`` (``BoundedExponentialBackoff``), so the last
+  attempt starts at the deadline (with ``timeout: 1min``: 14 attempts, the last
+  at 60 s). Each attempt is bounded by the transport's timeouts (see
+  :mod:`.transport`). Anything else (another 4xx, a wrong content type, a 2xx
+  body cut short or that does not parse, a refused reply) fails at once.
 
-Where the real runtime would fail the job and restart it from a checkpoint, the
-local runtime stops and raises :class:`FunctionCallFailedError`: nothing of the
-failed batch was applied, so nothing is applied twice.
+When a call fails for good, the real job fails and Flink restarts it from its last
+checkpoint: every address's state goes back to it, the ingress replays from it,
+egress records written since may be written again, and the runtime sends the
+failed batch again after the restart. The local runtime has no checkpoints: it
+stops. :meth:`LocalRuntime.run_until_idle` (and :meth:`~LocalRuntime.advance`,
+:meth:`~LocalRuntime.serve`) raise :class:`FunctionCallFailedError` with the address
+and the reason, and keep raising it. Nothing of the failed batch is applied; what
+earlier batches did (state, egress records, messages) stays visible through
+:meth:`~LocalRuntime.state` and :meth:`~LocalRuntime.egress`, where a real job
+would have rolled it back to the checkpoint; calls still in flight are abandoned.
+A test of a failure asserts the error, and that the effects it expects were not
+applied.
 """
 
 from __future__ import annotations
@@ -33,28 +58,39 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Deque, Dict, List, Optional, Tuple, Type, TypeVar, Union
+from typing import Callable, Deque, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple, Type, TypeVar, Union
 
 from google.protobuf.any_pb2 import Any
 from google.protobuf.message import DecodeError, Message
 
+from .._proto.egress_records_pb2 import KafkaProducerRecord, KinesisEgressRecord
 from .._proto.request_reply_pb2 import FromFunction, ToFunction
 from ..context import Address, pack_any
 from ..errors import ConfigurationError, UnexpectedMessageTypeError
 from ..functions import StatefulFunctions, split_typename, type_name_of_url
 from ..handler import RequestReplyHandler
-from ..module_yaml import FunctionSpec, ModuleSpec, StateSpec, load_module_yaml
+from ..module_yaml import FunctionSpec, ModuleSpec, StateSpec, format_duration, load_module_yaml
 from .records import EgressRecord, Envelope
 from .transport import HttpTransport, InProcessTransport, Transport, TransportError
 
-__all__ = ["FunctionCallFailedError", "LocalRuntime", "SystemClock", "VirtualClock"]
+__all__ = ["GENERIC_EGRESS_RECORDS", "FunctionCallFailedError", "LocalRuntime", "SystemClock", "VirtualClock"]
 
 logger = logging.getLogger("statefun_wsgi.local")
 
 M = TypeVar("M", bound=Message)
 
 FIRST_BACKOFF = 0.010  # seconds, doubling, as the runtime's retry policy
+#: statefun.async.max-per-task: with this many calls in flight, no ingress is taken in.
+MAX_ASYNC_OPERATIONS_PER_TASK = 1024
 _MODIFY = FromFunction.PersistedValueMutation.MODIFY
+_DELETE = FromFunction.PersistedValueMutation.DELETE
+
+#: The egress types whose records the runtime checks (statefun-flink-io-bundle's
+#: GenericKafkaEgressSerializer, GenericKinesisEgressSerializer), and what they take.
+GENERIC_EGRESS_RECORDS: Dict[str, Type[Message]] = {
+    "statefun.kafka.io/generic-egress": KafkaProducerRecord,
+    "statefun.kinesis.io/generic-egress": KinesisEgressRecord,
+}
 
 
 class FunctionCallFailedError(RuntimeError):
@@ -108,9 +144,10 @@ class _Batch:
     spec: FunctionSpec
     envelopes: List[Envelope]
     request: bytes
-    started: float
+    started: float  # the retries' deadline counts from here
     attempts: int = 0
-    retry_at: float = 0.0
+    attempt_started: float = 0.0
+    backoff: float = FIRST_BACKOFF  # the next sleep before a retry, doubling
 
 
 @dataclass(order=True)
@@ -121,6 +158,7 @@ class _Delayed:
 
 
 Listener = Callable[[str, Dict[str, object]], None]
+_Result = Tuple[_Batch, Optional[bytes], Optional[TransportError]]
 
 
 class LocalRuntime:
@@ -131,7 +169,9 @@ class LocalRuntime:
         ``HttpTransport``).
     :param clock: ``VirtualClock()`` (tests; time moves with :meth:`advance`) or
         ``SystemClock()`` (real time).
-    :param egresses: egress ids that may be written to; ``None`` accepts any.
+    :param egresses: the egresses that may be written to: ids, or a mapping of id to
+        egress type (module.yaml's ``meta.type``), which checks the records of the
+        generic Kafka and Kinesis egresses; ``None`` accepts any.
     :param concurrency: batches in flight at once across addresses (HTTP transport).
     :param listener: called as ``listener(event, fields)`` for every message,
         delayed message, egress record and state change (for printing what flows).
@@ -145,20 +185,28 @@ class LocalRuntime:
         transport: Transport,
         *,
         clock: Optional[Clock] = None,
-        egresses: Optional[List[str]] = None,
+        egresses: Union[None, Iterable[str], Mapping[str, str]] = None,
         concurrency: int = 1,
         listener: Optional[Listener] = None,
     ) -> None:
         self.functions = dict(functions)
         self.transport = transport
         self.clock: Clock = clock if clock is not None else VirtualClock()
-        self.egress_ids = None if egresses is None else frozenset(egresses)
+        self._egress_types: Optional[Dict[str, Optional[str]]] = None
+        if isinstance(egresses, Mapping):
+            self._egress_types = dict(egresses)
+        elif egresses is not None:
+            self._egress_types = {egress_id: None for egress_id in egresses}
         self.listener = listener
         self._condition = threading.Condition()
-        self._backlogs: Dict[Address, Deque[Envelope]] = {}
-        self._ready: Deque[Address] = deque()  # addresses with a backlog and nothing in flight
-        self._in_flight: Dict[Address, _Batch] = {}
-        self._completed: Deque[Tuple[_Batch, Optional[bytes], Optional[TransportError]]] = deque()
+        self._input: Deque[Envelope] = deque()  # ingress messages not taken in yet
+        self._local: Deque[Envelope] = deque()  # messages the functions sent, being delivered
+        self._backlogs: Dict[Address, List[Envelope]] = {}
+        self._in_flight: Dict[Address, _Batch] = {}  # sent (or waiting for a retry), not completed
+        self._blocked: Set[Address] = set()  # backlogs at their threshold: no ingress meanwhile
+        # (when it completed, order, the call's result): calls done, not applied yet
+        self._completed: List[Tuple[float, int, _Result]] = []
+        self._turn_started = time.monotonic()
         self._retries: List[Tuple[float, int, _Batch]] = []
         self._delayed: List[_Delayed] = []
         self._sequence = itertools.count()
@@ -167,6 +215,9 @@ class LocalRuntime:
         self._failure: Optional[FunctionCallFailedError] = None
         self._pool = ThreadPoolExecutor(concurrency, "statefun-local") if concurrency > 1 else None
         self.batches_sent = 0
+        #: calls in flight (or waiting for a retry) at which the ingress waits, as the
+        #: runtime's ``statefun.async.max-per-task``
+        self.max_async_operations = MAX_ASYNC_OPERATIONS_PER_TASK
 
     # -- construction --------------------------------------------------------------
 
@@ -188,7 +239,7 @@ class LocalRuntime:
         if module_yaml is not None:
             module = module_yaml if isinstance(module_yaml, ModuleSpec) else load_module_yaml(module_yaml)
             specs = dict(module.functions)
-            egresses = [egress.id for egress in module.egresses] or None
+            egresses = {egress.id: egress.type for egress in module.egresses} or None
         else:
             specs = {
                 function.typename: FunctionSpec(
@@ -222,7 +273,7 @@ class LocalRuntime:
             specs,
             transport if transport is not None else HttpTransport(),
             clock=clock if clock is not None else SystemClock(),
-            egresses=[egress.id for egress in module.egresses] or None,
+            egresses={egress.id: egress.type for egress in module.egresses} or None,
             concurrency=concurrency,
             listener=listener,
         )
@@ -239,7 +290,9 @@ class LocalRuntime:
             raise ConfigurationError(f"no function type {typename} here (known: {', '.join(sorted(self.functions))})")
         argument = message if isinstance(message, Any) else pack_any(message)
         with self._condition:
-            self._enqueue(Envelope(Address(namespace, name, id), argument, caller))
+            envelope = Envelope(Address(namespace, name, id), argument, caller)
+            self._input.append(envelope)
+            self._emit("message", target=envelope.target, caller=envelope.caller, argument=envelope.argument)
             self._condition.notify_all()
 
     def run_until_idle(self, *, timeout: Optional[float] = 60.0, include_delayed: bool = False) -> None:
@@ -254,9 +307,8 @@ class LocalRuntime:
         while True:
             with self._condition:
                 self._raise_failure()
-                self._release_due()
                 work = self._dispatch_locked()
-                idle = not (self._ready or self._in_flight or self._completed or self._retries)
+                idle = not (self._input or self._local or self._in_flight or self._completed or self._retries)
                 if idle and (not include_delayed or not self._delayed):
                     return
                 if idle and isinstance(self.clock, VirtualClock):  # include_delayed: jump to the next one
@@ -290,6 +342,11 @@ class LocalRuntime:
             self.run_until_idle()
         self.clock.advance_to(target)
         self.run_until_idle()
+
+    @property
+    def egress_ids(self) -> Optional[FrozenSet[str]]:
+        """The egresses that may be written to (``None``: any)."""
+        return None if self._egress_types is None else frozenset(self._egress_types)
 
     def egress(self, typename: str) -> List[EgressRecord]:
         """The records written to egress ``typename`` so far, in order."""
@@ -348,42 +405,73 @@ class LocalRuntime:
             known = ", ".join(sorted(self.functions)) or "none"
             raise KeyError(f"no function type {typename} here (known: {known})") from None
 
-    def _enqueue(self, envelope: Envelope) -> None:
-        backlog = self._backlogs.get(envelope.target)
-        if backlog is None:
-            backlog = self._backlogs[envelope.target] = deque()
-        if not backlog and envelope.target not in self._in_flight:
-            self._ready.append(envelope.target)
+    def _deliver(self, envelope: Envelope) -> None:
+        """A message reaches its address (RequestReplyFunction.onRequest)."""
+        address = envelope.target
+        if address not in self._in_flight:  # idle: it goes out at once, alone
+            self._start(self._new_batch(address, [envelope]))
+            return
+        backlog = self._backlogs.setdefault(address, [])
         backlog.append(envelope)
-        self._emit("message", target=envelope.target, caller=envelope.caller, argument=envelope.argument)
+        threshold = self._spec(address).max_batch_size
+        if 0 < threshold <= len(backlog):
+            self._blocked.add(address)
 
-    def _release_due(self) -> None:
+    def _release_due(self) -> bool:
         now = self.clock.now()
+        released = False
         while self._delayed and self._delayed[0].due <= now:
-            self._enqueue(heapq.heappop(self._delayed).envelope)
+            envelope = heapq.heappop(self._delayed).envelope
+            self._emit("message", target=envelope.target, caller=envelope.caller, argument=envelope.argument)
+            self._local.append(envelope)
+            released = True
+        return released
+
+    def _deliver_local(self) -> None:
+        while self._local and self._failure is None:
+            self._deliver(self._local.popleft())
 
     def _dispatch_locked(self) -> bool:
-        """Start batches and apply finished ones; True if anything happened."""
+        """One turn of the operator's loop; True if anything happened.
+
+        As the runtime's task thread: retries whose backoff is over go out again;
+        the calls completed by now are applied one by one, each followed by the
+        delivery of the messages it sent; due delayed messages are delivered; then
+        ingress messages are taken in one by one while no address is at its
+        backpressure threshold.
+        """
         progressed = False
+        self._turn_started = time.monotonic()
         now = self.clock.now()
         while self._retries and self._retries[0][0] <= now:
             _, _, batch = heapq.heappop(self._retries)
             self._start(batch)
             progressed = True
-        while self._ready:
-            address = self._ready.popleft()
-            self._start(self._new_batch(address))
+        if self._completed:
+            # The calls completed by now, one by one (calls started meanwhile, e.g. a next
+            # batch that completed in process already, wait for the next turn).
+            completed, self._completed = sorted(self._completed), []
+            for _, _, (batch, reply, error) in completed:
+                self._finish(batch, reply, error)
+                self._deliver_local()
+                if self._failure is not None:
+                    return True
             progressed = True
-        while self._completed:
-            batch, reply, error = self._completed.popleft()
-            self._finish(batch, reply, error)
+        if self._release_due():
+            self._deliver_local()
+            progressed = True
+        while self._takes_input():
+            self._deliver(self._input.popleft())
             progressed = True
         return progressed
 
-    def _new_batch(self, address: Address) -> _Batch:
+    def _takes_input(self) -> bool:
+        """An ingress message is waiting, and no backpressure holds it (ThresholdBackPressureValve)."""
+        return bool(self._input) and not self._blocked and self._failure is None and (
+            len(self._in_flight) < self.max_async_operations)
+
+    def _new_batch(self, address: Address, envelopes: List[Envelope]) -> _Batch:
         spec = self._spec(address)
-        backlog = self._backlogs[address]
-        envelopes = [backlog.popleft() for _ in range(min(len(backlog), spec.max_batch_size))]
         request = ToFunction()
         batch = request.invocation
         batch.target.namespace, batch.target.type, batch.target.id = address
@@ -412,14 +500,22 @@ class LocalRuntime:
     def _start(self, batch: _Batch) -> None:
         self._in_flight[batch.address] = batch
         batch.attempts += 1
+        batch.attempt_started = self.clock.now()
         self.batches_sent += 1
         if self._pool is None:
-            self._completed.append(self._call(batch))
+            # In process, calls run one after the other. On a real clock they complete in
+            # the order they would have, had they run side by side from this turn on (a
+            # quick call started after a slow one completes first); on a virtual clock,
+            # where calls take no time, in the order they started.
+            began = time.monotonic()
+            result = self._call(batch)
+            completed = 0.0 if self.clock.virtual else self._turn_started + time.monotonic() - began
+            self._completed.append((completed, next(self._sequence), result))
         else:
             future = self._pool.submit(self._call, batch)
             future.add_done_callback(self._on_done)
 
-    def _call(self, batch: _Batch) -> Tuple[_Batch, Optional[bytes], Optional[TransportError]]:
+    def _call(self, batch: _Batch) -> _Result:
         try:
             return batch, self.transport(batch.spec, batch.request), None
         except TransportError as error:
@@ -429,23 +525,34 @@ class LocalRuntime:
 
     def _on_done(self, future: Future) -> None:  # type: ignore[type-arg]
         with self._condition:
-            self._completed.append(future.result())
+            self._completed.append((time.monotonic(), next(self._sequence), future.result()))
             self._condition.notify_all()
 
     def _finish(self, batch: _Batch, reply: Optional[bytes], error: Optional[TransportError]) -> None:
         if error is not None:
-            elapsed = self.clock.now() - batch.started
-            backoff = FIRST_BACKOFF * (2 ** (batch.attempts - 1))
-            if error.retryable and elapsed + backoff <= batch.spec.timeout.total_seconds():
-                logger.warning("retrying %s in %.0f ms: %s", _name(batch.address), backoff * 1000, error.reason)
-                heapq.heappush(self._retries, (self.clock.now() + backoff, next(self._sequence), batch))
+            if not error.retryable:
+                self._fail(batch, error.reason)
                 return
-            if error.retryable:
-                reason = f"retries ran out after {batch.attempts} attempts over the {batch.spec.timeout} timeout: "
-                reason += error.reason
-            else:
-                reason = error.reason
-            self._fail(batch, reason)
+            # BoundedExponentialBackoff: sleep the next backoff, or what is left until the
+            # deadline if that is less; nothing left is the end (in whole nanoseconds, as Java).
+            ended = self.clock.now()
+            if error.elapsed is not None:  # timed out: the runtime gave up on the attempt then
+                gave_up = batch.attempt_started + error.elapsed
+                # a virtual clock moves to then; a call in process may have run on after it
+                ended = max(ended, gave_up) if self.clock.virtual else min(ended, gave_up)
+            timeout = batch.spec.timeout
+            remaining_ns = round(timeout.total_seconds() * 1e9) - round((ended - batch.started) * 1e9)
+            sleep_ns = min(remaining_ns, round(batch.backoff * 1e9))
+            batch.backoff *= 2
+            if sleep_ns > 0:
+                logger.warning("retrying %s in %.0f ms: %s", _name(batch.address), sleep_ns / 1e6, error.reason)
+                heapq.heappush(self._retries, (ended + sleep_ns / 1e9, next(self._sequence), batch))
+                return
+            self._fail(
+                batch,
+                f"maximal request time has elapsed: {batch.attempts} attempts over "
+                f"{ended - batch.started:.2f} s (timeout {format_duration(timeout)}); the last: {error.reason}",
+            )
             return
         assert reply is not None
         try:
@@ -479,9 +586,7 @@ class LocalRuntime:
             if delayed.delay_in_ms < 0:
                 raise _ReplyRejected(f"a delayed message has a negative delay ({delayed.delay_in_ms} ms)")
         for egress in result.outgoing_egresses:
-            egress_id = f"{egress.egress_namespace}/{egress.egress_type}"
-            if self.egress_ids is not None and egress_id not in self.egress_ids:
-                raise _ReplyRejected(f"egress {egress_id} is not declared in module.yaml")
+            self._check_egress(f"{egress.egress_namespace}/{egress.egress_type}", egress.argument)
         registered = {state.name: state for state in batch.spec.states}
         for mutation in result.state_mutations:
             if mutation.state_name not in registered:
@@ -492,7 +597,9 @@ class LocalRuntime:
         now = self.clock.now()
         for message in result.outgoing_messages:
             target = message.target
-            self._enqueue(Envelope(Address(target.namespace, target.type, target.id), message.argument, address))
+            envelope = Envelope(Address(target.namespace, target.type, target.id), message.argument, address)
+            self._local.append(envelope)
+            self._emit("message", target=envelope.target, caller=address, argument=envelope.argument)
         for delayed in result.delayed_invocations:
             target = delayed.target
             envelope = Envelope(Address(target.namespace, target.type, target.id), delayed.argument, address)
@@ -510,14 +617,37 @@ class LocalRuntime:
                     states[mutation.state_name] = _StoredState(mutation.state_value, now)
                     self._emit("state", address=address, name=mutation.state_name,
                                value=Any.FromString(mutation.state_value))
-                else:
+                elif mutation.mutation_type == _DELETE:
                     states.pop(mutation.state_name, None)
                     self._emit("state", address=address, name=mutation.state_name, value=None)
-        # Only now is the address free: messages it sent itself above joined its backlog
-        # (and must not make it ready a second time, which would start an empty batch).
-        del self._in_flight[address]
-        if self._backlogs.get(address):
-            self._ready.append(address)
+                # any other mutation type: the runtime ignores it (UNRECOGNIZED)
+        # The address's call is complete: its backlog, all of it, is the next batch. The
+        # messages of this reply are delivered after (to this address too: they queue).
+        self._blocked.discard(address)
+        backlog = self._backlogs.pop(address, None)
+        if backlog:
+            self._start(self._new_batch(address, backlog))
+        else:
+            del self._in_flight[address]
+
+    def _check_egress(self, egress_id: str, argument: Any) -> None:
+        if self._egress_types is None:
+            return
+        if egress_id not in self._egress_types:
+            raise _ReplyRejected(f"egress {egress_id} is not declared in module.yaml")
+        egress_type = self._egress_types[egress_id]
+        record_type = GENERIC_EGRESS_RECORDS.get(egress_type or "")
+        if record_type is None:
+            return
+        expected = record_type.DESCRIPTOR.full_name
+        if type_name_of_url(argument.type_url) != expected:
+            raise _ReplyRejected(
+                f"egress {egress_id} is a {egress_type}: it takes only {expected} records, not {argument.type_url!r}"
+            )
+        try:
+            record_type.FromString(argument.value)
+        except DecodeError as exc:
+            raise _ReplyRejected(f"egress {egress_id}: the record is not a valid {expected}: {exc}") from None
 
     def _check_target(self, target: object) -> None:
         typename = f"{target.namespace}/{target.type}"  # type: ignore[attr-defined]
@@ -527,7 +657,7 @@ class LocalRuntime:
     def _wait(self, deadline: Optional[float]) -> None:
         """Sleep (real clock) or jump (virtual clock) to the next thing that can happen."""
         with self._condition:
-            if self._completed or self._ready or self._failure:
+            if self._completed or self._takes_input() or self._local or self._failure:
                 return
             next_times = [entry[0] for entry in self._retries[:1]] + [d.due for d in self._delayed[:1]]
             if self.clock.virtual:
@@ -537,7 +667,7 @@ class LocalRuntime:
                     self._condition.wait(0.05)
                 elif self._retries:  # the runtime spends this time retrying
                     assert isinstance(self.clock, VirtualClock)
-                    self.clock.advance_to(self._retries[0][0])
+                    self.clock.advance_to(min(next_times))  # a delayed message due meanwhile first
                 return
             timeout = 0.5
             if next_times:

@@ -3,6 +3,17 @@ runtime (one POST per batch, pooled keep-alive connections).
 
 A transport is a callable ``transport(function_spec, request_bytes) -> reply_bytes``
 that raises :class:`TransportError`, retryable or not by the runtime's rules.
+
+Both transports keep the function's timeouts as the 2.2.2 runtime's OkHttp client
+does (``HttpFunctionProvider``): ``timeout`` bounds each attempt (the call timeout;
+retries count against it too, see the runtime), ``connectTimeout``, ``writeTimeout``
+and ``readTimeout`` bound each phase. An attempt that runs out of one is a retryable
+failure even if the function ran: its reply is lost. In process, only the wait for
+the reply exists: a call that takes longer than ``readTimeout`` (or ``timeout``) is
+timed out, once it has returned (the retry schedule counts from when the runtime
+would have given up; on a virtual clock, the clock moves to then). A 2xx whose body
+cannot be read in full (cut short, reset, timed out) is not retried: the runtime
+fails the job when the body does not parse.
 """
 
 from __future__ import annotations
@@ -10,11 +21,13 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
+import time
+from datetime import timedelta
 from typing import Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import unquote, urlsplit
 
 from ..errors import StatefunError
-from ..module_yaml import FunctionSpec
+from ..module_yaml import FunctionSpec, format_duration
 
 __all__ = [
     "RETRYABLE_STATUSES", "HttpTransport", "InProcessTransport", "Transport", "TransportError", "parse_unix_endpoint",
@@ -28,20 +41,35 @@ Transport = Callable[[FunctionSpec, bytes], bytes]
 
 
 class TransportError(Exception):
-    """A call that did not produce a usable reply. ``retryable`` follows the runtime."""
+    """A call that did not produce a usable reply. ``retryable`` follows the runtime;
+    ``elapsed`` is how long the attempt took, in seconds, when that is part of the
+    failure (a timeout): a virtual clock moves by it."""
 
-    def __init__(self, reason: str, *, retryable: bool) -> None:
+    def __init__(self, reason: str, *, retryable: bool, elapsed: Optional[float] = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.elapsed = elapsed
 
 
 def is_retryable_status(status: int) -> bool:
     return status >= 500 or status in RETRYABLE_STATUSES
 
 
+def _reply_wait(spec: FunctionSpec) -> Tuple[str, float]:
+    """The timeout that ends a silent wait for the reply: ``readTimeout``, or ``timeout``
+    if that is shorter (the runtime's loader refuses that, a FunctionSpec may not)."""
+    if spec.timeout < spec.read_timeout:
+        return "timeout", spec.timeout.total_seconds()
+    return "readTimeout", spec.read_timeout.total_seconds()
+
+
 class InProcessTransport:
-    """Calls a request-reply handler directly: no HTTP, same statuses.
+    """Calls a request-reply handler directly: no HTTP, same statuses, same timeouts.
+
+    A call that takes longer than the function's ``readTimeout`` (or ``timeout``) is
+    timed out as the runtime would time it out: its reply is dropped and the error is
+    retryable, although the function ran (as it does under the real runtime).
 
     :param handler: ``bytes -> bytes``, e.g. ``RequestReplyHandler(functions)``.
     """
@@ -50,12 +78,26 @@ class InProcessTransport:
         self.handler = handler
 
     def __call__(self, spec: FunctionSpec, request: bytes) -> bytes:
+        started = time.monotonic()
+        failure: Optional[TransportError] = None
+        reply = b""
         try:
-            return self.handler(request)
+            reply = self.handler(request)
         except StatefunError as error:
-            raise TransportError(f"{error.status}: {error}", retryable=is_retryable_status(error.status)) from error
+            failure = TransportError(f"{error.status}: {error}", retryable=is_retryable_status(error.status))
         except Exception as error:  # anything else is a server error: retried
-            raise TransportError(f"500: {type(error).__name__}: {error}", retryable=True) from error
+            failure = TransportError(f"500: {type(error).__name__}: {error}", retryable=True)
+        name, limit = _reply_wait(spec)
+        if time.monotonic() - started > limit:  # the runtime gave up before the reply came
+            raise TransportError(
+                f"in-process: no reply within {name} {format_duration(timedelta(seconds=limit))}"
+                " (the function ran; its reply is lost)",
+                retryable=True,
+                elapsed=limit,
+            )
+        if failure is not None:
+            raise failure
+        return reply
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -140,8 +182,12 @@ class HttpTransport:
     """POSTs batches to the function's endpoint, as the runtime does.
 
     Connections are kept alive and reused, one pool per thread. A reply counts
-    only if the status is 2xx, there is a body and the ``Content-Type`` is exactly
-    ``application/octet-stream``; statuses are retried as the runtime retries them.
+    only if the status is 2xx and the ``Content-Type`` is exactly
+    ``application/octet-stream``; an empty body is a reply with no effects (the
+    runtime reads it as an empty ``FromFunction``). Statuses are retried as the
+    runtime retries them. Each phase has its own timeout (``connectTimeout``,
+    ``writeTimeout``, ``readTimeout`` for every read), never beyond what is left of
+    the attempt's ``timeout``.
     """
 
     def __init__(self) -> None:
@@ -156,7 +202,7 @@ class HttpTransport:
         connection = pool.get(target)
         if connection is None:
             scheme, host, port, socket_path, _ = target
-            timeout = max(spec.connect_timeout, spec.read_timeout, spec.write_timeout).total_seconds()
+            timeout = spec.connect_timeout.total_seconds()  # each call sets its own, phase by phase
             if socket_path:
                 connection = _UnixHTTPConnection(socket_path, timeout)
             elif scheme.startswith("https"):
@@ -189,16 +235,38 @@ class HttpTransport:
         if target is None:
             target = self._targets[spec.endpoint] = _parse_endpoint(spec.endpoint)
         connection = self._connection(spec, target)
+        phase = _Phase(spec)
         try:
+            if connection.sock is None:
+                connection.timeout = phase.enter("connect", spec.connect_timeout)
+                connection.connect()
+            connection.sock.settimeout(phase.enter("write", spec.write_timeout))
             connection.request("POST", target[4], body=request, headers={"Content-Type": "application/octet-stream"})
+            connection.sock.settimeout(phase.enter("read", spec.read_timeout))
             response = connection.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop(target)
+            elapsed = phase.elapsed() if isinstance(exc, socket.timeout) else None
+            raise TransportError(f"{spec.endpoint}: {phase.describe(exc)}", retryable=True, elapsed=elapsed) from exc
+        status = response.status
+        try:
+            if connection.sock is not None:
+                connection.sock.settimeout(phase.enter("read", spec.read_timeout))
             body = response.read()
         except (OSError, http.client.HTTPException) as exc:
             self._drop(target)
-            raise TransportError(f"{spec.endpoint}: {type(exc).__name__}: {exc}", retryable=True) from exc
+            if not 200 <= status < 300:  # the status decides; the runtime does not read the body
+                retryable = is_retryable_status(status)
+                raise TransportError(f"{spec.endpoint} answered {status}", retryable=retryable) from exc
+            # OkHttp hands the 2xx to the runtime, whose parsing of the body then fails
+            # ("unexpected end of stream"): the job fails, no retry.
+            raise TransportError(
+                f"{spec.endpoint} answered {status}, but its body could not be read in full ({phase.describe(exc)}):"
+                " the runtime fails the job on a reply it cannot parse, without a retry",
+                retryable=False,
+            ) from exc
         if response.will_close:
             self._drop(target)
-        status = response.status
         if not 200 <= status < 300:
             # One line, whole for our endpoint's error bodies (at most ~1 KB); longer ones cut at a space.
             text = " ".join(body[:2000].decode("utf-8", "replace").split())
@@ -210,6 +278,33 @@ class HttpTransport:
                 f"{spec.endpoint} answered Content-Type {content_type!r}, not exactly 'application/octet-stream'",
                 retryable=False,
             )
-        if not body:
-            raise TransportError(f"{spec.endpoint} answered {status} with no body", retryable=False)
         return body
+
+
+class _Phase:
+    """One attempt's clock: each phase's socket timeout is its own, or what is left of
+    the attempt's ``timeout`` (OkHttp's call timeout) if that is less."""
+
+    def __init__(self, spec: FunctionSpec) -> None:
+        self.started = time.monotonic()
+        self.deadline = self.started + spec.timeout.total_seconds()
+        self.call_timeout = spec.timeout
+        self.name = "connect"
+        self.limit = ""
+
+    def enter(self, name: str, timeout: timedelta) -> float:
+        self.name = name
+        left = self.deadline - time.monotonic()
+        if timeout.total_seconds() <= left:
+            self.limit = f"{name}Timeout {format_duration(timeout)}"
+            return timeout.total_seconds()
+        self.limit = f"the call timeout ({format_duration(self.call_timeout)})"
+        return max(left, 0.001)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def describe(self, exc: BaseException) -> str:
+        if isinstance(exc, socket.timeout):
+            return f"{self.name} timed out after {self.limit}"
+        return f"{type(exc).__name__} on {self.name}: {exc}"

@@ -18,6 +18,26 @@ addresses apart in the one egress file:
 ``e2e/bulk``      state ``count``: +1 per message, as e2e/counter; module.yaml lets the
                   runtime batch up to 500 messages for it (large requests).
 
+The scenario table (``tests/e2e/scenarios.py``) drives one more function, bound to
+each type of :data:`SCENARIO_TYPES` (one type per module.yaml setting). Each message
+is a ``StringValue`` command; every command but ``fanout`` and ``unknown-mutation``
+ends as ``count`` does (state ``count`` +1, egressed to ``e2e/out``):
+
+``count``                  just that;
+``sleep S``                sleep S seconds first;
+``fanout N NS/TYPE/ID``    send N ``count`` messages to that address, in one reply;
+``fail-until S``           raise (a 500) until S seconds after this address's first call;
+``slow-first N S``         sleep S seconds in this address's first N calls;
+``kafka-string-once``      the first time: also a ``StringValue`` to the Kafka egress
+                           ``e2e/kafka``, which takes only ``KafkaProducerRecord``;
+``empty [S]``              (sleep S seconds); the reply body is then dropped: the
+                           runtime gets a 200 with an empty body;
+``unknown-mutation``       nothing; the reply then carries a mutation of ``count`` of
+                           an unknown type (7, value 99).
+
+Per-address bookkeeping (first call, calls left, when each invocation started) lives in
+files under ``$E2E_SCENARIO_DIR``, shared by the workers.
+
 With ``$E2E_BATCH_LOG`` set, every request to ``/statefun`` appends one line
 ``<namespace>/<type>/<id> <number of invocations> ok|error <body bytes> <body wait ms>``
 to that file (one ``write`` on an ``O_APPEND`` descriptor, so lines from both workers
@@ -34,19 +54,30 @@ import fcntl
 import os
 import threading
 import time
-from typing import Union
+from typing import Callable, Union
 
 from google.protobuf.any_pb2 import Any
 from google.protobuf.wrappers_pb2 import Int64Value, StringValue
 
 from examples.greeter.functions import functions as greeter_functions
 from statefun_wsgi import RequestReplyHandler, StatefulFunctions, StatefunMiddleware
-from statefun_wsgi._proto.request_reply_pb2 import ToFunction
+from statefun_wsgi._proto.request_reply_pb2 import FromFunction, ToFunction
+from statefun_wsgi.context import pack_any
 
-__all__ = ["OUT_EGRESS", "functions", "wsgi"]
+__all__ = [
+    "KAFKA_EGRESS", "OUT_EGRESS", "SCENARIO_TYPES", "RecordingHandler", "ScenarioReplies", "functions", "wsgi",
+]
 
 #: The egress every e2e-only function writes to.
 OUT_EGRESS = "e2e/out"
+#: A generic Kafka egress (module.yaml declares it for the scenario table).
+KAFKA_EGRESS = "e2e/kafka"
+#: The types the scenario function is bound to.
+SCENARIO_TYPES = (
+    "e2e/batching", "e2e/fanout", "e2e/threshold2", "e2e/nolimit", "e2e/unlimited", "e2e/recovering",
+    "e2e/slow", "e2e/kafka-out", "e2e/empty", "e2e/mutation", "e2e/exhausted",
+)
+UNKNOWN_MUTATION_TYPE = 7
 
 functions = StatefulFunctions()
 for _function in greeter_functions:
@@ -119,6 +150,97 @@ def bulk(context, message: Any) -> None:
     _increment(context, "count")
 
 
+def _scenario_file(context, suffix: str) -> str:
+    address = context.address
+    name = f"{address.namespace}_{address.type}_{address.identity}.{suffix}".replace("/", "_")
+    return os.path.join(os.environ["E2E_SCENARIO_DIR"], name)
+
+
+def _first_call(context) -> float:
+    """When this address was first called (time.monotonic(), the same in every process)."""
+    path = _scenario_file(context, "first")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        with open(path) as file:
+            return float(file.read())
+    with os.fdopen(fd, "w") as file:
+        now = time.monotonic()
+        file.write(repr(now))
+    return now
+
+
+def _take_call(context, name: str, calls: int) -> bool:
+    """True for this address's first ``calls`` calls (counted in a file per ``name``)."""
+    path = _scenario_file(context, name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w") as file:
+            file.write(f"{calls}\n")
+    except FileExistsError:
+        pass
+    return take_failure(path)
+
+
+def scenario(context, message: StringValue) -> None:
+    fd = os.open(_scenario_file(context, "calls"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:  # when each invocation started, one line each (scenarios.call_times)
+        os.write(fd, f"{time.monotonic()!r}\n".encode())
+    finally:
+        os.close(fd)
+    words = message.value.split()
+    command = words[0] if words else "count"
+    if command == "fanout":
+        namespace, type_name, identity = words[2].rsplit("/", 2)
+        for _ in range(int(words[1])):
+            context.pack_and_send(f"{namespace}/{type_name}", identity, StringValue(value="count"))
+        return
+    if command == "unknown-mutation":
+        return
+    if command == "sleep" or (command == "empty" and len(words) > 1):
+        time.sleep(float(words[1]))
+    elif command == "fail-until":
+        if time.monotonic() - _first_call(context) < float(words[1]):
+            raise FlakyFailure(f"{message.value}: not yet")
+    elif command == "slow-first":
+        if _take_call(context, "slow", int(words[1])):
+            time.sleep(float(words[2]))
+    elif command == "kafka-string-once":
+        if _take_call(context, "kafka", 1):
+            context.pack_and_send_egress(KAFKA_EGRESS, StringValue(value="not a KafkaProducerRecord"))
+    _increment(context, "count")
+
+
+for _type in SCENARIO_TYPES:
+    functions.register(_type, scenario, ["count"])
+
+
+class ScenarioReplies:
+    """A ``bytes -> bytes`` batch handler that edits the replies of ``empty`` and
+    ``unknown-mutation`` batches (see the module docstring)."""
+
+    def __init__(self, handler: Callable[[bytes], bytes]) -> None:
+        self.handler = handler
+
+    def __call__(self, body: bytes) -> bytes:
+        reply = self.handler(body)
+        commands = [
+            StringValue.FromString(invocation.argument.value).value.split()[:1]
+            for invocation in ToFunction.FromString(bytes(body)).invocation.invocations
+            if invocation.argument.type_url.endswith("/google.protobuf.StringValue")
+        ]
+        if ["empty"] in commands:
+            return b""
+        if ["unknown-mutation"] in commands:
+            response = FromFunction.FromString(reply)
+            response.invocation_result.state_mutations.add(
+                state_name="count", mutation_type=UNKNOWN_MUTATION_TYPE,
+                state_value=pack_any(Int64Value(value=99)).SerializeToString(),
+            )
+            return response.SerializeToString()
+        return reply
+
+
 #: When the current thread's request reached the app (time.monotonic()).
 _arrival = threading.local()
 
@@ -139,7 +261,7 @@ class RecordingHandler:
     and how long its body took to arrive (it is called, in the request's thread, once the
     middleware has read the body)."""
 
-    def __init__(self, handler: RequestReplyHandler, log_path: str) -> None:
+    def __init__(self, handler: Callable[[bytes], bytes], log_path: str) -> None:
         self.handler = handler
         self.log_path = log_path
 
@@ -168,7 +290,7 @@ class RecordingHandler:
             os.close(fd)
 
 
-_handler = RequestReplyHandler(functions)
+_handler = ScenarioReplies(RequestReplyHandler(functions))
 _batch_log = os.environ.get("E2E_BATCH_LOG")
 wsgi = StatefunMiddleware(None, RecordingHandler(_handler, _batch_log) if _batch_log else _handler)
 if _batch_log:

@@ -21,36 +21,37 @@ is shared with another request.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import List, NamedTuple, Optional, Type, TypeVar, Union
+from typing import TYPE_CHECKING
+from typing import Any as TypingAny
+from typing import Dict, List, NamedTuple, Optional, Set, Type, TypeVar, Union
 
 from google.protobuf.any_pb2 import Any
 from google.protobuf.message import DecodeError, Message
 
 from ._proto.request_reply_view_pb2 import Address as AddressMessage
-from ._proto.request_reply_view_pb2 import ToFunction
+from ._protocol2 import CODEC as _PROTOCOL_2
+from ._protocol2 import packed as _packed  # noqa: F401  (bench/_serving_apps imports it from here)
 from ._wire import (
     ADDRESS_ID,
-    ANY_TYPE_URL,
-    ANY_VALUE,
-    SMALL_VARINTS,
     append_state_mutation,
-    delayed_invocation,
     egress_message,
     from_function,
     outgoing_message,
     string_field,
     typename_fields,
     utf8,
-    varint,
 )
+from .builtin_types import BUILTIN_TYPENAMES
 from .errors import MissingStateError, UnexpectedMessageTypeError
-from .functions import type_name_of_url
+from .functions import type_name_of_url, type_url_of
 
-__all__ = ["Address", "BatchContext", "State"]
+if TYPE_CHECKING:
+    from ._codec import Codec
+    from .functions import ValueSpec
+
+__all__ = ["Address", "BatchContext", "State", "pack_any", "type_url_of"]
 
 M = TypeVar("M", bound=Message)
-
-_TYPE_URL_PREFIX = "type.googleapis.com/"
 
 
 class Address(NamedTuple):
@@ -65,46 +66,12 @@ class Address(NamedTuple):
         return f"{self.namespace}/{self.type}"
 
 
-_TYPE_URLS: dict[type, str] = {}
-
-
-def type_url_of(message: Message) -> str:
-    """``"type.googleapis.com/<full name>"`` for a message (cached per class)."""
-    try:
-        return _TYPE_URLS[type(message)]
-    except KeyError:
-        pass
-    if isinstance(message, Any):
-        raise TypeError("the message is already a google.protobuf.Any: use the method without 'pack_and_'")
-    try:
-        full_name = message.DESCRIPTOR.full_name
-    except AttributeError:
-        raise TypeError(f"expected a protobuf message, got {type(message).__name__}") from None
-    type_url = _TYPE_URLS[type(message)] = _TYPE_URL_PREFIX + full_name
-    return type_url
-
-
 def pack_any(message: Message) -> Any:
     """Pack a message into an ``Any`` (the same as ``Any().Pack(message)``, faster)."""
     return Any(type_url=type_url_of(message), value=message.SerializeToString())
 
 
-_TYPE_URL_FIELDS: dict[type, bytes] = {}
 _UNREAD: Any = object()  # a state not read yet (None means read, and absent)
-
-
-def _packed(message: Message) -> bytes:
-    """``message`` packed into an ``Any``, serialized."""
-    try:
-        type_url_field = _TYPE_URL_FIELDS[type(message)]
-    except KeyError:
-        type_url = type_url_of(message)  # validates
-        type_url_field = _TYPE_URL_FIELDS[type(message)] = string_field(ANY_TYPE_URL, type_url.encode())
-    value = message.SerializeToString()
-    if not value:  # all fields default: an Any with its type URL only
-        return type_url_field
-    size = len(value)
-    return type_url_field + ANY_VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + value
 
 
 def _address(typename: str, id: str) -> bytes:
@@ -168,9 +135,10 @@ class State:
         if stored is None:
             return None
         expected = message_type.DESCRIPTOR.full_name
-        if type_name_of_url(stored.type_url) != expected:
+        builtin = BUILTIN_TYPENAMES.get(message_type)
+        if (stored.type_url != builtin) if builtin else (type_name_of_url(stored.type_url) != expected):
             raise UnexpectedMessageTypeError(
-                f"state {self.name!r} holds a {stored.type_url!r}, not a {expected}"
+                f"state {self.name!r} holds a {stored.type_url!r}, not a {builtin or expected}"
             )
         try:
             return message_type.FromString(stored.value)
@@ -199,12 +167,18 @@ class BatchContext:
         "_outgoing",
         "_delayed",
         "_egresses",
+        "_codec",
+        "_incomplete",
+        "_tokens",
+        "_specs",
     )
 
     def __init__(
         self,
         target: AddressMessage,
-        states: dict[str, ToFunction.PersistedValue],
+        states: Dict[str, object],
+        codec: Optional[Codec] = None,
+        specs: Optional[Dict[str, ValueSpec]] = None,
     ) -> None:
         self._target = target
         self._address: Optional[Address] = None
@@ -218,6 +192,12 @@ class BatchContext:
         self._outgoing: Optional[bytearray] = None
         self._delayed: Optional[bytearray] = None
         self._egresses: Optional[bytearray] = None
+        # How this batch's protocol reads and writes values (see _codec); 2.x unless told.
+        self._codec: Codec = _PROTOCOL_2 if codec is None else codec
+        # 3.x: states to declare to the runtime; the batch then answers only that.
+        self._incomplete: Optional[Dict[str, ValueSpec]] = None
+        self._tokens: Optional[Set[str]] = None  # cancellation tokens of delayed messages sent
+        self._specs = specs  # the states the function declares (their types, for 3.x)
 
     # -- addresses ---------------------------------------------------------------
 
@@ -239,7 +219,7 @@ class BatchContext:
             self._caller_address = Address(caller.namespace, caller.type, caller.id)
         return self._caller_address
 
-    def _enter(self, invocation: ToFunction.Invocation) -> Any:
+    def _enter(self, invocation: TypingAny) -> Any:
         """Make ``invocation`` the current one (its caller); return its argument."""
         if invocation.HasField("caller"):
             self._caller = invocation.caller
@@ -254,13 +234,17 @@ class BatchContext:
         value = self._state_values.get(name, _UNREAD)  # not try/except: a first read is the usual case
         if value is not _UNREAD:
             return value
-        sent = self._states.get(name)
+        sent: TypingAny = self._states.get(name)
         if sent is None:
             raise self._missing_state(name)
-        state_value = sent.state_value
-        # Absent states are sent empty. ByteSize() alone would say so too, but upb serializes
-        # to count (50 us a MiB): it is asked only when the usual fields are both empty.
-        value = state_value if state_value.type_url or state_value.value or state_value.ByteSize() else None
+        read = self._codec.state_value
+        if read is None:  # 2.x, inline
+            state_value = sent.state_value
+            # Absent states are sent empty. ByteSize() alone would say so too, but upb serializes
+            # to count (50 us a MiB): it is asked only when the usual fields are both empty.
+            value = state_value if state_value.type_url or state_value.value or state_value.ByteSize() else None
+        else:
+            value = read(sent)
         self._state_values[name] = value
         return value
 
@@ -272,6 +256,9 @@ class BatchContext:
             )
         if name not in self._states:
             raise self._missing_state(name)
+        check = self._codec.check_write
+        if check is not None:
+            check(self, name, value)
         self._state_values[name] = value
         self._changed[name] = None
 
@@ -285,12 +272,8 @@ class BatchContext:
         return State(self, name)
 
     def _missing_state(self, name: object) -> MissingStateError:
-        known = ", ".join(sorted(self._states)) or "none"
-        typename = f"{self._target.namespace}/{self._target.type}"
-        return MissingStateError(
-            f"state {name!r} was not sent by the runtime for {typename} (states sent: {known}); "
-            f"register it in module.yaml: '- name: {name}' under 'states:' of {typename}"
-        )
+        # 2.x: register it in module.yaml. 3.x: declared to the runtime, and the batch runs again.
+        return self._codec.missing_state(self, name)
 
     # -- messages ----------------------------------------------------------------
     # Each message is written in wire format as it is sent (see _wire): a failed call
@@ -300,23 +283,23 @@ class BatchContext:
         """Send ``message`` (an ``Any``) to the function ``typename`` with this ``id``."""
         _check_any(message, "send")
         target = _address(typename, id)
-        self._outgoing_buffer().extend(outgoing_message(target, message.SerializeToString()))
+        self._outgoing_buffer().extend(outgoing_message(target, self._codec.boxed(message)))
 
     def pack_and_send(self, typename: str, id: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send` it."""
-        argument = _packed(message)
+        argument = self._codec.packed(message)
         self._outgoing_buffer().extend(outgoing_message(_address(typename, id), argument))
 
     def reply(self, message: Any) -> None:
         """Send ``message`` (an ``Any``) back to the caller of the current message."""
         _check_any(message, "reply")
         target = self._reply_target()
-        self._outgoing_buffer().extend(outgoing_message(target, message.SerializeToString()))
+        self._outgoing_buffer().extend(outgoing_message(target, self._codec.boxed(message)))
 
     def pack_and_reply(self, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`reply` with it."""
         target = self._reply_target()
-        self._outgoing_buffer().extend(outgoing_message(target, _packed(message)))
+        self._outgoing_buffer().extend(outgoing_message(target, self._codec.packed(message)))
 
     def _outgoing_buffer(self) -> bytearray:
         if self._outgoing is None:
@@ -331,18 +314,49 @@ class BatchContext:
             )
         return self._caller.SerializeToString()
 
-    def send_after(self, delay: timedelta, typename: str, id: str, message: Any) -> None:
-        """Send ``message`` (an ``Any``) after ``delay`` (whole milliseconds; not negative)."""
+    def send_after(
+        self, delay: timedelta, typename: str, id: str, message: Any, cancellation_token: Optional[str] = None
+    ) -> None:
+        """Send ``message`` (an ``Any``) after ``delay`` (whole milliseconds; not negative).
+
+        ``cancellation_token`` (StateFun 3.1+) names the message for
+        :meth:`cancel_delayed_message`: a non-empty string, not the token of another message
+        of this batch still pending. On a 2.x request a token raises ``ValueError``.
+        """
         _check_any(message, "send_after")
-        self._add_delayed(delay, typename, id, message.SerializeToString())
+        self._add_delayed(delay, typename, id, self._codec.boxed(message), cancellation_token)
 
-    def pack_and_send_after(self, delay: timedelta, typename: str, id: str, message: Message) -> None:
+    def pack_and_send_after(
+        self, delay: timedelta, typename: str, id: str, message: Message, cancellation_token: Optional[str] = None
+    ) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_after` it."""
-        self._add_delayed(delay, typename, id, _packed(message))
+        self._add_delayed(delay, typename, id, self._codec.packed(message), cancellation_token)
 
-    def _add_delayed(self, delay: timedelta, typename: str, id: str, argument: bytes) -> None:
+    def cancel_delayed_message(self, cancellation_token: str) -> None:
+        """Cancel the delayed message sent with ``cancellation_token`` (StateFun 3.1+; a no-op
+        if it was delivered already). An empty token, or a 2.x request, raises ``ValueError``."""
+        cancellation = self._codec.cancellation(cancellation_token)
+        if self._tokens is not None:
+            self._tokens.discard(cancellation_token)
+        if self._delayed is None:
+            self._delayed = bytearray()
+        self._delayed += cancellation
+
+    def _add_delayed(
+        self, delay: timedelta, typename: str, id: str, argument: bytes, cancellation_token: Optional[str]
+    ) -> None:
         milliseconds = delay_in_ms(delay)
-        invocation = delayed_invocation(milliseconds, _address(typename, id), argument)
+        invocation = self._codec.delayed(milliseconds, _address(typename, id), argument, cancellation_token)
+        if cancellation_token is not None:
+            # The runtime fails the job when a token is reused while its message is pending.
+            if self._tokens is None:
+                self._tokens = set()
+            elif cancellation_token in self._tokens:
+                raise ValueError(
+                    f"cancellation token {cancellation_token!r} already names a delayed message of this batch "
+                    "(a pending token reused fails the job): use a token per message"
+                )
+            self._tokens.add(cancellation_token)
         if self._delayed is None:
             self._delayed = bytearray()
         self._delayed += invocation
@@ -350,11 +364,11 @@ class BatchContext:
     def send_egress(self, typename: str, message: Any) -> None:
         """Send ``message`` (an ``Any``) to the egress ``typename`` (``"namespace/name"``)."""
         _check_any(message, "send_egress")
-        self._add_egress(typename, message.SerializeToString())
+        self._add_egress(typename, self._codec.boxed(message))
 
     def pack_and_send_egress(self, typename: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_egress` it."""
-        self._add_egress(typename, _packed(message))
+        self._add_egress(typename, self._codec.packed(message))
 
     def _add_egress(self, typename: str, argument: bytes) -> None:
         egress = egress_message(typename_fields(typename), argument)
@@ -365,12 +379,19 @@ class BatchContext:
     # -- the reply -----------------------------------------------------------------
 
     def _finish(self) -> bytes:
-        """The serialized reply: one mutation per changed state, then everything sent."""
+        """The serialized reply: one mutation per changed state, then everything sent; or,
+        when states must be declared first (3.x), only that."""
+        if self._incomplete is not None:
+            return self._codec.incomplete_reply(self._incomplete)
         pieces: List[Union[bytes, bytearray]] = []
         values = self._state_values
+        append_mutation = self._codec.append_mutation
         for name in self._changed:
             value = values[name]
-            append_state_mutation(pieces, name, None if value is None else value.SerializeToString())
+            if append_mutation is None:  # 2.x, inline
+                append_state_mutation(pieces, name, None if value is None else value.SerializeToString())
+            else:
+                append_mutation(self, pieces, name, value)
         if self._outgoing is not None:
             pieces.append(self._outgoing)
         if self._delayed is not None:

@@ -10,11 +10,15 @@ The only module of statefun-wsgi that imports Django. In ``settings.py``::
     STATEFUN_FUNCTIONS = "myproject.functions:functions"   # or "myproject.functions.functions"
     STATEFUN_PATH = "/statefun"                            # optional
     STATEFUN_MAX_BODY_SIZE = 32 * 1024 * 1024              # optional, bytes
+    STATEFUN_PROTOCOLS = "2.x,3.x"                         # optional: StateFun versions served
 
 It must come first in ``MIDDLEWARE``: it answers batches itself, so no later
 middleware (CSRF, sessions, authentication) sees them. It reads the request stream
 with its own limit, so ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB by default) does not
 cap batches, whose states can be larger.
+
+``STATEFUN_PROTOCOLS`` is the ``protocols`` setting of :mod:`statefun_wsgi.protocols`:
+``"2.x,3.x"`` (the default), ``"3.x,2.x"``, ``"2.x"`` or ``"3.x"``.
 
 Alternatively, wrap the WSGI application in ``wsgi.py`` with
 :class:`statefun_wsgi.StatefunMiddleware`; both give the same replies.
@@ -121,10 +125,18 @@ class StatefunMiddleware:
         if not isinstance(self.path, str) or not self.path.startswith("/"):
             raise ImproperlyConfigured(f"STATEFUN_PATH must start with '/', got {self.path!r}")
         max_body_size = getattr(settings, "STATEFUN_MAX_BODY_SIZE", DEFAULT_MAX_BODY_SIZE)
+        protocols = getattr(settings, "STATEFUN_PROTOCOLS", None)
         try:
-            self.endpoint = Endpoint(functions, max_body_size=max_body_size)
+            self.endpoint = Endpoint(functions, max_body_size=max_body_size, protocols=protocols)
         except ConfigurationError as exc:
-            setting = "STATEFUN_MAX_BODY_SIZE" if "max_body_size" in str(exc) else "STATEFUN_FUNCTIONS"
+            text = str(exc)
+            setting = (
+                "STATEFUN_MAX_BODY_SIZE"
+                if "max_body_size" in text
+                else "STATEFUN_PROTOCOLS"
+                if "protocols" in text
+                else "STATEFUN_FUNCTIONS"
+            )
             raise ImproperlyConfigured(f"{setting}: {exc}") from exc
 
     def __call__(self, request: HttpRequest) -> HttpResponse:

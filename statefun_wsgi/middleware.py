@@ -10,7 +10,9 @@ Usage, with any framework (or none)::
 
     # gunicorn -c gunicorn.conf.py app:wsgi
 
-Point the runtime's ``module.yaml`` at ``http://<host>:<port>/statefun``.
+Point the runtime's ``module.yaml`` at ``http://<host>:<port>/statefun``: a StateFun
+2.x and a 3.x runtime can share the endpoint, each answered in its own protocol
+(``protocols`` below).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
     from .functions import StatefulFunctions
     from .handler import RequestReplyHandler
+    from .protocols import ProtocolsSetting
 
 __all__ = ["StatefunMiddleware"]
 
@@ -43,6 +46,11 @@ class StatefunMiddleware:
     :param max_body_size: the largest batch accepted, in bytes (default 32 MiB).
         Larger bodies get ``413``, which fails the Flink job: size it above your
         largest state plus a batch of messages.
+    :param protocols: the StateFun protocol versions served, in order of preference
+        (see :mod:`statefun_wsgi.protocols`): ``"2.x,3.x"`` (the default: both; a
+        request whose bytes cannot tell is answered in 2.x), ``"3.x,2.x"`` (both;
+        such a request in 3.x), ``"2.x"`` or ``"3.x"`` (one only: a request of the
+        other gets ``415``, which fails the job). For a registry only.
 
     Requests on other paths reach ``app`` with the same ``environ`` and
     ``start_response``, and ``app``'s own iterable comes back to the server, so
@@ -56,6 +64,7 @@ class StatefunMiddleware:
         *,
         path: str = DEFAULT_PATH,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        protocols: Optional[ProtocolsSetting] = None,
     ) -> None:
         if app is not None and not callable(app):
             raise ConfigurationError(f"app must be a WSGI application or None, got {type(app).__name__}")
@@ -63,7 +72,7 @@ class StatefunMiddleware:
             raise ConfigurationError(f"path must start with '/', got {path!r}")
         self.app = app
         self.path = path
-        self.endpoint = Endpoint(functions, max_body_size=max_body_size)
+        self.endpoint = Endpoint(functions, max_body_size=max_body_size, protocols=protocols)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != self.path:

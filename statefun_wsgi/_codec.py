@@ -1,0 +1,103 @@
+"""What a protocol version (2.x, 3.x) supplies to the shared handler and context.
+
+The handler and :class:`~statefun_wsgi.context.BatchContext` are written once; what
+differs between the protocols (how a request is parsed, how a message, a state value,
+a delayed message and the reply are written) is looked up on the request's
+:class:`Codec`, which :mod:`statefun_wsgi.protocols` chooses per request. The codecs
+are :data:`statefun_wsgi._protocol2.CODEC` and :data:`statefun_wsgi._protocol3.CODEC`.
+
+Every attribute is a plain function (read from the slot, not bound: no method call
+overhead on the hot path); ``None`` marks what a protocol does inline in the context.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
+
+if TYPE_CHECKING:
+    from google.protobuf.any_pb2 import Any as AnyMessage
+    from google.protobuf.message import Message
+
+    from .context import BatchContext
+    from .errors import MissingStateError
+    from .functions import StatefulFunction, ValueSpec
+
+__all__ = ["Codec"]
+
+
+class Codec:
+    """One protocol version's parse-and-write. See the module docstring.
+
+    :param version: ``"2.x"`` or ``"3.x"``.
+    :param parse: request bytes -> the parsed ``ToFunction`` view (raises MalformedRequestError).
+    :param proves: parsed request -> True when its first argument's bytes show this version.
+    :param to_any: an argument -> the ``google.protobuf.Any`` a function without an
+        annotation receives (``None``: the argument is one already).
+    :param packed: a protobuf message -> its encoded message value (Any or TypedValue).
+    :param boxed: a ``google.protobuf.Any`` -> the same, encoded.
+    :param state_value: a sent state -> its ``Any`` or ``None`` (``None``: read inline, 2.x).
+    :param check_write: ``(context, name, value)``: raises when the write cannot be sent
+        (``None``: every Any can).
+    :param append_mutation: ``(context, pieces, name, value)`` appends a state mutation
+        (``None``: written inline, 2.x).
+    :param delayed: ``(ms, target, argument, token)`` -> an encoded delayed message.
+    :param cancellation: a token -> an encoded cancellation of the delayed message.
+    :param missing_state: ``(context, name)`` -> the error for a state the runtime did not send.
+    :param missing_declared: ``(function, context, names)``: declared states the runtime did not send.
+    :param incomplete_reply: ``{name: ValueSpec}`` -> the reply that declares them (3.x).
+    """
+
+    __slots__ = (
+        "version",
+        "parse",
+        "proves",
+        "to_any",
+        "packed",
+        "boxed",
+        "state_value",
+        "check_write",
+        "append_mutation",
+        "delayed",
+        "cancellation",
+        "missing_state",
+        "missing_declared",
+        "incomplete_reply",
+    )
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        parse: Callable[[bytes], Any],
+        proves: Callable[[Any], bool],
+        to_any: Optional[Callable[[Any], AnyMessage]],
+        packed: Callable[[Message], bytes],
+        boxed: Callable[[AnyMessage], bytes],
+        state_value: Optional[Callable[[Any], Optional[AnyMessage]]],
+        check_write: Optional[Callable[[BatchContext, str, Optional[AnyMessage]], None]],
+        append_mutation: Optional[
+            Callable[[BatchContext, List[Union[bytes, bytearray]], str, Optional[AnyMessage]], None]
+        ],
+        delayed: Callable[[int, bytes, bytes, Optional[str]], bytes],
+        cancellation: Callable[[str], bytes],
+        missing_state: Callable[[BatchContext, object], MissingStateError],
+        missing_declared: Callable[[StatefulFunction, BatchContext, List[str]], None],
+        incomplete_reply: Callable[[Dict[str, ValueSpec]], bytes],
+    ) -> None:
+        self.version = version
+        self.parse = parse
+        self.proves = proves
+        self.to_any = to_any
+        self.packed = packed
+        self.boxed = boxed
+        self.state_value = state_value
+        self.check_write = check_write
+        self.append_mutation = append_mutation
+        self.delayed = delayed
+        self.cancellation = cancellation
+        self.missing_state = missing_state
+        self.missing_declared = missing_declared
+        self.incomplete_reply = incomplete_reply
+
+    def __repr__(self) -> str:
+        return f"<Codec StateFun {self.version}>"

@@ -12,7 +12,7 @@ overhead on the hot path); ``None`` marks what a protocol does inline in the con
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
 if TYPE_CHECKING:
     from google.protobuf.any_pb2 import Any as AnyMessage
@@ -30,16 +30,18 @@ class Codec:
 
     :param version: ``"2.x"`` or ``"3.x"``.
     :param parse: request bytes -> the parsed ``ToFunction`` view (raises MalformedRequestError).
-    :param proves: parsed request -> True when its first argument's bytes show this version.
+    :param proves: the first invocation's argument -> True when its bytes show this version.
+    :param states: ``(request bytes, batch, function)`` -> ``(batch, {name: sent state},
+        {name: registered type other than Any} or None)`` (``None``: collected inline, 2.x).
     :param to_any: an argument -> the ``google.protobuf.Any`` a function without an
         annotation receives (``None``: the argument is one already).
     :param packed: a protobuf message -> its encoded message value (Any or TypedValue).
     :param boxed: a ``google.protobuf.Any`` -> the same, encoded.
     :param state_value: a sent state -> its ``Any`` or ``None`` (``None``: read inline, 2.x).
-    :param check_write: ``(context, name, value)``: raises when the write cannot be sent
-        (``None``: every Any can).
-    :param append_mutation: ``(context, pieces, name, value)`` appends a state mutation
-        (``None``: written inline, 2.x).
+    :param check_write: ``(context, name, value)``: raises when the write would change the
+        state's registered type (called only for states in ``context._types``).
+    :param append_mutations: ``(context, pieces)`` appends the state mutations (``None``:
+        written inline, 2.x).
     :param delayed: ``(ms, target, argument, token)`` -> an encoded delayed message.
     :param cancellation: a token -> an encoded cancellation of the delayed message.
     :param missing_state: ``(context, name)`` -> the error for a state the runtime did not send.
@@ -51,12 +53,13 @@ class Codec:
         "version",
         "parse",
         "proves",
+        "states",
         "to_any",
         "packed",
         "boxed",
         "state_value",
         "check_write",
-        "append_mutation",
+        "append_mutations",
         "delayed",
         "cancellation",
         "missing_state",
@@ -70,14 +73,13 @@ class Codec:
         version: str,
         parse: Callable[[bytes], Any],
         proves: Callable[[Any], bool],
+        states: Optional[Callable[[bytes, Any, StatefulFunction], Tuple[Any, Dict[str, Any], Optional[Dict[str, str]]]]],
         to_any: Optional[Callable[[Any], AnyMessage]],
         packed: Callable[[Message], bytes],
         boxed: Callable[[AnyMessage], bytes],
         state_value: Optional[Callable[[Any], Optional[AnyMessage]]],
-        check_write: Optional[Callable[[BatchContext, str, Optional[AnyMessage]], None]],
-        append_mutation: Optional[
-            Callable[[BatchContext, List[Union[bytes, bytearray]], str, Optional[AnyMessage]], None]
-        ],
+        check_write: Callable[[BatchContext, str, Optional[AnyMessage]], None],
+        append_mutations: Optional[Callable[[BatchContext, List[Union[bytes, bytearray]]], None]],
         delayed: Callable[[int, bytes, bytes, Optional[str]], bytes],
         cancellation: Callable[[str], bytes],
         missing_state: Callable[[BatchContext, object], MissingStateError],
@@ -87,12 +89,13 @@ class Codec:
         self.version = version
         self.parse = parse
         self.proves = proves
+        self.states = states
         self.to_any = to_any
         self.packed = packed
         self.boxed = boxed
         self.state_value = state_value
         self.check_write = check_write
-        self.append_mutation = append_mutation
+        self.append_mutations = append_mutations
         self.delayed = delayed
         self.cancellation = cancellation
         self.missing_state = missing_state

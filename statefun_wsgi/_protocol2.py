@@ -40,11 +40,10 @@ def parse(request_bytes: bytes) -> ToFunction:
         ) from None
 
 
-def proves(request: ToFunction) -> bool:
+def proves(argument: Any) -> bool:
     """True when the first argument holds an ``Any.value`` (field 2, length-delimited): a
     3.x ``TypedValue`` never does. (An ``Any`` without a value is told by the bytes walk.)"""
-    invocations = request.invocation.invocations
-    return bool(invocations) and bool(invocations[0].argument.value)
+    return bool(argument.value)
 
 
 _TYPE_URL_FIELDS: Dict[type, bytes] = {}
@@ -66,6 +65,10 @@ def packed(message: Message) -> bytes:
 
 def boxed(message: Any) -> bytes:
     return message.SerializeToString()
+
+
+def check_write(context: BatchContext, name: str, value: object) -> None:
+    """Never called: no 2.x state has a fixed type (``context._types`` is None)."""
 
 
 _NO_CANCELLATION = (
@@ -109,12 +112,13 @@ CODEC = Codec(
     version=VERSION,
     parse=parse,
     proves=proves,
+    states=None,
     to_any=None,
     packed=packed,
     boxed=boxed,
     state_value=None,
-    check_write=None,
-    append_mutation=None,
+    check_write=check_write,
+    append_mutations=None,
     delayed=delayed,
     cancellation=cancellation,
     missing_state=missing_state,

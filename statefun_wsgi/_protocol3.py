@@ -20,7 +20,8 @@ in :mod:`statefun_wsgi._wire` (the fields they share with 2.x).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
+from typing import Any as TypingAny
 
 from google.protobuf.any_pb2 import Any
 from google.protobuf.message import DecodeError, Message
@@ -88,31 +89,54 @@ _ANY_HEAD = string_field(TYPENAME, ANY_TYPENAME.encode()) + HAS_VALUE
 
 
 def parse(request_bytes: bytes) -> Union[ToFunction, ToFunctionRaw]:
-    """The request parsed with the 3.x view whose Any states are parsed with it, or, when a
-    state has another type, with the view whose state values are bytes."""
+    """The request parsed with the 3.x view whose states are Anys (see :func:`states` for a
+    state of another type), or with the view whose state values are bytes when that fails."""
     try:
-        request = ToFunction.FromString(request_bytes)
+        return ToFunction.FromString(request_bytes)
     except (DecodeError, ValueError, TypeError, RuntimeError):
-        pass  # a state value of another type that does not parse as an Any: read them raw
-    else:
-        states = request.invocation.state
-        for index in range(len(states)):  # by index: see handler._NO_ITERATION
-            value = states[index].state_value
-            if value.has_value and value.typename != ANY_TYPENAME:
-                break
-        else:
-            return request
+        pass  # a state of another type whose value does not parse as an Any: read them raw
     try:
         return ToFunctionRaw.FromString(request_bytes)
     except (DecodeError, ValueError, TypeError, RuntimeError) as exc:
         raise MalformedRequestError(f"the body is not a serialized StateFun 3.x ToFunction: {exc}") from None
 
 
-def proves(request: Union[ToFunction, ToFunctionRaw]) -> bool:
+def proves(argument: ToFunction.Invocation) -> bool:
     """True when the first argument has ``has_value`` set (field 2 as a varint): a 2.x
     ``Any`` never does, and every 3.x runtime and SDK sets it."""
-    invocations = request.invocation.invocations
-    return bool(invocations) and invocations[0].argument.has_value
+    return bool(argument.has_value)
+
+
+def states(
+    request_bytes: bytes, batch: TypingAny, function: StatefulFunction
+) -> Tuple[TypingAny, Dict[str, TypingAny], Optional[Dict[str, str]]]:
+    """The batch (read again with the raw view if a state has a type other than Any), its
+    states by name, and the registered types other than Any (``None``: all are Any), from
+    the request and the function's typed ValueSpecs."""
+    sent = batch.state
+    collected = {}
+    types = None
+    any_typename = ANY_TYPENAME
+    for index in range(len(sent)):  # by index: see handler._NO_ITERATION
+        state = sent[index]
+        name = state.state_name
+        collected[name] = state
+        value = state.state_value
+        if value.has_value and value.typename != any_typename:
+            if types is None:
+                types = {}
+            types[name] = value.typename
+    if types is not None and type(batch) is ToFunction.InvocationBatchRequest:  # Any views of other types
+        batch = ToFunctionRaw.FromString(request_bytes).invocation
+        sent = batch.state
+        collected = {}
+        for index in range(len(sent)):
+            state = sent[index]
+            collected[state.state_name] = state
+    declared = function.state_types
+    if declared is not None:
+        types = {**declared, **types} if types is not None else dict(declared)
+    return batch, collected, types
 
 
 def to_any(argument: ToFunction.Invocation) -> Any:
@@ -177,26 +201,18 @@ def state_value(sent: ToFunction.PersistedValue) -> Optional[Any]:
                 ) from None
         # As in 2.x, an empty Any is no value (ByteSize() last: upb serializes to count).
         return value if value.type_url or value.value or value.ByteSize() else None
-    return Any(type_url=typename, value=value)  # a typed state: read raw, see parse()
+    return Any(type_url=typename, value=value)  # a typed state: read raw, see states()
 
 
 def _registered_type(context: BatchContext, name: str) -> str:
-    """The type a state is registered with: the one it was sent with, else the one the
-    function declares (a state sent without a value was registered by this function)."""
-    typename: str = context._states[name].state_value.typename  # type: ignore[attr-defined]
-    if typename:
-        return typename
-    specs = context._specs
-    spec = None if specs is None else specs.get(name)
-    return ANY_TYPENAME if spec is None else spec.typename
+    types = context._types
+    return ANY_TYPENAME if types is None else types.get(name, ANY_TYPENAME)
 
 
 def check_write(context: BatchContext, name: str, value: Optional[Any]) -> None:
     """Refuse, in the function, a write that would change the state's registered type."""
-    if value is None:
-        return
     typename = _registered_type(context, name)
-    if typename != ANY_TYPENAME and value.type_url != typename:
+    if value is not None and typename != ANY_TYPENAME and value.type_url != typename:
         raise UnexpectedMessageTypeError(
             f"state {name!r} is registered in the runtime with type {typename!r}, and a value of type "
             f"{value.type_url!r} would change that type, which fails the job: write an Any whose type_url "
@@ -204,28 +220,33 @@ def check_write(context: BatchContext, name: str, value: Optional[Any]) -> None:
         )
 
 
-def append_mutation(
-    context: BatchContext, pieces: List[Union[bytes, bytearray]], name: str, value: Optional[Any]
-) -> None:
-    """Append a ``state_mutations`` entry: MODIFY to ``TypedValue{Any, serialized value}`` (or to
-    the state's own type and ``value.value``), or DELETE for ``None``. Nothing large is copied."""
-    if value is None:
-        append_state_mutation(pieces, name, None)
-        return
-    typename = _registered_type(context, name)
-    if typename != ANY_TYPENAME:
-        data = value.value
-        head = string_field(TYPENAME, typename.encode()) + HAS_VALUE
-    else:
-        data = value.SerializeToString()
-        head = _ANY_HEAD
-    size = len(data)
-    if size:
-        head += VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size))
-    size += len(head)
-    mutation = MUTATION_MODIFY + _mutation_name(name) + MUTATION_VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size))
-    size += len(mutation)
-    pieces += (STATE_MUTATIONS, SMALL_VARINTS[size] if size < 0x80 else varint(size), mutation, head, data)
+def append_mutations(context: BatchContext, pieces: List[Union[bytes, bytearray]]) -> None:
+    """Append a ``state_mutations`` entry per changed state: MODIFY to ``TypedValue{Any,
+    serialized value}`` (or to the state's own type and ``value.value``), or DELETE for
+    ``None``. Nothing large is copied."""
+    values = context._state_values
+    types = context._types
+    for name in context._changed:
+        value = values[name]
+        if value is None:
+            append_state_mutation(pieces, name, None)
+            continue
+        typename = ANY_TYPENAME if types is None else types.get(name, ANY_TYPENAME)
+        if typename is ANY_TYPENAME or typename == ANY_TYPENAME:
+            data = value.SerializeToString()
+            head = _ANY_HEAD
+        else:
+            data = value.value
+            head = string_field(TYPENAME, typename.encode()) + HAS_VALUE
+        size = len(data)
+        if size:
+            head += VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size))
+        size += len(head)
+        mutation = (
+            MUTATION_MODIFY + _mutation_name(name) + MUTATION_VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size))
+        )
+        size += len(mutation)
+        pieces += (STATE_MUTATIONS, SMALL_VARINTS[size] if size < 0x80 else varint(size), mutation, head, data)
 
 
 def missing_state(context: BatchContext, name: object) -> MissingStateError:
@@ -303,12 +324,13 @@ CODEC = Codec(
     version=VERSION,
     parse=parse,
     proves=proves,
+    states=states,
     to_any=to_any,
     packed=packed,
     boxed=boxed,
     state_value=state_value,
     check_write=check_write,
-    append_mutation=append_mutation,
+    append_mutations=append_mutations,
     delayed=delayed,
     cancellation=cancellation,
     missing_state=missing_state,

@@ -170,7 +170,7 @@ class BatchContext:
         "_codec",
         "_incomplete",
         "_tokens",
-        "_specs",
+        "_types",
     )
 
     def __init__(
@@ -178,7 +178,7 @@ class BatchContext:
         target: AddressMessage,
         states: Dict[str, object],
         codec: Optional[Codec] = None,
-        specs: Optional[Dict[str, ValueSpec]] = None,
+        types: Optional[Dict[str, str]] = None,
     ) -> None:
         self._target = target
         self._address: Optional[Address] = None
@@ -197,7 +197,8 @@ class BatchContext:
         # 3.x: states to declare to the runtime; the batch then answers only that.
         self._incomplete: Optional[Dict[str, ValueSpec]] = None
         self._tokens: Optional[Set[str]] = None  # cancellation tokens of delayed messages sent
-        self._specs = specs  # the states the function declares (their types, for 3.x)
+        # 3.x: the states registered with a type other than Any (name -> type name); None: none.
+        self._types = types
 
     # -- addresses ---------------------------------------------------------------
 
@@ -256,9 +257,8 @@ class BatchContext:
             )
         if name not in self._states:
             raise self._missing_state(name)
-        check = self._codec.check_write
-        if check is not None:
-            check(self, name, value)
+        if self._types is not None:  # 3.x: some states have a fixed type
+            self._codec.check_write(self, name, value)
         self._state_values[name] = value
         self._changed[name] = None
 
@@ -384,14 +384,14 @@ class BatchContext:
         if self._incomplete is not None:
             return self._codec.incomplete_reply(self._incomplete)
         pieces: List[Union[bytes, bytearray]] = []
-        values = self._state_values
-        append_mutation = self._codec.append_mutation
-        for name in self._changed:
-            value = values[name]
-            if append_mutation is None:  # 2.x, inline
+        append_mutations = self._codec.append_mutations
+        if append_mutations is None:  # 2.x, inline
+            values = self._state_values
+            for name in self._changed:
+                value = values[name]
                 append_state_mutation(pieces, name, None if value is None else value.SerializeToString())
-            else:
-                append_mutation(self, pieces, name, value)
+        else:
+            append_mutations(self, pieces)
         if self._outgoing is not None:
             pieces.append(self._outgoing)
         if self._delayed is not None:

@@ -204,6 +204,7 @@ class StatefulFunction:
         "func",
         "states",
         "value_specs",
+        "state_types",
         "message_types",
         "unpack",
         "is_coroutine",
@@ -228,6 +229,10 @@ class StatefulFunction:
         #: The declared state names (``None``: not declared), and each one's ValueSpec.
         self.value_specs = _validate_states(typename, states)
         self.states = None if self.value_specs is None else tuple(self.value_specs)
+        #: The declared states of a type other than Any: name -> type name (``None``: none).
+        self.state_types = {
+            name: spec.typename for name, spec in (self.value_specs or {}).items() if spec.type is not None
+        } or None
         annotation = _message_annotation(typename, func)
         self.message_types = _message_types(typename, annotation)
         self.unpack = _make_unpacker(typename, self.message_types)

@@ -55,11 +55,21 @@ def _open_batch(
     if type(request_bytes) is not bytes:
         # upb on some Python versions (3.9) refuses a bytearray.
         request_bytes = bytes(request_bytes)
-    codec, request = protocols.open(request_bytes)
-    batch = request.invocation  # type: ignore[attr-defined]
+    codec = protocols.hint  # the protocol of the last request that showed one (see protocols)
+    request: Any
+    try:
+        request = codec.parse(request_bytes)
+    except MalformedRequestError:
+        codec, request = protocols.resolve(request_bytes, codec, None)
+    batch = request.invocation
     invocations = batch.invocations
+    # What protocol: the first argument tells in the usual case (see statefun_wsgi.protocols).
+    if not (invocations and codec.proves(invocations[0].argument)):
+        codec, request = protocols.resolve(request_bytes, codec, request)
+        batch = request.invocation
+        invocations = batch.invocations
     if not invocations:
-        if not request.HasField("invocation"):  # type: ignore[attr-defined]
+        if not request.HasField("invocation"):
             raise MalformedRequestError("the ToFunction carries no invocation batch (field 100)")
         raise MalformedRequestError("the invocation batch holds no invocations")
     target = batch.target
@@ -67,12 +77,19 @@ def _open_batch(
     if function is None:
         bound = ", ".join(functions.typenames) or "none"
         raise UnknownFunctionError(f"no function is bound to {target.namespace}/{target.type} (bound: {bound})")
-    states = {}
-    sent = batch.state
-    for index in range(len(sent)):  # by index: see _NO_ITERATION
-        state = sent[index]
-        states[state.state_name] = state
-    context = BatchContext(target, states, codec, function.value_specs)
+    collect = codec.states
+    if collect is None:  # 2.x, inline
+        states = {}
+        sent = batch.state
+        for index in range(len(sent)):  # by index: see _NO_ITERATION
+            state = sent[index]
+            states[state.state_name] = state
+        types = None
+    else:
+        read, states, types = collect(request_bytes, batch, function)
+        if read is not batch:  # read again (states of other types)
+            invocations = read.invocations
+    context = BatchContext(target, states, codec, types)
     if function.states is not None:
         missing = [name for name in function.states if name not in states]
         if missing:  # 2.x: raises; 3.x: declares them (context._incomplete)

@@ -30,8 +30,12 @@ Usage::
     codec, request = protocols.open(request_bytes)   # the parsed ToFunction and how to answer it
     detect_protocol(request_bytes)                   # "2.x", "3.x" or None (undecidable)
 
-The request is parsed first as the preferred protocol; a cheap look at its first
-argument confirms it in the usual case, and only otherwise are the bytes walked.
+How it is fast: a request is parsed first in the protocol of the last request that
+showed its protocol (the preferred one to begin with), and a cheap look at its first
+argument confirms that protocol in the usual case; otherwise the other protocol is tried
+the same way, and only when neither confirms itself are the bytes walked. That memory is
+a hint for speed (one runtime per endpoint parses each request once); it never decides
+how a request is answered: the bytes do, or, undecidable, the setting.
 """
 
 from __future__ import annotations
@@ -74,12 +78,16 @@ def parse_protocols(setting: ProtocolsSetting) -> Tuple[str, ...]:
 class Protocols:
     """The protocols an endpoint serves, in order of preference. See the module docstring."""
 
-    __slots__ = ("versions", "_first", "_codecs")
+    __slots__ = ("versions", "first", "hint", "_codecs")
 
     def __init__(self, setting: ProtocolsSetting = DEFAULT_PROTOCOLS) -> None:
         self.versions = parse_protocols(setting)
         self._codecs = {version: _CODECS[version] for version in self.versions}
-        self._first = _CODECS[self.versions[0]]
+        #: The codec of the preferred protocol: it answers an undecidable request.
+        self.first = _CODECS[self.versions[0]]
+        #: The codec a request is parsed with first: the last one a request proved (a hint
+        #: for speed; a plain attribute, so threads may overwrite it freely).
+        self.hint = self.first
 
     @property
     def setting(self) -> str:
@@ -90,31 +98,52 @@ class Protocols:
         """The codec that answers ``request_bytes``, and the request parsed by it.
 
         Raises MalformedRequestError for a body that is no request, and
-        ProtocolMismatchError for a request of a protocol not served."""
-        first = self._first
+        ProtocolMismatchError for a request of a protocol not served. (The handler does
+        the same with :attr:`hint` and :meth:`resolve`, reusing what it reads anyway.)"""
+        codec = self.hint
         try:
-            request = first.parse(request_bytes)
+            request = codec.parse(request_bytes)
         except MalformedRequestError:
-            version = detect_protocol(request_bytes)
-            if version is None or version == first.version:
-                raise
-            return self._other(version, request_bytes)
-        if first.proves(request):
-            return first, request
-        version = detect_protocol(request_bytes)
-        if version is None or version == first.version:
-            return first, request
-        return self._other(version, request_bytes)
+            return self.resolve(request_bytes, codec, None)
+        invocations = request.invocation.invocations  # type: ignore[attr-defined]
+        if invocations and codec.proves(invocations[0].argument):
+            return codec, request
+        return self.resolve(request_bytes, codec, request)
 
-    def _other(self, version: str, request_bytes: bytes) -> Tuple[Codec, object]:
-        codec = self._codecs.get(version)
-        if codec is None:
+    def resolve(self, request_bytes: bytes, tried: Codec, parsed: Optional[object]) -> Tuple[Codec, object]:
+        """The codec and parsed request for a request that ``tried`` did not prove its own;
+        ``parsed`` is what ``tried`` parsed (``None``: it could not).
+
+        The other protocol served is tried next (its parse and its cheap proof); only when
+        neither proves itself are the bytes walked (:func:`detect_protocol`). An undecidable
+        request goes to the preferred protocol (:attr:`first`)."""
+        for codec in self._codecs.values():
+            if codec is tried:
+                continue
+            try:
+                request = codec.parse(request_bytes)
+            except MalformedRequestError:
+                continue
+            invocations = request.invocation.invocations  # type: ignore[attr-defined]
+            if invocations and codec.proves(invocations[0].argument):
+                self.hint = codec
+                return codec, request
+        version = detect_protocol(request_bytes)
+        if version is None:  # undecidable: the setting says
+            if tried is self.first and parsed is not None:
+                return tried, parsed
+            return self.first, self.first.parse(request_bytes)  # (raises its MalformedRequestError)
+        found = self._codecs.get(version)
+        if found is None:
             raise ProtocolMismatchError(
                 f"the request is a StateFun {version} one, but this endpoint serves {self.setting} only "
                 f"(the protocols setting; STATEFUN_PROTOCOLS in Django): add {version} to it, or point "
                 f"the {version} runtime at an endpoint that serves {version}"
             )
-        return codec, codec.parse(request_bytes)
+        self.hint = found
+        if found is tried and parsed is not None:
+            return found, parsed
+        return found, found.parse(request_bytes)
 
     def __repr__(self) -> str:
         return f"Protocols({self.setting!r})"

@@ -20,7 +20,7 @@ def handle(functions, data: bytes) -> bytes:
 
 def test_the_codec_is_named():
     assert repr(CODEC) == "<Codec StateFun 2.x>"
-    assert CODEC.to_any is None and CODEC.state_value is None and CODEC.append_mutation is None
+    assert CODEC.to_any is None and CODEC.state_value is None and CODEC.append_mutations is None and CODEC.states is None
 
 
 @pytest.mark.parametrize(

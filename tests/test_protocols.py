@@ -175,3 +175,24 @@ def test_a_body_that_is_no_request_is_still_malformed():
 
 def test_repr_and_setting():
     assert repr(Protocols(["3.x", "2.x"])) == "Protocols('3.x,2.x')"
+
+
+@pytest.mark.parametrize("setting", ["2.x,3.x", "3.x,2.x"])
+def test_the_order_tried_follows_the_last_request_but_never_decides_the_answer(setting):
+    handler = RequestReplyHandler(echo_functions(), protocols=setting)
+    preferred = setting[:3]
+    sequence = ["2x", "3x", "3x", "ambiguous", "3x", "2x", "ambiguous", "2x", "3x", "ambiguous"]
+    for kind in sequence:
+        before = handler.protocols.hint.version
+        answered = reply_protocol(handler(REQUESTS[kind]))
+        assert answered == {"2x": "2.x", "3x": "3.x", "ambiguous": preferred}[kind], (kind, before)
+        # a request that shows its protocol moves the hint there; an undecidable one leaves it
+        assert handler.protocols.hint.version == (before if kind == "ambiguous" else answered)
+
+
+def test_a_malformed_body_is_malformed_whatever_the_hint():
+    protocols = Protocols("2.x,3.x")
+    protocols.open(REQUESTS["3x"])
+    assert protocols.hint.version == "3.x"
+    with pytest.raises(MalformedRequestError, match=r"not a serialized ToFunction"):  # the preferred one's error
+        protocols.open(b"\x0a\xff")

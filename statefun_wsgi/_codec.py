@@ -6,7 +6,9 @@ a delayed message and the reply are written) is looked up on the request's
 :class:`Codec`, which :mod:`statefun_wsgi.protocols` chooses per request. The codecs
 are :data:`statefun_wsgi._protocol2.CODEC` and :data:`statefun_wsgi._protocol3.CODEC`.
 
-Every attribute is a plain function (read from the slot, not bound: no method call
+The context arguments are a :class:`~statefun_wsgi.context.BatchContext` (2.x) or a
+:class:`~statefun_wsgi.context.CodecContext` (a codec that reads states itself). Every
+attribute is a plain function (read from the slot, not bound: no method call
 overhead on the hot path); ``None`` marks what a protocol does inline in the context.
 """
 
@@ -18,7 +20,6 @@ if TYPE_CHECKING:
     from google.protobuf.any_pb2 import Any as AnyMessage
     from google.protobuf.message import Message
 
-    from .context import BatchContext
     from .errors import MissingStateError
     from .functions import StatefulFunction, ValueSpec
 
@@ -30,7 +31,10 @@ class Codec:
 
     :param version: ``"2.x"`` or ``"3.x"``.
     :param parse: request bytes -> the parsed ``ToFunction`` view (raises MalformedRequestError).
-    :param proves: the first invocation's argument -> True when its bytes show this version.
+    :param from_string: the usual parse, without its error handling (a C function: the hot
+        path calls it, and calls ``parse`` when it raises).
+    :param proves: the first invocation's argument -> true when its bytes show this version
+        (a C ``attrgetter``: the field only that version fills).
     :param states: ``(request bytes, batch, function)`` -> ``(batch, {name: sent state},
         {name: registered type other than Any} or None)`` (``None``: collected inline, 2.x).
     :param to_any: an argument -> the ``google.protobuf.Any`` a function without an
@@ -52,6 +56,7 @@ class Codec:
     __slots__ = (
         "version",
         "parse",
+        "from_string",
         "proves",
         "states",
         "to_any",
@@ -72,22 +77,24 @@ class Codec:
         *,
         version: str,
         parse: Callable[[bytes], Any],
-        proves: Callable[[Any], bool],
+        from_string: Callable[[bytes], Any],
+        proves: Callable[[Any], Any],
         states: Optional[Callable[[bytes, Any, StatefulFunction], Tuple[Any, Dict[str, Any], Optional[Dict[str, str]]]]],
         to_any: Optional[Callable[[Any], AnyMessage]],
         packed: Callable[[Message], bytes],
         boxed: Callable[[AnyMessage], bytes],
         state_value: Optional[Callable[[Any], Optional[AnyMessage]]],
-        check_write: Callable[[BatchContext, str, Optional[AnyMessage]], None],
-        append_mutations: Optional[Callable[[BatchContext, List[Union[bytes, bytearray]]], None]],
+        check_write: Callable[[Any, str, Optional[AnyMessage]], None],
+        append_mutations: Optional[Callable[[Any, List[Union[bytes, bytearray]]], None]],
         delayed: Callable[[int, bytes, bytes, Optional[str]], bytes],
         cancellation: Callable[[str], bytes],
-        missing_state: Callable[[BatchContext, object], MissingStateError],
-        missing_declared: Callable[[StatefulFunction, BatchContext, List[str]], None],
+        missing_state: Callable[[Any, object], MissingStateError],
+        missing_declared: Callable[[StatefulFunction, Any, List[str]], None],
         incomplete_reply: Callable[[Dict[str, ValueSpec]], bytes],
     ) -> None:
         self.version = version
         self.parse = parse
+        self.from_string = from_string
         self.proves = proves
         self.states = states
         self.to_any = to_any

@@ -9,6 +9,8 @@ function that asks for it.
 
 from __future__ import annotations
 
+import operator
+
 from typing import TYPE_CHECKING, Dict, List
 
 from google.protobuf.any_pb2 import Any
@@ -40,10 +42,9 @@ def parse(request_bytes: bytes) -> ToFunction:
         ) from None
 
 
-def proves(argument: Any) -> bool:
-    """True when the first argument holds an ``Any.value`` (field 2, length-delimited): a
-    3.x ``TypedValue`` never does. (An ``Any`` without a value is told by the bytes walk.)"""
-    return bool(argument.value)
+#: True when the first argument holds an ``Any.value`` (field 2, length-delimited): a 3.x
+#: ``TypedValue`` never does. (An ``Any`` without a value is told by the bytes walk.)
+proves = operator.attrgetter("value")
 
 
 _TYPE_URL_FIELDS: Dict[type, bytes] = {}
@@ -111,6 +112,7 @@ def incomplete_reply(specs: Dict[str, ValueSpec]) -> bytes:
 CODEC = Codec(
     version=VERSION,
     parse=parse,
+    from_string=ToFunction.FromString,
     proves=proves,
     states=None,
     to_any=None,

@@ -20,6 +20,8 @@ in :mod:`statefun_wsgi._wire` (the fields they share with 2.x).
 
 from __future__ import annotations
 
+import operator
+
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
 from typing import Any as TypingAny
 
@@ -49,7 +51,7 @@ from .errors import MalformedRequestError, MissingStateError, UnexpectedMessageT
 from .functions import ValueSpec, type_url_of
 
 if TYPE_CHECKING:
-    from .context import BatchContext
+    from .context import CodecContext
     from .functions import StatefulFunction
 
 __all__ = [
@@ -101,10 +103,9 @@ def parse(request_bytes: bytes) -> Union[ToFunction, ToFunctionRaw]:
         raise MalformedRequestError(f"the body is not a serialized StateFun 3.x ToFunction: {exc}") from None
 
 
-def proves(argument: ToFunction.Invocation) -> bool:
-    """True when the first argument has ``has_value`` set (field 2 as a varint): a 2.x
-    ``Any`` never does, and every 3.x runtime and SDK sets it."""
-    return bool(argument.has_value)
+#: True when the first argument has ``has_value`` set (field 2 as a varint): a 2.x ``Any``
+#: never does, and every 3.x runtime and SDK sets it.
+proves = operator.attrgetter("has_value")
 
 
 def states(
@@ -204,12 +205,12 @@ def state_value(sent: ToFunction.PersistedValue) -> Optional[Any]:
     return Any(type_url=typename, value=value)  # a typed state: read raw, see states()
 
 
-def _registered_type(context: BatchContext, name: str) -> str:
+def _registered_type(context: CodecContext, name: str) -> str:
     types = context._types
     return ANY_TYPENAME if types is None else types.get(name, ANY_TYPENAME)
 
 
-def check_write(context: BatchContext, name: str, value: Optional[Any]) -> None:
+def check_write(context: CodecContext, name: str, value: Optional[Any]) -> None:
     """Refuse, in the function, a write that would change the state's registered type."""
     typename = _registered_type(context, name)
     if value is not None and typename != ANY_TYPENAME and value.type_url != typename:
@@ -220,7 +221,7 @@ def check_write(context: BatchContext, name: str, value: Optional[Any]) -> None:
         )
 
 
-def append_mutations(context: BatchContext, pieces: List[Union[bytes, bytearray]]) -> None:
+def append_mutations(context: CodecContext, pieces: List[Union[bytes, bytearray]]) -> None:
     """Append a ``state_mutations`` entry per changed state: MODIFY to ``TypedValue{Any,
     serialized value}`` (or to the state's own type and ``value.value``), or DELETE for
     ``None``. Nothing large is copied."""
@@ -249,7 +250,7 @@ def append_mutations(context: BatchContext, pieces: List[Union[bytes, bytearray]
         pieces += (STATE_MUTATIONS, SMALL_VARINTS[size] if size < 0x80 else varint(size), mutation, head, data)
 
 
-def missing_state(context: BatchContext, name: object) -> MissingStateError:
+def missing_state(context: CodecContext, name: object) -> MissingStateError:
     """Record ``name`` to be declared to the runtime (the batch then ends with
     ``incomplete_invocation_context``), and the error the function sees meanwhile."""
     target = context._target
@@ -266,7 +267,7 @@ def missing_state(context: BatchContext, name: object) -> MissingStateError:
     )
 
 
-def missing_declared(function: StatefulFunction, context: BatchContext, missing: List[str]) -> None:
+def missing_declared(function: StatefulFunction, context: CodecContext, missing: List[str]) -> None:
     specs = function.value_specs
     assert specs is not None  # missing states are declared ones
     context._incomplete = {name: specs[name] for name in missing}
@@ -323,6 +324,7 @@ def cancellation(token: str) -> bytes:
 CODEC = Codec(
     version=VERSION,
     parse=parse,
+    from_string=ToFunction.FromString,
     proves=proves,
     states=states,
     to_any=to_any,

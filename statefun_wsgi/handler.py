@@ -31,7 +31,7 @@ import inspect
 from types import AsyncGeneratorType, CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any, Sequence, Tuple, Union
 
-from .context import BatchContext
+from .context import BatchContext, CodecContext
 from .errors import FunctionInvocationError, MalformedRequestError, UnknownFunctionError
 from .functions import StatefulFunctions
 from .protocols import DEFAULT_PROTOCOLS, Protocols, ProtocolsSetting
@@ -50,24 +50,28 @@ RequestBytes = Union[bytes, bytearray, memoryview]
 
 def _open_batch(
     functions: StatefulFunctions, protocols: Protocols, request_bytes: RequestBytes
-) -> Tuple[StatefulFunction, BatchContext, Sequence[Any]]:
-    """Parse a request: the function it targets, a context holding its states, and its invocations."""
+) -> Tuple[StatefulFunction, BatchContext, Sequence[Any], Any]:
+    """Parse a request: the function it targets, a context holding its states, its invocations,
+    and the first invocation (read here to tell the protocol; the caller runs it from this
+    object rather than having upb build it again)."""
     if type(request_bytes) is not bytes:
         # upb on some Python versions (3.9) refuses a bytearray.
         request_bytes = bytes(request_bytes)
     codec = protocols.hint  # the protocol of the last request that showed one (see protocols)
     request: Any
     try:
-        request = codec.parse(request_bytes)
-    except MalformedRequestError:
+        request = codec.from_string(request_bytes)
+    except Exception:  # not this view: the codec's parse, or the other protocol, says why
         codec, request = protocols.resolve(request_bytes, codec, None)
     batch = request.invocation
     invocations = batch.invocations
     # What protocol: the first argument tells in the usual case (see statefun_wsgi.protocols).
-    if not (invocations and codec.proves(invocations[0].argument)):
+    first = invocations[0] if invocations else None
+    if first is None or not codec.proves(first.argument):
         codec, request = protocols.resolve(request_bytes, codec, request)
         batch = request.invocation
         invocations = batch.invocations
+        first = invocations[0] if invocations else None
     if not invocations:
         if not request.HasField("invocation"):
             raise MalformedRequestError("the ToFunction carries no invocation batch (field 100)")
@@ -84,17 +88,18 @@ def _open_batch(
         for index in range(len(sent)):  # by index: see _NO_ITERATION
             state = sent[index]
             states[state.state_name] = state
-        types = None
+        context = BatchContext(target, states)
     else:
         read, states, types = collect(request_bytes, batch, function)
         if read is not batch:  # read again (states of other types)
             invocations = read.invocations
-    context = BatchContext(target, states, codec, types)
+            first = invocations[0]
+        context = CodecContext(target, states, codec, types)
     if function.states is not None:
         missing = [name for name in function.states if name not in states]
         if missing:  # 2.x: raises; 3.x: declares them (context._incomplete)
             codec.missing_declared(function, context, missing)
-    return function, context, invocations
+    return function, context, invocations, first
 
 
 _GENERATORS = (GeneratorType, AsyncGeneratorType)
@@ -144,7 +149,7 @@ class RequestReplyHandler:
         self.protocols = Protocols(protocols)
 
     def __call__(self, request_bytes: RequestBytes) -> bytes:
-        function, context, invocations = _open_batch(self.functions, self.protocols, request_bytes)
+        function, context, invocations, first = _open_batch(self.functions, self.protocols, request_bytes)
         if function.is_coroutine:
             raise FunctionInvocationError(
                 f"{function.typename} is a coroutine function: serve it with AsyncRequestReplyHandler"
@@ -157,11 +162,16 @@ class RequestReplyHandler:
             unpack = context._codec.to_any  # 3.x: the Any a TypedValue argument is equivalent to
         index = 0
         try:
-            for index in range(len(invocations)):  # by index: see _NO_ITERATION
+            # The first invocation from the object _open_batch read, the others by index.
+            argument = context._enter(first)
+            result = func(context, argument if unpack is None else unpack(argument))
+            if result is not None and (hasattr(type(result), "__await__") or isinstance(result, _GENERATORS)):
+                raise _never_ran(result)  # (not inspect.isawaitable: its ABC check costs ~300 ns a call)
+            for index in range(1, len(invocations)):  # by index: see _NO_ITERATION
                 argument = context._enter(invocations[index])
                 result = func(context, argument if unpack is None else unpack(argument))
                 if result is not None and (hasattr(type(result), "__await__") or isinstance(result, _GENERATORS)):
-                    raise _never_ran(result)  # (not inspect.isawaitable: its ABC check costs ~300 ns a call)
+                    raise _never_ran(result)
         except Exception as exc:
             if context._incomplete is not None:  # it used a state the runtime must register first
                 return context._finish()
@@ -183,7 +193,7 @@ class AsyncRequestReplyHandler:
         self.protocols = Protocols(protocols)
 
     async def __call__(self, request_bytes: RequestBytes) -> bytes:
-        function, context, invocations = _open_batch(self.functions, self.protocols, request_bytes)
+        function, context, invocations, _ = _open_batch(self.functions, self.protocols, request_bytes)
         if context._incomplete is not None:
             return context._finish()
         func = function.func

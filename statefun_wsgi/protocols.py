@@ -102,8 +102,8 @@ class Protocols:
         the same with :attr:`hint` and :meth:`resolve`, reusing what it reads anyway.)"""
         codec = self.hint
         try:
-            request = codec.parse(request_bytes)
-        except MalformedRequestError:
+            request = codec.from_string(request_bytes)
+        except Exception:
             return self.resolve(request_bytes, codec, None)
         invocations = request.invocation.invocations  # type: ignore[attr-defined]
         if invocations and codec.proves(invocations[0].argument):
@@ -129,6 +129,8 @@ class Protocols:
                 self.hint = codec
                 return codec, request
         version = detect_protocol(request_bytes)
+        if version is not None and version == tried.version and parsed is None:
+            parsed = tried.parse(request_bytes)  # the usual view failed: the codec's own fallback
         if version is None:  # undecidable: the setting says
             if tried is self.first and parsed is not None:
                 return tried, parsed

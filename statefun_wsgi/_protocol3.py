@@ -6,10 +6,11 @@ What differs from 2.x (same messages, same field numbers otherwise):
   the ``Any(type_url=typename, value=value)`` it is equivalent to, and what a function
   sends goes out as ``TypedValue{type URL, has_value=true, value}``;
 - a state is declared by the function (``incomplete_invocation_context``) with a fixed
-  type. The endpoint declares every state as ``type.googleapis.com/google.protobuf.Any``
-  holding the serialized ``Any`` (byte for byte what 2.x stores); a state the runtime
-  sends under another type (registered by another SDK) reaches the function as an
-  ``Any`` of that type name, and can only be written with that type name again;
+  type. The endpoint declares a state as ``type.googleapis.com/google.protobuf.Any``
+  holding the serialized ``Any`` (byte for byte what 2.x stores), or, for a
+  ``ValueSpec(name, SomeMessage)``, under that message's type name holding the message;
+  a state the runtime sends under another type (registered by another SDK) reaches the
+  function as an ``Any`` of that type name, and can only be written with that type again;
 - a delayed message can carry a cancellation token, and be cancelled (3.1+);
 - the generic egress records go by their 3.x names
   (``type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord``, ...).
@@ -20,6 +21,7 @@ in :mod:`statefun_wsgi._wire` (the fields they share with 2.x).
 
 from __future__ import annotations
 
+import functools
 import operator
 
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
@@ -85,6 +87,13 @@ EXPIRE_MODE, EXPIRE_AFTER_MILLIS = b"\x08", b"\x10"
 EXPIRE_AFTER_WRITE, EXPIRE_AFTER_INVOKE = 1, 2
 
 _ANY_HEAD = string_field(TYPENAME, ANY_TYPENAME.encode()) + HAS_VALUE
+_ANY_HEAD_VALUE = _ANY_HEAD + VALUE
+
+
+@functools.lru_cache(maxsize=4096)
+def _modify(name: str) -> bytes:
+    """A MODIFY mutation's fields up to its value's length: mutation_type, state_name, the tag."""
+    return MUTATION_MODIFY + _mutation_name(name) + MUTATION_VALUE
 
 
 # -- the request ---------------------------------------------------------------------
@@ -108,32 +117,42 @@ def parse(request_bytes: bytes) -> Union[ToFunction, ToFunctionRaw]:
 proves = operator.attrgetter("has_value")
 
 
+#: What :func:`states` records for a state sent without a value (only its name).
+NO_VALUE: TypingAny = object()
+
+
 def states(
     request_bytes: bytes, batch: TypingAny, function: StatefulFunction
 ) -> Tuple[TypingAny, Dict[str, TypingAny], Optional[Dict[str, str]]]:
     """The batch (read again with the raw view if a state has a type other than Any), its
     states by name, and the registered types other than Any (``None``: all are Any), from
-    the request and the function's typed ValueSpecs."""
+    the request and the function's typed ValueSpecs.
+
+    A state maps to its ``TypedValue`` (what :func:`state_value` reads), or to
+    :data:`NO_VALUE` when it was sent without one."""
     sent = batch.state
     collected = {}
     types = None
     any_typename = ANY_TYPENAME
+    no_value = NO_VALUE
     for index in range(len(sent)):  # by index: see handler._NO_ITERATION
         state = sent[index]
-        name = state.state_name
-        collected[name] = state
         value = state.state_value
-        if value.has_value and value.typename != any_typename:
-            if types is None:
-                types = {}
-            types[name] = value.typename
+        if value.has_value:
+            collected[state.state_name] = value
+            if value.typename != any_typename:
+                if types is None:
+                    types = {}
+                types[state.state_name] = value.typename
+        else:
+            collected[state.state_name] = no_value
     if types is not None and type(batch) is ToFunction.InvocationBatchRequest:  # Any views of other types
         batch = ToFunctionRaw.FromString(request_bytes).invocation
         sent = batch.state
-        collected = {}
         for index in range(len(sent)):
             state = sent[index]
-            collected[state.state_name] = state
+            value = state.state_value
+            collected[state.state_name] = value if value.has_value else no_value
     declared = function.state_types
     if declared is not None:
         types = {**declared, **types} if types is not None else dict(declared)
@@ -185,24 +204,23 @@ def boxed(message: Any) -> bytes:
 # -- states --------------------------------------------------------------------------
 
 
-def state_value(sent: ToFunction.PersistedValue) -> Optional[Any]:
-    """The ``Any`` a sent state holds, or ``None`` when it has no value."""
-    typed = sent.state_value
-    if not typed.has_value:
+def state_value(typed: TypingAny) -> Optional[Any]:
+    """The ``Any`` a state holds (``typed`` as :func:`states` recorded it), or ``None``."""
+    if typed is NO_VALUE:
         return None
-    typename = typed.typename
     value = typed.value
-    if typename == ANY_TYPENAME:
-        if type(value) is bytes:  # the request was read with the raw view
-            try:
-                value = Any.FromString(value)
-            except (DecodeError, UnicodeDecodeError) as exc:
-                raise UnexpectedMessageTypeError(
-                    f"state {sent.state_name!r} is of type {ANY_TYPENAME} but its value does not parse as one: {exc}"
-                ) from None
-        # As in 2.x, an empty Any is no value (ByteSize() last: upb serializes to count).
-        return value if value.type_url or value.value or value.ByteSize() else None
-    return Any(type_url=typename, value=value)  # a typed state: read raw, see states()
+    if type(value) is bytes:  # read with the raw view: the type name says what the bytes are
+        typename = typed.typename
+        if typename != ANY_TYPENAME:
+            return Any(type_url=typename, value=value)  # a state of another type
+        try:
+            value = Any.FromString(value)
+        except (DecodeError, UnicodeDecodeError) as exc:
+            raise UnexpectedMessageTypeError(
+                f"a state of type {ANY_TYPENAME} holds a value that does not parse as one: {exc}"
+            ) from None
+    # As in 2.x, an empty Any is no value (ByteSize() last: upb serializes to count).
+    return value if value.type_url or value.value or value.ByteSize() else None
 
 
 def _registered_type(context: CodecContext, name: str) -> str:
@@ -235,17 +253,16 @@ def append_mutations(context: CodecContext, pieces: List[Union[bytes, bytearray]
         typename = ANY_TYPENAME if types is None else types.get(name, ANY_TYPENAME)
         if typename is ANY_TYPENAME or typename == ANY_TYPENAME:
             data = value.SerializeToString()
-            head = _ANY_HEAD
+            size = len(data)
+            head = _ANY_HEAD_VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) if size else _ANY_HEAD
         else:
             data = value.value
+            size = len(data)
             head = string_field(TYPENAME, typename.encode()) + HAS_VALUE
-        size = len(data)
-        if size:
-            head += VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size))
+            if size:
+                head += VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size))
         size += len(head)
-        mutation = (
-            MUTATION_MODIFY + _mutation_name(name) + MUTATION_VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size))
-        )
+        mutation = _modify(name) + (SMALL_VARINTS[size] if size < 0x80 else varint(size))
         size += len(mutation)
         pieces += (STATE_MUTATIONS, SMALL_VARINTS[size] if size < 0x80 else varint(size), mutation, head, data)
 

@@ -13,9 +13,14 @@ Usage, inside a bound function::
                                     context.address.identity, Reminder(name=message.name))
         context.pack_and_send_egress("example/greets", kafka_egress_record("greets", text, key=message.name))
 
+        # StateFun 3.1+ only: a delayed message that can be cancelled
+        context.pack_and_send_after(timedelta(hours=1), "example/greeter", "alice", Reminder(), cancellation_token="r-1")
+        context.cancel_delayed_message("r-1")
+
 One :class:`BatchContext` serves one batch (one request), shared by its invocations
 in order, so each invocation sees the state the ones before it left. Nothing in it
-is shared with another request.
+is shared with another request. A batch of a 3.x runtime gets a :class:`CodecContext`:
+the same API, with its states read and written by the 3.x codec.
 """
 
 from __future__ import annotations
@@ -374,16 +379,6 @@ class BatchContext:
         for name in self._changed:
             value = values[name]
             append_state_mutation(pieces, name, None if value is None else value.SerializeToString())
-        if self._outgoing is not None:  # (as _finish_with does: inline, one call less on the hot path)
-            pieces.append(self._outgoing)
-        if self._delayed is not None:
-            pieces.append(self._delayed)
-        if self._egresses is not None:
-            pieces.append(self._egresses)
-        return from_function(pieces)
-
-    def _finish_with(self, pieces: List[Union[bytes, bytearray]]) -> bytes:
-        """The reply: ``pieces`` (the state mutations), then everything sent."""
         if self._outgoing is not None:
             pieces.append(self._outgoing)
         if self._delayed is not None:
@@ -409,7 +404,17 @@ class CodecContext(BatchContext):
     def __init__(
         self, target: AddressMessage, states: Dict[str, object], codec: Codec, types: Optional[Dict[str, str]]
     ) -> None:
-        BatchContext.__init__(self, target, states)
+        # BatchContext.__init__, written out (a call less per request):
+        self._target = target
+        self._address = None
+        self._caller = None
+        self._caller_address = None
+        self._states = states
+        self._state_values = {}
+        self._changed = {}
+        self._outgoing = None
+        self._delayed = None
+        self._egresses = None
         self._codec = codec
         self._incomplete = None
         self._tokens = None
@@ -424,7 +429,10 @@ class CodecContext(BatchContext):
             raise self._missing_state(name)
         read = self._codec.state_value
         assert read is not None  # a codec that reads states inline is served by BatchContext
-        value = read(sent)
+        try:
+            value = read(sent)
+        except UnexpectedMessageTypeError as exc:
+            raise UnexpectedMessageTypeError(f"state {name!r}: {exc}") from None
         self._state_values[name] = value
         return value
 
@@ -449,4 +457,10 @@ class CodecContext(BatchContext):
         append_mutations = self._codec.append_mutations
         assert append_mutations is not None
         append_mutations(self, pieces)
-        return self._finish_with(pieces)
+        if self._outgoing is not None:  # then everything sent, as BatchContext._finish
+            pieces.append(self._outgoing)
+        if self._delayed is not None:
+            pieces.append(self._delayed)
+        if self._egresses is not None:
+            pieces.append(self._egresses)
+        return from_function(pieces)

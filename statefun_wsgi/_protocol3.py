@@ -138,12 +138,14 @@ def states(
     for index in range(len(sent)):  # by index: see handler._NO_ITERATION
         state = sent[index]
         value = state.state_value
-        if value.has_value:
+        typename = value.typename  # '' for a state sent without a value (the runtime sends its name only)
+        if typename is any_typename or typename == any_typename:
             collected[state.state_name] = value
-            if value.typename != any_typename:
-                if types is None:
-                    types = {}
-                types[state.state_name] = value.typename
+        elif typename and value.has_value:
+            collected[state.state_name] = value
+            if types is None:
+                types = {}
+            types[state.state_name] = typename
         else:
             collected[state.state_name] = no_value
     if types is not None and type(batch) is ToFunction.InvocationBatchRequest:  # Any views of other types

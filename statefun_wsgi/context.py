@@ -39,6 +39,7 @@ from ._protocol2 import packed as _packed  # noqa: F401  (bench/_serving_apps im
 from ._wire import (
     ADDRESS_ID,
     append_state_mutation,
+    delayed_invocation,
     egress_message,
     from_function,
     outgoing_message,
@@ -339,8 +340,10 @@ class BatchContext:
         self, delay: timedelta, typename: str, id: str, argument: bytes, cancellation_token: Optional[str]
     ) -> None:
         milliseconds = delay_in_ms(delay)
-        invocation = self._codec.delayed(milliseconds, _address(typename, id), argument, cancellation_token)
-        if cancellation_token is not None:
+        if cancellation_token is None:  # the same fields in every protocol
+            invocation = delayed_invocation(milliseconds, _address(typename, id), argument)
+        else:
+            invocation = self._codec.delayed(milliseconds, _address(typename, id), argument, cancellation_token)
             # The runtime fails the job when a token is reused while its message is pending.
             if self._tokens is None:
                 self._tokens = set()  # type: ignore[misc]  # (a CodecContext's: 2.x refused the token)

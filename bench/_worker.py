@@ -4,6 +4,7 @@ Started by ``bench_handler.py`` under any of its interpreters::
 
     python bench/_worker.py --sdk ours       # statefun_wsgi from this repository
     python bench/_worker.py --sdk official   # the official ``statefun`` 2.2.2 SDK
+    python bench/_worker.py --sdk official3  # the official ``statefun`` 3.3 SDK (handle_sync)
 
 It reads commands from stdin, one line each, and answers each with one line on
 stdout (``ok ...`` or ``error <text>``); byte payloads follow their line:
@@ -38,18 +39,24 @@ def load_sdk(name):
         from statefun_wsgi import RequestReplyHandler, StatefulFunctions
 
         module = "statefun_wsgi"
-    elif name == "official":
+    elif name in ("official", "official3"):
         from statefun import RequestReplyHandler, StatefulFunctions
 
         module = "statefun"
     else:
         raise SystemExit("unknown --sdk %r" % name)
     sys.path.insert(0, HERE)
-    import scenarios
+    if name == "official3":
+        import scenarios_v3 as scenarios
+    else:
+        import scenarios
 
     functions = StatefulFunctions()
     scenarios.register(functions)
-    return RequestReplyHandler(functions), sys.modules[module]
+    handler = RequestReplyHandler(functions)
+    if name == "official3":
+        return handler.handle_sync, sys.modules[module]  # its synchronous entry: asyncio.run per request
+    return handler, sys.modules[module]
 
 
 def info(sdk_name, sdk_module):
@@ -69,7 +76,7 @@ def info(sdk_name, sdk_module):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sdk", required=True, choices=["ours", "official"])
+    parser.add_argument("--sdk", required=True, choices=["ours", "official", "official3"])
     args = parser.parse_args()
 
     # Only this process's protocol goes to the real stdout; stray prints go to stderr.

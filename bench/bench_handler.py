@@ -1,4 +1,4 @@
-"""Benchmark of the request-reply handler: statefun_wsgi vs the official StateFun 2.2.2 SDK.
+"""Benchmark of the request-reply handler: statefun_wsgi vs the official StateFun 2.2.2 and 3.3 SDKs.
 
 Usage (from the repository root)::
 
@@ -6,6 +6,7 @@ Usage (from the repository root)::
     python3.11 bench/bench_handler.py --quick    # ~20 s smoke run; writes nothing unless --write
     python3.11 bench/bench_handler.py --tuned-malloc   # glibc's heap kept; writes handler-tuned-malloc.*
     python3.11 bench/bench_handler.py --profile  # cProfile of our side, scenario by scenario
+    python3.11 bench/bench_handler.py --protocol 3   # the 3.x sides only (handler-v3.{md,json})
 
 Three sides run the same function logic (``bench/scenarios.py``) on the same request
 bytes, each in a persistent worker process (``bench/_worker.py``):
@@ -17,7 +18,16 @@ bytes, each in a persistent worker process (``bench/_worker.py``):
 - ``official-fastest``: Python 3.10 + apache-flink-statefun==2.2.2 + protobuf==3.20.3
   with its C++ implementation (``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=cpp``).
 
-The two official environments are created under ``bench/.venvs/`` on first use
+and, for StateFun 3.x (the same scenarios as 3.x request bytes, with states registered
+as ``type.googleapis.com/google.protobuf.Any``, as statefun_wsgi declares them):
+
+- ``ours-3x``: statefun_wsgi answering the 3.x requests (the same functions, same handler);
+- ``official3-default``: ``python3.11 -m venv`` + ``pip install apache-flink-statefun==3.3.0``
+  (protobuf 3.20.x, pure Python), its ``RequestReplyHandler.handle_sync``, with the same
+  logic written in its API (``bench/scenarios_v3.py``);
+- ``official3-fastest``: Python 3.10 + apache-flink-statefun==3.3.0 + protobuf==3.20.3 (C++).
+
+The official environments are created under ``bench/.venvs/`` on first use
 (needs PyPI) and reused afterwards. Before any timing, every side's reply to every
 request is decoded and compared with the expected content (messages in order,
 mutations by state name); any difference stops the run.
@@ -65,11 +75,18 @@ from google.protobuf.internal import api_implementation  # noqa: E402
 from google.protobuf.message import Message  # noqa: E402
 from google.protobuf.wrappers_pb2 import BytesValue, Int64Value, StringValue  # noqa: E402
 
+from statefun_wsgi._proto import request_reply_v3_pb2 as v3  # noqa: E402
 from statefun_wsgi._proto.request_reply_pb2 import FromFunction, ToFunction  # noqa: E402
 
 TARGET_VS_DEFAULT = 5.0
 TARGET_VS_FASTEST = 2.0
 OFFICIAL_SDK = "apache-flink-statefun==2.2.2"
+OFFICIAL_SDK_3 = "apache-flink-statefun==3.3.0"
+#: The 3.x path may cost at most this much more than the 2.x path (ours-3x / ours).
+TARGET_V3_OVER_V2 = 1.10
+#: Goal: ours-3x at least this many times faster than official 3.3 fastest (not for state-1mib).
+GOAL_VS_OFFICIAL3 = 10.0
+ANY_TYPENAME = "type.googleapis.com/google.protobuf.Any"
 MODIFY = FromFunction.PersistedValueMutation.MODIFY
 DELETE = FromFunction.PersistedValueMutation.DELETE
 BLOB = bytes(range(256)) * 4096  # 1 MiB
@@ -103,6 +120,28 @@ def build_request(
             invocation.caller.namespace, invocation.caller.type, invocation.caller.id = caller
         invocation.argument.CopyFrom(pack(argument))
     return request.SerializeToString()
+
+
+def to_v3(data: bytes) -> bytes:
+    """The 3.x request equivalent to a 2.x one: arguments as ``TypedValue{type_url, true, value}``,
+    a state of value ``v`` as ``TypedValue{type.googleapis.com/google.protobuf.Any, true, v}``."""
+    old = ToFunction.FromString(data)
+    new = v3.ToFunction()
+    batch, out = old.invocation, new.invocation
+    out.target.namespace, out.target.type, out.target.id = batch.target.namespace, batch.target.type, batch.target.id
+    for state in batch.state:
+        persisted = out.state.add(state_name=state.state_name)
+        if state.state_value:
+            persisted.state_value.CopyFrom(v3.TypedValue(typename=ANY_TYPENAME, has_value=True, value=state.state_value))
+    for invocation in batch.invocations:
+        call = out.invocations.add()
+        if invocation.HasField("caller"):
+            c = invocation.caller
+            call.caller.namespace, call.caller.type, call.caller.id = c.namespace, c.type, c.id
+        call.argument.CopyFrom(
+            v3.TypedValue(typename=invocation.argument.type_url, has_value=True, value=invocation.argument.value)
+        )
+    return new.SerializeToString()
 
 
 Content = Dict[str, TypingAny]
@@ -157,6 +196,45 @@ def decode_reply(reply: bytes) -> Content:
     }
 
 
+def decode_reply_v3(reply: bytes) -> Content:
+    """A 3.x reply's content, in the terms of :func:`decode_reply` (a TypedValue as the Any it
+    is equivalent to; a state's value, of type Any, as the Any it holds)."""
+    message = v3.FromFunction.FromString(reply)
+    if not message.HasField("invocation_result"):
+        raise AssertionError(f"the reply has no invocation_result: {str(message)[:300]}")
+    result = message.invocation_result
+
+    def address(a) -> Tuple[str, str, str]:
+        return (a.namespace, a.type, a.id)
+
+    def typed(t) -> Tuple[str, bytes]:
+        if not t.has_value:
+            raise AssertionError(f"a TypedValue without has_value: {t}")
+        return (t.typename, bytes(t.value))
+
+    mutations: Dict[str, tuple] = {}
+    for mutation in result.state_mutations:
+        if mutation.state_name in mutations:
+            raise AssertionError(f"two mutations of state {mutation.state_name!r}")
+        value = None
+        if mutation.mutation_type == MODIFY:
+            typename, data = typed(mutation.state_value)
+            if typename != ANY_TYPENAME:
+                raise AssertionError(f"state {mutation.state_name!r} written as {typename}")
+            box = Any.FromString(data)
+            value = (box.type_url, bytes(box.value))
+        mutations[mutation.state_name] = (mutation.mutation_type, value)
+    for d in result.delayed_invocations:
+        if d.is_cancellation_request or d.cancellation_token:
+            raise AssertionError(f"an unexpected cancellation: {d}")
+    return {
+        "outgoing": [(address(m.target), typed(m.argument)) for m in result.outgoing_messages],
+        "delayed": [(d.delay_in_ms, address(d.target), typed(d.argument)) for d in result.delayed_invocations],
+        "egress": [((e.egress_namespace, e.egress_type), typed(e.argument)) for e in result.outgoing_egresses],
+        "mutations": mutations,
+    }
+
+
 def describe_difference(got: Content, want: Content) -> str:
     lines = []
     for key in ("outgoing", "delayed", "egress"):
@@ -182,6 +260,11 @@ class Scenario:
     request: bytes
     reply: Content
     description: str
+    request_v3: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not self.request_v3:
+            self.request_v3 = to_v3(self.request)
 
 
 def scenarios() -> List[Scenario]:
@@ -250,6 +333,26 @@ class Side:
     env: Dict[str, str]
     python: str = ""
     info: Dict[str, TypingAny] = field(default_factory=dict)
+    protocol: int = 2  # the request bytes it answers: 2.x or 3.x
+
+    def request(self, scenario: Scenario) -> bytes:
+        return scenario.request_v3 if self.protocol == 3 else scenario.request
+
+    def decode(self, reply: bytes) -> Content:
+        return decode_reply_v3(reply) if self.protocol == 3 else decode_reply(reply)
+
+
+#: side -> the side its ratio is taken against.
+BASELINES = {
+    "official-default": "ours",
+    "official-fastest": "ours",
+    "ours-3x": "ours",
+    "official3-default": "ours-3x",
+    "official3-fastest": "ours-3x",
+}
+ALL_SIDES = ["ours", "official-default", "official-fastest", "ours-3x", "official3-default", "official3-fastest"]
+V2_SIDES = ALL_SIDES[:3]
+V3_SIDES = ALL_SIDES[3:]
 
 
 #: ``--tuned-malloc``: keep freed memory in glibc's heap instead of handing large blocks back to
@@ -337,28 +440,27 @@ def ensure_venv(
 
 
 def make_sides(args: argparse.Namespace) -> List[Side]:
+    cpp = "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"
     sides = [
         Side("ours", "ours", "ours", None, clean_env(), python=sys.executable),
         Side("official-default", "official default", "official", "python", clean_env()),
-        Side(
-            "official-fastest",
-            "official fastest",
-            "official",
-            "cpp",
-            clean_env(PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="cpp"),
-        ),
+        Side("official-fastest", "official fastest", "official", "cpp", clean_env(**{cpp: "cpp"})),
+        Side("ours-3x", "ours 3.x", "ours", None, clean_env(), python=sys.executable, protocol=3),
+        Side("official3-default", "official 3.3 default", "official3", "python", clean_env(), protocol=3),
+        Side("official3-fastest", "official 3.3 fastest", "official3", "cpp", clean_env(**{cpp: "cpp"}), protocol=3),
     ]
     wanted = set(args.sides)
     sides = [side for side in sides if side.name in wanted]
     for side in sides:
-        if side.name == "official-default":
+        sdk = OFFICIAL_SDK_3 if side.sdk == "official3" else OFFICIAL_SDK
+        if side.name.endswith("-default"):
             base = find_python("3.11", [args.python_default, "python3.11"])
-            side.python = ensure_venv(side.name, base, [OFFICIAL_SDK], side.env, "3.", "python")
-        elif side.name == "official-fastest":
+            side.python = ensure_venv(side.name, base, [sdk], side.env, "3.", "python")
+        elif side.name.endswith("-fastest"):
             base = find_python(
                 "3.10", [args.python_fastest, "/root/.pyenv/versions/3.10.13/bin/python3.10", "python3.10"]
             )
-            side.python = ensure_venv(side.name, base, [OFFICIAL_SDK, "protobuf==3.20.3"], side.env, "3.20.3", "cpp")
+            side.python = ensure_venv(side.name, base, [sdk, "protobuf==3.20.3"], side.env, "3.20.3", "cpp")
     return sides
 
 
@@ -405,7 +507,8 @@ class Worker:
         return json.loads(self.command("info"))
 
     def load(self, scenario: Scenario) -> None:
-        self.command(f"load {scenario.name} {len(scenario.request)}", scenario.request)
+        request = self.side.request(scenario)
+        self.command(f"load {scenario.name} {len(request)}", request)
 
     def reply(self, scenario: Scenario) -> bytes:
         size = int(self.command(f"reply {scenario.name}"))
@@ -474,14 +577,15 @@ def run(args: argparse.Namespace) -> Dict[str, TypingAny]:
                     f"{side.name} runs protobuf's {side.info['implementation']!r} implementation, "
                     f"expected {side.implementation!r}"
                 )
-        if sides and sides[0].name == "ours" and sides[0].info["implementation"] != "upb":
-            log(f"  note: ours runs on protobuf's {sides[0].info['implementation']!r} implementation, not upb")
+        for side in sides:
+            if side.sdk == "ours" and side.info["implementation"] != "upb":
+                log(f"  note: {side.name} runs on protobuf's {side.info['implementation']!r} implementation, not upb")
 
         # Same bytes in, same content out, on every side, before anything is timed.
         for case in cases:
             for worker in workers:
                 worker.load(case)
-                got = decode_reply(worker.reply(case))
+                got = worker.side.decode(worker.reply(case))
                 if got != case.reply:
                     raise SystemExit(
                         f"MISMATCH: {worker.side.name} answered {case.name} with other content than expected:\n"
@@ -537,19 +641,19 @@ def summarize(
                 "iterations_per_block": iterations[(side.name, case.name)],
                 "us_per_request_by_round": values,
             }
-        if "ours" in entry:
-            ours = entry["ours"]
-            for side in sides:
-                if side.name != "ours":
-                    entry.setdefault("ratios", {})[side.name] = {
-                        "median": entry[side.name]["median_us_per_request"] / ours["median_us_per_request"],
-                        "min": entry[side.name]["min_us_per_request"] / ours["min_us_per_request"],
-                    }
+        for side in sides:  # official / ours, on the same protocol (and ours-3x / ours)
+            baseline = BASELINES.get(side.name)
+            if baseline in entry:
+                entry.setdefault("ratios", {})[side.name] = {
+                    stat: entry[side.name][f"{stat}_us_per_request"] / entry[baseline][f"{stat}_us_per_request"]
+                    for stat in ("median", "min")
+                }
         results[case.name] = entry
     return {
-        "benchmark": "request-reply handler, statefun_wsgi vs apache-flink-statefun 2.2.2",
+        "benchmark": "request-reply handler, statefun_wsgi vs apache-flink-statefun 2.2.2 and 3.3.0",
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python3.11 bench/bench_handler.py"
+        + (" --protocol 3" if args.protocol == 3 else "")
         + (" --quick" if args.quick else "")
         + (" --tuned-malloc" if args.tuned_malloc else ""),
         "malloc": (
@@ -560,7 +664,12 @@ def summarize(
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform()},
         "rounds": args.rounds,
         "block_seconds": block_seconds,
-        "targets": {"vs_official_default": TARGET_VS_DEFAULT, "vs_official_fastest": TARGET_VS_FASTEST},
+        "targets": {
+            "vs_official_default": TARGET_VS_DEFAULT,
+            "vs_official_fastest": TARGET_VS_FASTEST,
+            "v3_over_v2_at_most": TARGET_V3_OVER_V2,
+            "goal_vs_official3_fastest": GOAL_VS_OFFICIAL3,
+        },
         "sides": {side.name: {"label": side.label, **side.info} for side in sides},
         "scenarios": results,
     }
@@ -589,6 +698,8 @@ def fmt_us(value: float) -> str:
 
 def render(data: Dict[str, TypingAny]) -> str:
     sides = data["sides"]
+    if any(name in sides for name in V3_SIDES):
+        return render_v3(data)
     columns = [name for name in ("ours", "official-default", "official-fastest") if name in sides]
     have_ours = "ours" in columns
 
@@ -704,6 +815,90 @@ def render(data: Dict[str, TypingAny]) -> str:
     return "\n".join(out)
 
 
+def render_v3(data: Dict[str, TypingAny]) -> str:
+    """The report of a ``--protocol 3`` run: the 3.x path against the 2.x path and the official 3.3 SDK."""
+    sides = data["sides"]
+    officials = [name for name in ("official3-default", "official3-fastest") if name in sides]
+    have_2x = "ours" in sides
+
+    def table(stat: str) -> List[str]:
+        cells = ["scenario", "inv./req"]
+        if have_2x:
+            cells += ["ours 2.x µs/req", "ours 3.x µs/req", "3.x / 2.x"]
+        else:
+            cells += ["ours 3.x µs/req"]
+        for name in officials:
+            cells += [f"{sides[name]['label']} µs/req", "ratio"]
+        lines = ["| " + " | ".join(cells) + " |", "|" + "|".join(["---"] + ["---:"] * (len(cells) - 1)) + "|"]
+        for name, entry in data["scenarios"].items():
+            row = [name, str(entry["invocations_per_request"])]
+            if have_2x:
+                row += [
+                    fmt_us(entry["ours"][f"{stat}_us_per_request"]),
+                    fmt_us(entry["ours-3x"][f"{stat}_us_per_request"]),
+                    f"{entry['ratios']['ours-3x'][stat]:.3f}",
+                ]
+            else:
+                row += [fmt_us(entry["ours-3x"][f"{stat}_us_per_request"])]
+            for official in officials:
+                row += [fmt_us(entry[official][f"{stat}_us_per_request"]), f"{entry['ratios'][official][stat]:.1f}×"]
+            lines.append("| " + " | ".join(row) + " |")
+        return lines
+
+    out = [
+        "# Request-reply handler, StateFun 3.x: statefun_wsgi vs its 2.x path and the official 3.3 SDK",
+        "",
+        (
+            f"`{data['command']}` on {data['date']}; {data['machine']['cpu']}, {data['machine']['cores']} cores; "
+            f"malloc: {data['malloc']}."
+        ),
+        (
+            "Microseconds per request, median over "
+            f"{data['rounds']} interleaved rounds of ~{data['block_seconds'] * 1000:.0f} ms blocks per side. "
+            "Every side answers the same scenarios (`bench/scenarios.py`; `bench/scenarios_v3.py` for the official "
+            "3.3 SDK, the same logic in its API): ours 2.x the 2.x request bytes, the others the equivalent 3.x "
+            "bytes (states registered as `type.googleapis.com/google.protobuf.Any`). 3.x / 2.x = our 3.x time / "
+            "our 2.x time; ratio = official time / our 3.x time."
+        ),
+        "",
+        (
+            f"**Targets:** 3.x / 2.x ≤ {TARGET_V3_OVER_V2:.2f} on every scenario; goal: ≥ {GOAL_VS_OFFICIAL3:g}× "
+            "faster than official 3.3 fastest on every scenario but state-1mib."
+        ),
+        "",
+        *table("median"),
+        "",
+    ]
+    verdicts = []
+    for name, entry in data["scenarios"].items():
+        ratios = entry.get("ratios", {})
+        if have_2x and ratios["ours-3x"]["median"] > TARGET_V3_OVER_V2:
+            verdicts.append(f"{name} 3.x / 2.x = {ratios['ours-3x']['median']:.3f}")
+        if "official3-fastest" in ratios and name != "state-1mib" and ratios["official3-fastest"]["median"] < GOAL_VS_OFFICIAL3:
+            verdicts.append(f"{name} vs official 3.3 fastest = {ratios['official3-fastest']['median']:.1f}×")
+    out += ["Targets: " + ("**all met**." if not verdicts else "**missed** on " + ", ".join(verdicts) + "."), ""]
+    out += ["Best round (minimum) per side:", "", *table("min"), ""]
+    out += [
+        "Minor page faults per request (median over rounds):",
+        "",
+        "| scenario | " + " | ".join(sides[name]["label"] for name in sides) + " |",
+        "|---|" + "|".join(["---:"] * len(sides)) + "|",
+    ]
+    for name, entry in data["scenarios"].items():
+        out.append(f"| {name} | " + " | ".join(f"{entry[s]['median_page_faults_per_request']:.0f}" for s in sides) + " |")
+    out += ["", "## Sides", ""]
+    for name, info in sides.items():
+        out.append(
+            f"- **{info['label']}**: Python {info['python']}, protobuf {info['protobuf']} "
+            f"(`{info['implementation']}` implementation), `{info['sdk_module']}`"
+        )
+    out += ["", "## Scenarios", ""]
+    for name, entry in data["scenarios"].items():
+        out.append(f"- **{name}**: {entry['description']}.")
+    out.append("")
+    return "\n".join(out)
+
+
 def write_results(data: Dict[str, TypingAny], markdown: str, name: str = "handler") -> None:
     """``bench/results/<name>.md`` and ``.json`` (``handler-tuned-malloc`` for a ``--tuned-malloc`` run)."""
     RESULTS.mkdir(exist_ok=True)
@@ -730,8 +925,8 @@ def profile(args: argparse.Namespace) -> None:
     version = f"protobuf {google.protobuf.__version__} ({api_implementation.Type()})"
     print(f"ours: Python {platform.python_version()}, {version}")
     for case in scenarios():
-        request = case.request
-        got = decode_reply(handler(request))
+        request = case.request_v3 if args.protocol == 3 else case.request
+        got = (decode_reply_v3 if args.protocol == 3 else decode_reply)(handler(request))
         if got != case.reply:
             raise SystemExit(f"MISMATCH on {case.name}:\n" + describe_difference(got, case.reply))
         n, done, start = 1, 0, time.perf_counter()
@@ -766,8 +961,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--sides",
         nargs="+",
-        default=["ours", "official-default", "official-fastest"],
-        choices=["ours", "official-default", "official-fastest"],
+        default=None,
+        choices=ALL_SIDES,
+        help="default: the 2.x sides (ours, official-default, official-fastest); with --protocol 3: "
+        "ours, ours-3x, official3-default, official3-fastest",
+    )
+    parser.add_argument(
+        "--protocol",
+        type=int,
+        choices=[2, 3],
+        default=2,
+        help="3: the StateFun 3.x sides (and ours on 2.x, for the 3.x / 2.x ratio); writes handler-v3.*",
     )
     parser.add_argument(
         "--write",
@@ -796,6 +1000,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.seconds = 12.0 if args.quick else 140.0
     if args.write is None:
         args.write = not args.quick
+    if args.sides is None:
+        args.sides = ["ours", *V3_SIDES] if args.protocol == 3 else V2_SIDES
 
     if args.profile:
         profile(args)
@@ -804,7 +1010,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     markdown = render(data)
     print(markdown)
     if args.write:
-        write_results(data, markdown, "handler-tuned-malloc" if args.tuned_malloc else "handler")
+        name = "handler-v3" if args.protocol == 3 else "handler"
+        write_results(data, markdown, name + ("-tuned-malloc" if args.tuned_malloc else ""))
     return 0
 
 

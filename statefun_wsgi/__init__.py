@@ -1,4 +1,4 @@
-"""statefun-wsgi: Apache Flink Stateful Functions (2.x) in any WSGI app.
+"""statefun-wsgi: Apache Flink Stateful Functions (2.x and 3.x) in any WSGI app.
 
 Usage::
 
@@ -17,11 +17,13 @@ Usage::
     wsgi = StatefunMiddleware(None, functions)   # gunicorn app:wsgi
 
 The names follow the StateFun 2.x Python SDK (``statefun``), so its functions run
-here unchanged.
+here unchanged, served to StateFun 2.x and 3.x runtimes alike (see
+:mod:`statefun_wsgi.protocols`).
 """
 
 from __future__ import annotations
 
+from .builtin_types import BooleanWrapper, DoubleWrapper, FloatWrapper, IntWrapper, LongWrapper, StringWrapper
 from .context import Address, BatchContext, State
 from .egress import kafka_egress_record, kinesis_egress_record
 from .errors import (
@@ -32,6 +34,7 @@ from .errors import (
     MethodNotAllowedError,
     MissingStateError,
     OverloadedError,
+    ProtocolMismatchError,
     RequestError,
     RequestTooLargeError,
     StatefunError,
@@ -39,17 +42,28 @@ from .errors import (
     UnknownFunctionError,
     UnsupportedMediaTypeError,
 )
-from .functions import StatefulFunction, StatefulFunctions
+from .functions import StatefulFunction, StatefulFunctions, ValueSpec
 from .endpoint import Endpoint, Reply
 from .handler import AsyncRequestReplyHandler, RequestReplyHandler
 from .middleware import StatefunMiddleware
+from .protocols import DEFAULT_PROTOCOLS, detect_protocol
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_PROTOCOLS",
     "Address",
     "AsyncRequestReplyHandler",
     "BatchContext",
+    "BooleanWrapper",
+    "DoubleWrapper",
+    "FloatWrapper",
+    "IntWrapper",
+    "LongWrapper",
+    "StringWrapper",
+    "ProtocolMismatchError",
+    "ValueSpec",
+    "detect_protocol",
     "Endpoint",
     "ConfigurationError",
     "FunctionInvocationError",

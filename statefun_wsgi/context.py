@@ -13,26 +13,31 @@ Usage, inside a bound function::
                                     context.address.identity, Reminder(name=message.name))
         context.pack_and_send_egress("example/greets", kafka_egress_record("greets", text, key=message.name))
 
+        # StateFun 3.1+ only: a delayed message that can be cancelled
+        context.pack_and_send_after(timedelta(hours=1), "example/greeter", "alice", Reminder(), cancellation_token="r-1")
+        context.cancel_delayed_message("r-1")
+
 One :class:`BatchContext` serves one batch (one request), shared by its invocations
 in order, so each invocation sees the state the ones before it left. Nothing in it
-is shared with another request.
+is shared with another request. A batch of a 3.x runtime gets a :class:`CodecContext`:
+the same API, with its states read and written by the 3.x codec.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import List, NamedTuple, Optional, Type, TypeVar, Union
+from typing import TYPE_CHECKING
+from typing import Any as TypingAny
+from typing import Dict, List, NamedTuple, Optional, Set, Type, TypeVar, Union
 
 from google.protobuf.any_pb2 import Any
 from google.protobuf.message import DecodeError, Message
 
 from ._proto.request_reply_view_pb2 import Address as AddressMessage
-from ._proto.request_reply_view_pb2 import ToFunction
+from ._protocol2 import CODEC as _PROTOCOL_2
+from ._protocol2 import packed as _packed  # noqa: F401  (bench/_serving_apps imports it from here)
 from ._wire import (
     ADDRESS_ID,
-    ANY_TYPE_URL,
-    ANY_VALUE,
-    SMALL_VARINTS,
     append_state_mutation,
     delayed_invocation,
     egress_message,
@@ -41,16 +46,18 @@ from ._wire import (
     string_field,
     typename_fields,
     utf8,
-    varint,
 )
+from .builtin_types import BUILTIN_TYPENAMES
 from .errors import MissingStateError, UnexpectedMessageTypeError
-from .functions import type_name_of_url
+from .functions import type_name_of_url, type_url_of
 
-__all__ = ["Address", "BatchContext", "State"]
+if TYPE_CHECKING:
+    from ._codec import Codec
+    from .functions import ValueSpec
+
+__all__ = ["Address", "BatchContext", "CodecContext", "State", "pack_any", "type_url_of"]
 
 M = TypeVar("M", bound=Message)
-
-_TYPE_URL_PREFIX = "type.googleapis.com/"
 
 
 class Address(NamedTuple):
@@ -65,46 +72,12 @@ class Address(NamedTuple):
         return f"{self.namespace}/{self.type}"
 
 
-_TYPE_URLS: dict[type, str] = {}
-
-
-def type_url_of(message: Message) -> str:
-    """``"type.googleapis.com/<full name>"`` for a message (cached per class)."""
-    try:
-        return _TYPE_URLS[type(message)]
-    except KeyError:
-        pass
-    if isinstance(message, Any):
-        raise TypeError("the message is already a google.protobuf.Any: use the method without 'pack_and_'")
-    try:
-        full_name = message.DESCRIPTOR.full_name
-    except AttributeError:
-        raise TypeError(f"expected a protobuf message, got {type(message).__name__}") from None
-    type_url = _TYPE_URLS[type(message)] = _TYPE_URL_PREFIX + full_name
-    return type_url
-
-
 def pack_any(message: Message) -> Any:
     """Pack a message into an ``Any`` (the same as ``Any().Pack(message)``, faster)."""
     return Any(type_url=type_url_of(message), value=message.SerializeToString())
 
 
-_TYPE_URL_FIELDS: dict[type, bytes] = {}
 _UNREAD: Any = object()  # a state not read yet (None means read, and absent)
-
-
-def _packed(message: Message) -> bytes:
-    """``message`` packed into an ``Any``, serialized."""
-    try:
-        type_url_field = _TYPE_URL_FIELDS[type(message)]
-    except KeyError:
-        type_url = type_url_of(message)  # validates
-        type_url_field = _TYPE_URL_FIELDS[type(message)] = string_field(ANY_TYPE_URL, type_url.encode())
-    value = message.SerializeToString()
-    if not value:  # all fields default: an Any with its type URL only
-        return type_url_field
-    size = len(value)
-    return type_url_field + ANY_VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + value
 
 
 def _address(typename: str, id: str) -> bytes:
@@ -170,9 +143,10 @@ class State:
         if stored is None:
             return None
         expected = message_type.DESCRIPTOR.full_name
-        if type_name_of_url(stored.type_url) != expected:
+        builtin = BUILTIN_TYPENAMES.get(message_type)
+        if (stored.type_url != builtin) if builtin else (type_name_of_url(stored.type_url) != expected):
             raise UnexpectedMessageTypeError(
-                f"state {self.name!r} holds a {stored.type_url!r}, not a {expected}"
+                f"state {self.name!r} holds a {stored.type_url!r}, not a {builtin or expected}"
             )
         try:
             return message_type.FromString(stored.value)
@@ -203,11 +177,18 @@ class BatchContext:
         "_egresses",
     )
 
-    def __init__(
-        self,
-        target: AddressMessage,
-        states: dict[str, ToFunction.PersistedValue],
-    ) -> None:
+    # How the batch's protocol reads and writes values (see _codec), and what only some
+    # protocols use: class defaults for a 2.x batch, read through the class and never written
+    # per request; a CodecContext (3.x) holds its own.
+    _codec: Codec = _PROTOCOL_2
+    #: States to declare to the runtime (3.x); the batch then answers only that.
+    _incomplete: Optional[Dict[str, ValueSpec]] = None
+    #: The cancellation tokens of the delayed messages sent (3.1+).
+    _tokens: Optional[Set[str]] = None
+    #: The states registered with a type other than Any: name -> type name (3.x); None: none.
+    _types: Optional[Dict[str, str]] = None
+
+    def __init__(self, target: AddressMessage, states: Dict[str, object]) -> None:
         self._target = target
         self._address: Optional[Address] = None
         self._caller: Optional[AddressMessage] = None
@@ -241,7 +222,7 @@ class BatchContext:
             self._caller_address = Address(caller.namespace, caller.type, caller.id)
         return self._caller_address
 
-    def _enter(self, invocation: ToFunction.Invocation) -> Any:
+    def _enter(self, invocation: TypingAny) -> Any:
         """Make ``invocation`` the current one (its caller); return its argument."""
         if invocation.HasField("caller"):
             self._caller = invocation.caller
@@ -256,10 +237,10 @@ class BatchContext:
         value = self._state_values.get(name, _UNREAD)  # not try/except: a first read is the usual case
         if value is not _UNREAD:
             return value
-        sent = self._states.get(name)
+        sent: TypingAny = self._states.get(name)
         if sent is None:
             raise self._missing_state(name)
-        state_value = sent.state_value
+        state_value = sent.state_value  # 2.x: the Any, parsed with the request
         # Absent states are sent empty. ByteSize() alone would say so too, but upb serializes
         # to count (50 us a MiB): it is asked only when the usual fields are both empty.
         value = state_value if state_value.type_url or state_value.value or state_value.ByteSize() else None
@@ -287,12 +268,8 @@ class BatchContext:
         return State(self, name)
 
     def _missing_state(self, name: object) -> MissingStateError:
-        known = ", ".join(sorted(self._states)) or "none"
-        typename = f"{self._target.namespace}/{self._target.type}"
-        return MissingStateError(
-            f"state {name!r} was not sent by the runtime for {typename} (states sent: {known}); "
-            f"register it in module.yaml: '- name: {name}' under 'states:' of {typename}"
-        )
+        # 2.x: register it in module.yaml. 3.x: declared to the runtime, and the batch runs again.
+        return self._codec.missing_state(self, name)
 
     # -- messages ----------------------------------------------------------------
     # Each message is written in wire format as it is sent (see _wire): a failed call
@@ -305,11 +282,11 @@ class BatchContext:
         """
         _check_any(message, "send")
         target = _address(typename, id)
-        self._outgoing_buffer().extend(outgoing_message(target, message.SerializeToString()))
+        self._outgoing_buffer().extend(outgoing_message(target, self._codec.boxed(message)))
 
     def pack_and_send(self, typename: str, id: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send` it."""
-        argument = _packed(message)
+        argument = self._codec.packed(message)
         self._outgoing_buffer().extend(outgoing_message(_address(typename, id), argument))
 
     def reply(self, message: Any) -> None:
@@ -319,12 +296,12 @@ class BatchContext:
         """
         _check_any(message, "reply")
         target = self._reply_target()
-        self._outgoing_buffer().extend(outgoing_message(target, message.SerializeToString()))
+        self._outgoing_buffer().extend(outgoing_message(target, self._codec.boxed(message)))
 
     def pack_and_reply(self, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`reply` with it."""
         target = self._reply_target()
-        self._outgoing_buffer().extend(outgoing_message(target, _packed(message)))
+        self._outgoing_buffer().extend(outgoing_message(target, self._codec.packed(message)))
 
     def _outgoing_buffer(self) -> bytearray:
         if self._outgoing is None:
@@ -343,18 +320,51 @@ class BatchContext:
             raise ValueError(f"missing id: cannot reply to the caller {typename}, whose id is empty")
         return caller.SerializeToString()
 
-    def send_after(self, delay: timedelta, typename: str, id: str, message: Any) -> None:
-        """Send ``message`` (an ``Any``) after ``delay`` (whole milliseconds; not negative)."""
+    def send_after(
+        self, delay: timedelta, typename: str, id: str, message: Any, cancellation_token: Optional[str] = None
+    ) -> None:
+        """Send ``message`` (an ``Any``) after ``delay`` (whole milliseconds; not negative).
+
+        ``cancellation_token`` (StateFun 3.1+) names the message for
+        :meth:`cancel_delayed_message`: a non-empty string, not the token of another message
+        of this batch still pending. On a 2.x request a token raises ``ValueError``.
+        """
         _check_any(message, "send_after")
-        self._add_delayed(delay, typename, id, message.SerializeToString())
+        self._add_delayed(delay, typename, id, self._codec.boxed(message), cancellation_token)
 
-    def pack_and_send_after(self, delay: timedelta, typename: str, id: str, message: Message) -> None:
+    def pack_and_send_after(
+        self, delay: timedelta, typename: str, id: str, message: Message, cancellation_token: Optional[str] = None
+    ) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_after` it."""
-        self._add_delayed(delay, typename, id, _packed(message))
+        self._add_delayed(delay, typename, id, self._codec.packed(message), cancellation_token)
 
-    def _add_delayed(self, delay: timedelta, typename: str, id: str, argument: bytes) -> None:
+    def cancel_delayed_message(self, cancellation_token: str) -> None:
+        """Cancel the delayed message sent with ``cancellation_token`` (StateFun 3.1+; a no-op
+        if it was delivered already). An empty token, or a 2.x request, raises ``ValueError``."""
+        cancellation = self._codec.cancellation(cancellation_token)
+        if self._tokens is not None:
+            self._tokens.discard(cancellation_token)
+        if self._delayed is None:
+            self._delayed = bytearray()
+        self._delayed += cancellation
+
+    def _add_delayed(
+        self, delay: timedelta, typename: str, id: str, argument: bytes, cancellation_token: Optional[str]
+    ) -> None:
         milliseconds = delay_in_ms(delay)
-        invocation = delayed_invocation(milliseconds, _address(typename, id), argument)
+        if cancellation_token is None:  # the same fields in every protocol
+            invocation = delayed_invocation(milliseconds, _address(typename, id), argument)
+        else:
+            invocation = self._codec.delayed(milliseconds, _address(typename, id), argument, cancellation_token)
+            # The runtime fails the job when a token is reused while its message is pending.
+            if self._tokens is None:
+                self._tokens = set()  # type: ignore[misc]  # (a CodecContext's: 2.x refused the token)
+            elif cancellation_token in self._tokens:
+                raise ValueError(
+                    f"cancellation token {cancellation_token!r} already names a delayed message of this batch "
+                    "(a pending token reused fails the job): use a token per message"
+                )
+            self._tokens.add(cancellation_token)
         if self._delayed is None:
             self._delayed = bytearray()
         self._delayed += invocation
@@ -362,11 +372,11 @@ class BatchContext:
     def send_egress(self, typename: str, message: Any) -> None:
         """Send ``message`` (an ``Any``) to the egress ``typename`` (``"namespace/name"``)."""
         _check_any(message, "send_egress")
-        self._add_egress(typename, message.SerializeToString())
+        self._add_egress(typename, self._codec.boxed(message))
 
     def pack_and_send_egress(self, typename: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_egress` it."""
-        self._add_egress(typename, _packed(message))
+        self._add_egress(typename, self._codec.packed(message))
 
     def _add_egress(self, typename: str, argument: bytes) -> None:
         egress = egress_message(typename_fields(typename), argument)
@@ -377,7 +387,8 @@ class BatchContext:
     # -- the reply -----------------------------------------------------------------
 
     def _finish(self) -> bytes:
-        """The serialized reply: one mutation per changed state, then everything sent."""
+        """The serialized reply: one mutation per changed state (a serialized Any, 2.x), then
+        everything sent."""
         pieces: List[Union[bytes, bytearray]] = []
         values = self._state_values
         for name in self._changed:
@@ -393,3 +404,78 @@ class BatchContext:
 
     def __repr__(self) -> str:
         return f"<BatchContext {self.address.typename()}/{self.address.identity}>"
+
+
+class CodecContext(BatchContext):
+    """The :class:`BatchContext` of a protocol whose codec reads and writes state values and
+    can ask for states (3.x): the same API and effects; states go through the codec.
+
+    Built by the handler for such a request; a 2.x batch gets a plain BatchContext, whose
+    inline state code this class replaces (keeping the 2.x path free of the checks).
+    """
+
+    __slots__ = ("_codec", "_incomplete", "_tokens", "_types")
+
+    def __init__(
+        self, target: AddressMessage, states: Dict[str, object], codec: Codec, types: Optional[Dict[str, str]]
+    ) -> None:
+        # BatchContext.__init__, written out (a call less per request):
+        self._target = target
+        self._address = None
+        self._caller = None
+        self._caller_address = None
+        self._states = states
+        self._state_values = {}
+        self._changed = {}
+        self._outgoing = None
+        self._delayed = None
+        self._egresses = None
+        self._codec = codec
+        self._incomplete = None
+        self._tokens = None
+        self._types = types
+
+    def __getitem__(self, name: str) -> Optional[Any]:
+        value = self._state_values.get(name, _UNREAD)
+        if value is not _UNREAD:
+            return value
+        sent = self._states.get(name)
+        if sent is None:
+            raise self._missing_state(name)
+        read = self._codec.state_value
+        assert read is not None  # a codec that reads states inline is served by BatchContext
+        try:
+            value = read(sent)
+        except UnexpectedMessageTypeError as exc:
+            raise UnexpectedMessageTypeError(f"state {name!r}: {exc}") from None
+        self._state_values[name] = value
+        return value
+
+    def __setitem__(self, name: str, value: Optional[Any]) -> None:
+        if value is not None and type(value) is not Any and not isinstance(value, Any):
+            raise TypeError(
+                f"state values are google.protobuf.Any (or None to delete), got {type(value).__name__}: "
+                f"use context.state({name!r}).pack(message)"
+            )
+        if name not in self._states:
+            raise self._missing_state(name)
+        if self._types is not None:  # some states have a fixed type
+            self._codec.check_write(self, name, value)
+        self._state_values[name] = value
+        self._changed[name] = None
+
+    def _finish(self) -> bytes:
+        """The reply: what the batch did, or, when states must be declared first, only that."""
+        if self._incomplete is not None:
+            return self._codec.incomplete_reply(self._incomplete)
+        pieces: List[Union[bytes, bytearray]] = []
+        append_mutations = self._codec.append_mutations
+        assert append_mutations is not None
+        append_mutations(self, pieces)
+        if self._outgoing is not None:  # then everything sent, as BatchContext._finish
+            pieces.append(self._outgoing)
+        if self._delayed is not None:
+            pieces.append(self._delayed)
+        if self._egresses is not None:
+            pieces.append(self._egresses)
+        return from_function(pieces)

@@ -12,6 +12,7 @@ The only module of statefun-wsgi that imports Django. In ``settings.py``::
                                                            # runtime's /%2Fstatefun is answered too)
     STATEFUN_MAX_BODY_SIZE = 32 * 1024 * 1024              # optional, bytes
     STATEFUN_RUNTIME_LISTENERS = ["0.0.0.0:9000"]          # optional: else $STATEFUN_RUNTIME_BIND
+    STATEFUN_PROTOCOLS = "2.x,3.x"                         # optional: StateFun versions served
 
 It must come first in ``MIDDLEWARE``: it answers batches itself, so no later
 middleware (CSRF, sessions, authentication) sees them. It reads the request stream
@@ -26,6 +27,9 @@ down the middleware chain like any other path (Django's own 404). With neither, 
 functions answer on every listener and the first batch logs a warning. Under ASGI, or a
 WSGI server that gives no socket, ``STATEFUN_PATH`` runs no function (see
 :class:`statefun_wsgi.StatefunMiddleware`).
+
+``STATEFUN_PROTOCOLS`` is the ``protocols`` setting of :mod:`statefun_wsgi.protocols`:
+``"2.x,3.x"`` (the default), ``"3.x,2.x"``, ``"2.x"`` or ``"3.x"``.
 
 Alternatively, wrap the WSGI application in ``wsgi.py`` with
 :class:`statefun_wsgi.StatefunMiddleware`; both give the same replies.
@@ -145,10 +149,18 @@ class StatefunMiddleware:
             raise ImproperlyConfigured(f"STATEFUN_PATH must start with '/', got {self.path!r}")
         self.unix_path_info = unix_socket_path_info(self.path)
         max_body_size = getattr(settings, "STATEFUN_MAX_BODY_SIZE", DEFAULT_MAX_BODY_SIZE)
+        protocols = getattr(settings, "STATEFUN_PROTOCOLS", None)
         try:
-            self.endpoint = Endpoint(functions, max_body_size=max_body_size)
+            self.endpoint = Endpoint(functions, max_body_size=max_body_size, protocols=protocols)
         except ConfigurationError as exc:
-            setting = "STATEFUN_MAX_BODY_SIZE" if "max_body_size" in str(exc) else "STATEFUN_FUNCTIONS"
+            text = str(exc)
+            setting = (
+                "STATEFUN_MAX_BODY_SIZE"
+                if "max_body_size" in text
+                else "STATEFUN_PROTOCOLS"
+                if "protocols" in text
+                else "STATEFUN_FUNCTIONS"
+            )
             raise ImproperlyConfigured(f"{setting}: {exc}") from exc
         listeners = getattr(settings, "STATEFUN_RUNTIME_LISTENERS", None)
         try:

@@ -9,9 +9,12 @@ Usage::
     context.pack_and_send_egress("example/kinesis-greets", record)
 
 ``value`` is a protobuf message (serialized), or ``bytes`` / ``str`` (UTF-8) sent as
-they are. Packed, their type URLs end in the full names the runtime checks:
+they are. Packed, their type URLs end in the full names a 2.x runtime checks:
 ``org.apache.flink.statefun.flink.io.KafkaProducerRecord`` and
-``org.apache.flink.statefun.flink.io.KinesisEgressRecord``.
+``org.apache.flink.statefun.flink.io.KinesisEgressRecord``. On a request from a 3.x
+runtime the same records go out as
+``type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord`` and
+``...KinesisEgressRecord`` (the same fields), the names its generic egresses check.
 """
 
 from __future__ import annotations

@@ -16,13 +16,15 @@ fails the job at once on any other 4xx. So a request that can never succeed gets
 4xx, and a failure that may pass on retry (a function raised) gets a 5xx.
 
 =====  ===========================================================================
-200    the batch ran; ``application/octet-stream`` body (a ``FromFunction``)
+200    the batch ran; ``application/octet-stream`` body (a ``FromFunction``, in the
+       request's protocol: 2.x or 3.x)
 400    the body is not a ``ToFunction`` invocation batch, or it ended early
 404    no function is bound to the target type
 405    not a ``POST`` (``Allow: POST``)
 411    neither ``Content-Length`` nor a server-decoded chunked body
 413    the body is over ``max_body_size``
-415    a ``Content-Type`` other than ``application/octet-stream`` / ``application/x-protobuf``
+415    a ``Content-Type`` other than ``application/octet-stream`` / ``application/x-protobuf``;
+       or a 2.x (3.x) request to an endpoint serving 3.x (2.x) only (``protocols``)
 500    a function raised (the traceback goes to the ``statefun_wsgi`` logger)
 503    the handler raised ``OverloadedError`` (a handler of your own, shedding load)
 =====  ===========================================================================
@@ -50,6 +52,7 @@ from .errors import (
 )
 from .functions import StatefulFunctions, _callees
 from .handler import AsyncRequestReplyHandler, RequestReplyHandler
+from .protocols import DEFAULT_PROTOCOLS, ProtocolsSetting
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -193,8 +196,13 @@ def _error_reply(error: StatefunError) -> Reply:
     return Reply(error.status, headers, body)
 
 
-def as_handler(functions: Union[StatefulFunctions, RequestReplyHandler, BatchHandler]) -> BatchHandler:
+def as_handler(
+    functions: Union[StatefulFunctions, RequestReplyHandler, BatchHandler], protocols: Optional[ProtocolsSetting] = None
+) -> BatchHandler:
     """A ``bytes -> bytes`` handler from a registry or a handler.
+
+    ``protocols`` (see :mod:`statefun_wsgi.protocols`) applies to a registry; a handler
+    brings its own, so giving both is refused.
 
     Mistakes that would otherwise answer every batch with a 500 are refused here, at start-up:
     an ``async def`` function (a WSGI server runs plain ones), an AsyncRequestReplyHandler, and
@@ -202,7 +210,12 @@ def as_handler(functions: Union[StatefulFunctions, RequestReplyHandler, BatchHan
     """
     if isinstance(functions, StatefulFunctions):
         _refuse_coroutine_functions(functions)
-        return RequestReplyHandler(functions)
+        return RequestReplyHandler(functions, protocols=DEFAULT_PROTOCOLS if protocols is None else protocols)
+    if protocols is not None:
+        raise ConfigurationError(
+            f"protocols is a setting for a StatefulFunctions; pass it to the handler itself "
+            f"(RequestReplyHandler(functions, protocols=...)), not beside {type(functions).__name__}"
+        )
     if isinstance(functions, RequestReplyHandler):
         _refuse_coroutine_functions(functions.functions)
         return functions
@@ -249,6 +262,9 @@ class Endpoint:
         handler (``bytes -> bytes``) such as :class:`~statefun_wsgi.RequestReplyHandler`.
     :param max_body_size: the largest body accepted, in bytes. Checked against
         ``Content-Length`` before reading, and enforced while reading chunked bodies.
+    :param protocols: the StateFun protocol versions served, in order of preference
+        (:mod:`statefun_wsgi.protocols`): ``"2.x,3.x"`` (``None``: the default), ``"3.x,2.x"``,
+        ``"2.x"``, ``"3.x"``. For a registry only (a handler brings its own).
     """
 
     def __init__(
@@ -256,10 +272,11 @@ class Endpoint:
         functions: Union[StatefulFunctions, RequestReplyHandler, BatchHandler],
         *,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        protocols: Optional[ProtocolsSetting] = None,
     ) -> None:
         if not isinstance(max_body_size, int) or isinstance(max_body_size, bool) or max_body_size <= 0:
             raise ConfigurationError(f"max_body_size must be a positive number of bytes, got {max_body_size!r}")
-        self.handler = as_handler(functions)
+        self.handler = as_handler(functions, protocols)
         self.max_body_size = max_body_size
 
     def respond(

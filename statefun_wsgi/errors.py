@@ -11,6 +11,8 @@ The tree::
     │   ├── LengthRequiredError        411: the body's length cannot be known
     │   ├── RequestTooLargeError       413: the body is over the configured limit
     │   └── UnsupportedMediaTypeError  415: a Content-Type the runtime never sends
+    │       └── ProtocolMismatchError  415: a request of a protocol version the endpoint is
+    │                                  configured not to serve (the ``protocols`` setting)
     ├── FunctionInvocationError        500: a function raised (the runtime retries); the
     │                                  original exception is chained as ``__cause__``
     └── OverloadedError                503: the server cannot take the request now (retried)
@@ -37,6 +39,7 @@ __all__ = [
     "MethodNotAllowedError",
     "MissingStateError",
     "OverloadedError",
+    "ProtocolMismatchError",
     "RequestError",
     "RequestTooLargeError",
     "StatefunError",
@@ -95,6 +98,14 @@ class RequestTooLargeError(RequestError):
 
 class UnsupportedMediaTypeError(RequestError):
     """The ``Content-Type`` is not one the runtime sends."""
+
+    status = 415
+
+
+class ProtocolMismatchError(UnsupportedMediaTypeError):
+    """The request's bytes show a protocol version (2.x or 3.x) that the endpoint is
+    configured not to serve (``protocols``). A 4xx on purpose: the runtime fails the job
+    at once, as a misconfiguration should, instead of retrying a request that cannot pass."""
 
     status = 415
 

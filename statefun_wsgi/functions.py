@@ -14,24 +14,35 @@ Usage::
 The annotation of the second parameter selects how the ``google.protobuf.Any``
 argument reaches the function: a protobuf message class unpacks it into that
 class, ``Union[A, B]`` (or ``A | B``) unpacks it into whichever class its type URL
-names, and no annotation (or ``Any`` itself) passes the ``Any`` as it came.
+names, and no annotation (or ``Any`` itself) passes the ``Any`` as it came. A 3.x
+message (a ``TypedValue``) reaches the function as the ``Any`` it is equivalent to:
+its type name is the type URL. The built-in types of the official 3.x SDKs are
+recognised by their type names (see :mod:`statefun_wsgi.builtin_types`).
+
+``states`` lists the states a function uses, as names or :class:`ValueSpec` (a
+name with an expiry, which a 3.x runtime applies)::
+
+    @functions.bind("example/greeter", states=["seen_count", ValueSpec("last", expire_after_write=timedelta(hours=1))])
 """
 
 from __future__ import annotations
 
+import builtins
 import functools
 import inspect
 import types
 import typing
 from typing import Any as TypingAny
-from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Tuple, TypeVar
+from datetime import timedelta
+from typing import Callable, Dict, Iterable, Iterator, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 from google.protobuf.any_pb2 import Any
 from google.protobuf.message import DecodeError, Message
 
+from .builtin_types import BUILTIN_TYPENAMES
 from .errors import ConfigurationError, UnexpectedMessageTypeError
 
-__all__ = ["StatefulFunction", "StatefulFunctions", "split_typename"]
+__all__ = ["StatefulFunction", "StatefulFunctions", "ValueSpec", "split_typename", "type_url_of"]
 
 F = TypeVar("F", bound=Callable[..., TypingAny])
 
@@ -62,6 +73,111 @@ def split_typename(typename: str) -> Tuple[str, str]:
     return namespace, name
 
 
+_TYPE_URL_PREFIX = "type.googleapis.com/"
+#: The type name of a state holding any Any (3.x).
+ANY_TYPE_URL = _TYPE_URL_PREFIX + "google.protobuf.Any"
+#: class -> its type URL (``type.googleapis.com/<full name>``, or a built-in type's name).
+_TYPE_URLS: Dict[type, str] = dict(BUILTIN_TYPENAMES)
+
+
+class ValueSpec:
+    """A state a function declares, with an optional type and expiry: an entry of
+    ``bind(..., states=[...])``.
+
+    :param name: the state name.
+    :param type: the protobuf message class the state holds, for a 3.x runtime: the state is
+        registered under that class's type name (``type.googleapis.com/<full name>``, or a
+        built-in type's name such as ``io.statefun.types/int`` for ``IntWrapper``) and its
+        value is the serialized message, as the official 3.x SDKs store it. ``None`` (the
+        default): the state holds a ``google.protobuf.Any`` of any type (registered as
+        ``type.googleapis.com/google.protobuf.Any``, its value byte for byte what 2.x stores).
+        A 2.x runtime stores an ``Any`` either way.
+    :param expire_after_write: the state expires this long after it was last written.
+    :param expire_after_call: the state expires this long after the function was last
+        called for its id (read or written). At most one of the two.
+
+    A 3.x runtime learns a function's states from the function, and applies the type and
+    expiry when it first registers the state (a later change of expiry is ignored; a change
+    of type fails the job). A 2.x runtime takes states and their expiry from ``module.yaml``
+    alone. A plain name in ``states`` is the same as ``ValueSpec(name)``.
+    """
+
+    __slots__ = ("name", "type", "typename", "expire_after_write", "expire_after_call")
+
+    def __init__(
+        self,
+        name: str,
+        type: Optional[type[Message]] = None,
+        *,
+        expire_after_write: Optional[timedelta] = None,
+        expire_after_call: Optional[timedelta] = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"a state name is a non-empty string, got {name!r}")
+        if type is not None and not (isinstance(type, builtins.type) and issubclass(type, Message)) or type is Any:
+            raise ConfigurationError(
+                f"state {name!r}: type must be a protobuf message class other than Any (or None: any Any), got {type!r}"
+            )
+        if expire_after_write is not None and expire_after_call is not None:
+            raise ConfigurationError(f"state {name!r}: give expire_after_write or expire_after_call, not both")
+        for what, value in (("expire_after_write", expire_after_write), ("expire_after_call", expire_after_call)):
+            if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
+                raise ConfigurationError(f"state {name!r}: {what} must be a positive datetime.timedelta, got {value!r}")
+        self.name = name
+        self.type = type
+        #: The type name a 3.x runtime registers the state under.
+        self.typename = ANY_TYPE_URL if type is None else _TYPE_URLS.get(type) or _TYPE_URL_PREFIX + type.DESCRIPTOR.full_name
+        self.expire_after_write = expire_after_write
+        self.expire_after_call = expire_after_call
+
+    @property
+    def expire_after_millis(self) -> int:
+        """The expiry in whole milliseconds (0: none)."""
+        delay = self.expire_after_write or self.expire_after_call
+        return 0 if delay is None else delay // timedelta(milliseconds=1)
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.name, self.type, self.expire_after_write, self.expire_after_call)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ValueSpec) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        extra = "" if self.type is None else f", {self.type.__name__}"
+        if self.expire_after_write is not None:
+            extra += f", expire_after_write={self.expire_after_write!r}"
+        elif self.expire_after_call is not None:
+            extra += f", expire_after_call={self.expire_after_call!r}"
+        return f"ValueSpec({self.name!r}{extra})"
+
+
+#: What ``bind(..., states=...)`` takes: names and ValueSpecs.
+StateDeclarations = Iterable[Union[str, ValueSpec]]
+
+
+
+
+def type_url_of(message: Message) -> str:
+    """``"type.googleapis.com/<full name>"`` for a message (cached per class); a built-in
+    type's own type name (``io.statefun.types/int``, ...) for the classes of
+    :mod:`statefun_wsgi.builtin_types`."""
+    try:
+        return _TYPE_URLS[type(message)]
+    except KeyError:
+        pass
+    if isinstance(message, Any):
+        raise TypeError("the message is already a google.protobuf.Any: use the method without 'pack_and_'")
+    try:
+        full_name = message.DESCRIPTOR.full_name
+    except AttributeError:
+        raise TypeError(f"expected a protobuf message, got {type(message).__name__}") from None
+    type_url = _TYPE_URLS[type(message)] = _TYPE_URL_PREFIX + full_name
+    return type_url
+
+
 def type_name_of_url(type_url: str) -> str:
     """The full message name in an ``Any`` type URL (what follows the last ``/``)."""
     return type_url[type_url.rfind("/") + 1 :]
@@ -81,9 +197,22 @@ class StatefulFunction:
     Built by :meth:`StatefulFunctions.bind`; read by the request-reply handlers.
     """
 
-    __slots__ = ("namespace", "name", "typename", "func", "states", "message_types", "unpack", "is_coroutine")
+    __slots__ = (
+        "namespace",
+        "name",
+        "typename",
+        "func",
+        "states",
+        "value_specs",
+        "state_types",
+        "message_types",
+        "unpack",
+        "is_coroutine",
+    )
 
-    def __init__(self, typename: str, func: Callable[..., TypingAny], states: Optional[Iterable[str]] = None) -> None:
+    def __init__(
+        self, typename: str, func: Callable[..., TypingAny], states: Optional[StateDeclarations] = None
+    ) -> None:
         try:
             self.namespace, self.name = split_typename(typename)
         except (TypeError, ValueError) as exc:
@@ -97,7 +226,13 @@ class StatefulFunction:
             )
         self.typename = typename
         self.func = func
-        self.states = _validate_states(typename, states)
+        #: The declared state names (``None``: not declared), and each one's ValueSpec.
+        self.value_specs = _validate_states(typename, states)
+        self.states = None if self.value_specs is None else tuple(self.value_specs)
+        #: The declared states of a type other than Any: name -> type name (``None``: none).
+        self.state_types = {
+            name: spec.typename for name, spec in (self.value_specs or {}).items() if spec.type is not None
+        } or None
         annotation = _message_annotation(typename, func)
         self.message_types = _message_types(typename, annotation)
         self.unpack = _make_unpacker(typename, self.message_types)
@@ -125,7 +260,7 @@ class StatefulFunctions:
         self._functions: dict[Tuple[str, str], StatefulFunction] = {}
 
     def register(
-        self, typename: str, func: Callable[..., TypingAny], states: Optional[Iterable[str]] = None
+        self, typename: str, func: Callable[..., TypingAny], states: Optional[StateDeclarations] = None
     ) -> StatefulFunction:
         """Bind ``func`` to ``typename``; returns the registration."""
         function = StatefulFunction(typename, func, states)
@@ -138,7 +273,7 @@ class StatefulFunctions:
         self._functions[key] = function
         return function
 
-    def bind(self, typename: str, states: Optional[Iterable[str]] = None) -> Callable[[F], F]:
+    def bind(self, typename: str, states: Optional[StateDeclarations] = None) -> Callable[[F], F]:
         """Decorator form of :meth:`register`; returns the function unchanged."""
 
         def decorator(func: F) -> F:
@@ -169,19 +304,28 @@ class StatefulFunctions:
         return sorted(function.typename for function in self._functions.values())
 
 
-def _validate_states(typename: str, states: Optional[Iterable[str]]) -> Optional[Tuple[str, ...]]:
+def _validate_states(typename: str, states: Optional[StateDeclarations]) -> Optional[Dict[str, ValueSpec]]:
     if states is None:
         return None
     if isinstance(states, str):
         raise ConfigurationError(f"cannot bind {typename}: states must be a list of names, not the string {states!r}")
-    names = tuple(states)
-    for name in names:
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"cannot bind {typename}: state name {name!r} is not a non-empty string")
+    if isinstance(states, ValueSpec):
+        raise ConfigurationError(f"cannot bind {typename}: states must be a list, not the single {states!r}")
+    specs = []
+    for state in states:
+        if isinstance(state, ValueSpec):
+            specs.append(state)
+        elif isinstance(state, str) and state:
+            specs.append(ValueSpec(state))
+        else:
+            raise ConfigurationError(
+                f"cannot bind {typename}: state name {state!r} is not a non-empty string (nor a ValueSpec)"
+            )
+    names = [spec.name for spec in specs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ConfigurationError(f"cannot bind {typename}: state names repeated: {', '.join(duplicates)}")
-    return names
+    return {spec.name: spec for spec in specs}
 
 
 def _message_annotation(typename: str, func: Callable[..., TypingAny]) -> TypingAny:
@@ -253,12 +397,14 @@ def _make_unpacker(typename: str, message_types: Optional[Tuple[type[Message], .
     """A dict lookup from the type URL's message name to the class to parse into."""
     if message_types is None:
         return None
-    by_name: Mapping[str, type[Message]] = {cls.DESCRIPTOR.full_name: cls for cls in message_types}
-    if len(by_name) != len(message_types):
+    classes: Mapping[str, type[Message]] = {cls.DESCRIPTOR.full_name: cls for cls in message_types}
+    if len(classes) != len(message_types):
         raise ConfigurationError(f"cannot bind {typename}: the message annotation names the same type twice")
     # The usual type URLs, looked up whole; any other prefix falls back to the name after the last '/'.
-    by_url = {f"type.googleapis.com/{name}": cls for name, cls in by_name.items()}
-    accepted = ", ".join(sorted(by_name))
+    # The built-in types are known by their own type names only.
+    by_url = {BUILTIN_TYPENAMES.get(cls) or f"type.googleapis.com/{name}": cls for name, cls in classes.items()}
+    by_name = {name: cls for name, cls in classes.items() if cls not in BUILTIN_TYPENAMES}
+    accepted = ", ".join(sorted(BUILTIN_TYPENAMES.get(cls) or cls.DESCRIPTOR.full_name for cls in message_types))
 
     def unpack(argument: Any) -> Message:
         type_url = argument.type_url

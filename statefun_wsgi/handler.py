@@ -3,8 +3,10 @@
 
 Usage::
 
-    handler = RequestReplyHandler(functions)
+    handler = RequestReplyHandler(functions)   # serves StateFun 2.x and 3.x requests
     reply_bytes = handler(request_bytes)       # raises a StatefunError on failure
+
+    RequestReplyHandler(functions, protocols="3.x")   # 3.x only (see statefun_wsgi.protocols)
 
     async_handler = AsyncRequestReplyHandler(functions)
     reply_bytes = await async_handler(request_bytes)
@@ -13,20 +15,26 @@ A batch runs its invocations in order against one :class:`~statefun_wsgi.context
 If any invocation raises, the whole batch fails with
 :class:`~statefun_wsgi.errors.FunctionInvocationError` and no reply is produced: the
 runtime retries the batch, and none of its effects were applied.
+
+Each request is answered in the protocol it was sent in (2.x or 3.x, told from its
+bytes by :mod:`statefun_wsgi.protocols`); the protocol's codec parses it and writes
+the reply, and nothing else here depends on the version. On 3.x, a batch that needs
+states the runtime has not registered yet (declared in ``bind(..., states=...)``, or
+used by the function) answers only ``incomplete_invocation_context`` declaring them:
+whatever the batch did is discarded, and the runtime sends the same invocations again
+with the states.
 """
 
 from __future__ import annotations
 
 import inspect
 from types import AsyncGeneratorType, CoroutineType, GeneratorType
-from typing import TYPE_CHECKING, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Sequence, Tuple, Union
 
-from google.protobuf.message import DecodeError
-
-from ._proto.request_reply_view_pb2 import ToFunction
-from .context import BatchContext
-from .errors import FunctionInvocationError, MalformedRequestError, MissingStateError, UnknownFunctionError
+from .context import BatchContext, CodecContext
+from .errors import FunctionInvocationError, MalformedRequestError, UnknownFunctionError
 from .functions import StatefulFunctions
+from .protocols import DEFAULT_PROTOCOLS, Protocols, ProtocolsSetting
 
 if TYPE_CHECKING:
     from .functions import StatefulFunction
@@ -41,21 +49,29 @@ RequestBytes = Union[bytes, bytearray, memoryview]
 
 
 def _open_batch(
-    functions: StatefulFunctions, request_bytes: RequestBytes
-) -> Tuple[StatefulFunction, BatchContext, Sequence[ToFunction.Invocation]]:
-    """Parse a request: the function it targets, a context holding its states, and its invocations."""
+    functions: StatefulFunctions, protocols: Protocols, request_bytes: RequestBytes
+) -> Tuple[StatefulFunction, BatchContext, Sequence[Any], Any]:
+    """Parse a request: the function it targets, a context holding its states, its invocations,
+    and the first invocation (read here to tell the protocol; the caller runs it from this
+    object rather than having upb build it again)."""
+    if type(request_bytes) is not bytes:
+        # upb on some Python versions (3.9) refuses a bytearray.
+        request_bytes = bytes(request_bytes)
+    codec = protocols.hint  # the protocol of the last request that showed one (see protocols)
+    request: Any
     try:
-        if type(request_bytes) is not bytes:
-            # upb on some Python versions (3.9) refuses a bytearray.
-            request_bytes = bytes(request_bytes)
-        request = ToFunction.FromString(request_bytes)
-    except (DecodeError, ValueError, TypeError, RuntimeError) as exc:
-        raise MalformedRequestError(
-            f"the body is not a serialized ToFunction (or a state value is not a serialized "
-            f"google.protobuf.Any): {exc}"
-        ) from None
+        request = codec.from_string(request_bytes)
+    except Exception:  # not this view: the codec's parse, or the other protocol, says why
+        codec, request = protocols.resolve(request_bytes, codec, None)
     batch = request.invocation
     invocations = batch.invocations
+    # What protocol: the first argument tells in the usual case (see statefun_wsgi.protocols).
+    first = invocations[0] if invocations else None
+    if first is None or not codec.proves(first.argument):
+        codec, request = protocols.resolve(request_bytes, codec, request)
+        batch = request.invocation
+        invocations = batch.invocations
+        first = invocations[0] if invocations else None
     if not invocations:
         if not request.HasField("invocation"):
             raise MalformedRequestError("the ToFunction carries no invocation batch (field 100)")
@@ -65,19 +81,25 @@ def _open_batch(
     if function is None:
         bound = ", ".join(functions.typenames) or "none"
         raise UnknownFunctionError(f"no function is bound to {target.namespace}/{target.type} (bound: {bound})")
-    states = {}
-    sent = batch.state
-    for index in range(len(sent)):  # by index: see _NO_ITERATION
-        state = sent[index]
-        states[state.state_name] = state
+    collect = codec.states
+    if collect is None:  # 2.x, inline
+        states = {}
+        sent = batch.state
+        for index in range(len(sent)):  # by index: see _NO_ITERATION
+            state = sent[index]
+            states[state.state_name] = state
+        context = BatchContext(target, states)
+    else:
+        read, states, types = collect(request_bytes, batch, function)
+        if read is not batch:  # read again (states of other types)
+            invocations = read.invocations
+            first = invocations[0]
+        context = CodecContext(target, states, codec, types)
     if function.states is not None:
         missing = [name for name in function.states if name not in states]
-        if missing:
-            raise FunctionInvocationError(
-                f"{function.typename} declares state {missing[0]!r} but the runtime did not send it; "
-                f"add '- name: {missing[0]}' under 'states:' of {function.typename} in module.yaml"
-            ) from MissingStateError(missing[0])
-    return function, BatchContext(target, states), invocations
+        if missing:  # 2.x: raises; 3.x: declares them (context._incomplete)
+            codec.missing_declared(function, context, missing)
+    return function, context, invocations, first
 
 
 _GENERATORS = (GeneratorType, AsyncGeneratorType)
@@ -108,34 +130,51 @@ def _failure(
 class RequestReplyHandler:
     """Runs batches for the functions in ``functions``: ``handler(request_bytes) -> bytes``.
 
+    :param protocols: the protocol versions served, in order of preference (see
+        :mod:`statefun_wsgi.protocols`): ``"2.x,3.x"`` (the default), ``"3.x,2.x"``,
+        ``"2.x"`` or ``"3.x"``.
+
     Safe to share between threads: each call builds its own context. Raises
     :class:`~statefun_wsgi.errors.MalformedRequestError` (400),
-    :class:`~statefun_wsgi.errors.UnknownFunctionError` (404) or
+    :class:`~statefun_wsgi.errors.UnknownFunctionError` (404),
+    :class:`~statefun_wsgi.errors.ProtocolMismatchError` (415) or
     :class:`~statefun_wsgi.errors.FunctionInvocationError` (500, the function's own
     exception chained as ``__cause__``).
     """
 
-    def __init__(self, functions: StatefulFunctions) -> None:
+    def __init__(self, functions: StatefulFunctions, *, protocols: ProtocolsSetting = DEFAULT_PROTOCOLS) -> None:
         if not isinstance(functions, StatefulFunctions):
             raise TypeError(f"RequestReplyHandler takes a StatefulFunctions, got {type(functions).__name__}")
         self.functions = functions
+        self.protocols = Protocols(protocols)
 
     def __call__(self, request_bytes: RequestBytes) -> bytes:
-        function, context, invocations = _open_batch(self.functions, request_bytes)
+        function, context, invocations, first = _open_batch(self.functions, self.protocols, request_bytes)
         if function.is_coroutine:
             raise FunctionInvocationError(
                 f"{function.typename} is a coroutine function: serve it with AsyncRequestReplyHandler"
             )
+        if context._incomplete is not None:  # 3.x: states to declare before anything runs
+            return context._finish()
         func = function.func
         unpack = function.unpack
+        if unpack is None:
+            unpack = context._codec.to_any  # 3.x: the Any a TypedValue argument is equivalent to
         index = 0
         try:
-            for index in range(len(invocations)):  # by index: see _NO_ITERATION
+            # The first invocation from the object _open_batch read, the others by index.
+            argument = context._enter(first)
+            result = func(context, argument if unpack is None else unpack(argument))
+            if result is not None and (hasattr(type(result), "__await__") or isinstance(result, _GENERATORS)):
+                raise _never_ran(result)  # (not inspect.isawaitable: its ABC check costs ~300 ns a call)
+            for index in range(1, len(invocations)):  # by index: see _NO_ITERATION
                 argument = context._enter(invocations[index])
                 result = func(context, argument if unpack is None else unpack(argument))
                 if result is not None and (hasattr(type(result), "__await__") or isinstance(result, _GENERATORS)):
-                    raise _never_ran(result)  # (not inspect.isawaitable: its ABC check costs ~300 ns a call)
+                    raise _never_ran(result)
         except Exception as exc:
+            if context._incomplete is not None:  # it used a state the runtime must register first
+                return context._finish()
             raise _failure(function, context, index + 1, len(invocations), exc) from exc
         return context._finish()
 
@@ -147,15 +186,20 @@ class AsyncRequestReplyHandler:
     and plain functions alike.
     """
 
-    def __init__(self, functions: StatefulFunctions) -> None:
+    def __init__(self, functions: StatefulFunctions, *, protocols: ProtocolsSetting = DEFAULT_PROTOCOLS) -> None:
         if not isinstance(functions, StatefulFunctions):
             raise TypeError(f"AsyncRequestReplyHandler takes a StatefulFunctions, got {type(functions).__name__}")
         self.functions = functions
+        self.protocols = Protocols(protocols)
 
     async def __call__(self, request_bytes: RequestBytes) -> bytes:
-        function, context, invocations = _open_batch(self.functions, request_bytes)
+        function, context, invocations, _ = _open_batch(self.functions, self.protocols, request_bytes)
+        if context._incomplete is not None:
+            return context._finish()
         func = function.func
         unpack = function.unpack
+        if unpack is None:
+            unpack = context._codec.to_any
         index = 0
         try:
             for index in range(len(invocations)):  # by index: see _NO_ITERATION
@@ -167,5 +211,7 @@ class AsyncRequestReplyHandler:
                     elif isinstance(result, _GENERATORS):
                         raise _never_ran(result)
         except Exception as exc:
+            if context._incomplete is not None:
+                return context._finish()
             raise _failure(function, context, index + 1, len(invocations), exc) from exc
         return context._finish()

@@ -14,7 +14,9 @@ Point the runtime's ``module.yaml`` at ``http://<host>:9000/statefun``: the func
 only for requests that arrive on the runtime's listener (``runtime_listeners``, else
 ``STATEFUN_RUNTIME_BIND``, which gunicorn.conf.py binds and sets); on the app's public
 listener that path is the app's like any other. A unix socket works too:
-``http+unix:///run/app.sock/statefun`` with ``--bind unix:/run/app.sock``.
+``http+unix:///run/app.sock/statefun`` with ``--bind unix:/run/app.sock``. A StateFun 2.x
+and a 3.x runtime can share the endpoint, each answered in its own protocol (``protocols``
+below).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 
     from .functions import StatefulFunctions
     from .handler import RequestReplyHandler
+    from .protocols import ProtocolsSetting
 
 __all__ = ["StatefunMiddleware"]
 
@@ -70,6 +73,11 @@ class StatefunMiddleware:
         ours). Left out, ``STATEFUN_RUNTIME_BIND`` is read (gunicorn.conf.py binds it and
         sets it); when that is unset too, the functions answer on every listener, and the
         first batch logs a warning.
+    :param protocols: the StateFun protocol versions served, in order of preference
+        (see :mod:`statefun_wsgi.protocols`): ``"2.x,3.x"`` (the default: both; a
+        request whose bytes cannot tell is answered in 2.x), ``"3.x,2.x"`` (both;
+        such a request in 3.x), ``"2.x"`` or ``"3.x"`` (one only: a request of the
+        other gets ``415``, which fails the job). For a registry only.
 
     Requests on other paths reach ``app`` with the same ``environ`` and
     ``start_response``, and ``app``'s own iterable comes back to the server, so
@@ -95,6 +103,7 @@ class StatefunMiddleware:
         path: str = DEFAULT_PATH,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         runtime_listeners: Optional[Union[str, Sequence[str]]] = None,
+        protocols: Optional[ProtocolsSetting] = None,
     ) -> None:
         if app is not None and not callable(app):
             raise ConfigurationError(f"app must be a WSGI application or None, got {type(app).__name__}")
@@ -103,7 +112,7 @@ class StatefunMiddleware:
         self.app = app
         self.path = path
         self.unix_path_info = unix_socket_path_info(path)
-        self.endpoint = Endpoint(functions, max_body_size=max_body_size)
+        self.endpoint = Endpoint(functions, max_body_size=max_body_size, protocols=protocols)
         #: Where the runtime's requests are admitted; ``None``: every listener.
         self.runtime_listeners = runtime_listeners_from(runtime_listeners, "runtime_listeners")
         self._warned = False

@@ -39,6 +39,7 @@ from statefun_wsgi import (
     StatefulFunctions,
 )
 from statefun_wsgi._proto import egress_records_pb2  # noqa: F401  (registers the records in the pool)
+from statefun_wsgi.builtin_types import BUILTIN_TYPENAMES
 from statefun_wsgi._proto.request_reply_pb2 import Address as AddressMessage
 from statefun_wsgi._proto.request_reply_pb2 import FromFunction, ToFunction
 
@@ -65,9 +66,13 @@ StateSpec = Union[None, bytes, Message]
 
 
 def pack(message: Message) -> Any:
-    """``message`` as an ``Any`` (an ``Any`` is returned unchanged)."""
+    """``message`` as an ``Any`` (an ``Any`` is returned unchanged); a built-in type of
+    the 3.x SDKs (``IntWrapper``, ...) under its own type name."""
     if isinstance(message, Any):
         return message
+    builtin = BUILTIN_TYPENAMES.get(type(message))
+    if builtin is not None:
+        return Any(type_url=builtin, value=message.SerializeToString())
     packed = Any()
     packed.Pack(message)
     return packed
@@ -147,7 +152,11 @@ def request(typename: str = FUNCTION, id: str = ID, **kwargs: TypingAny) -> byte
 
 
 def decode_any(packed: Any) -> Message:
-    """The message inside ``packed``; the type URL must use the standard prefix."""
+    """The message inside ``packed``; the type URL must use the standard prefix (or be
+    a built-in type's name)."""
+    for cls, typename in BUILTIN_TYPENAMES.items():
+        if packed.type_url == typename:
+            return cls.FromString(packed.value)
     assert packed.type_url.startswith(TYPE_URL_PREFIX), f"unexpected type URL {packed.type_url!r}"
     full_name = packed.type_url[len(TYPE_URL_PREFIX) :]
     descriptor = descriptor_pool.Default().FindMessageTypeByName(full_name)
@@ -318,3 +327,99 @@ def invoke_failure(
         # The wrapping error repeats the cause, so the one-line HTTP body says what went wrong.
         assert str(cause) in str(info.value)
     return cause
+
+
+# -- StateFun 3.x -----------------------------------------------------------------------
+# A 3.x request is built from the equivalent 2.x one, and a 3.x reply turned back into
+# the equivalent 2.x one, so that every 2.x assertion above checks 3.x too:
+#
+#     reply = decode_reply(from_v3(handler(to_v3(request(...)))))
+
+from statefun_wsgi._proto import request_reply_v3_pb2 as v3  # noqa: E402
+
+ANY_TYPENAME = "type.googleapis.com/google.protobuf.Any"
+
+
+def to_v3(data: bytes, *, declared: Optional[Mapping[str, str]] = None) -> bytes:
+    """The 3.x request equivalent to the 2.x request ``data``: each argument a
+    ``TypedValue{type_url, has_value=true, value}``, each state of value ``v`` a
+    ``TypedValue{type.googleapis.com/google.protobuf.Any, true, v}`` (``declared`` maps
+    a state name to another registered type: its value is then the Any's value)."""
+    old = ToFunction.FromString(data)
+    new = v3.ToFunction()
+    if not old.HasField("invocation"):
+        return new.SerializeToString()
+    batch, out = old.invocation, new.invocation
+    out.target.CopyFrom(v3.Address(namespace=batch.target.namespace, type=batch.target.type, id=batch.target.id))
+    for state in batch.state:
+        persisted = out.state.add(state_name=state.state_name)
+        if state.state_value:
+            typename = (declared or {}).get(state.state_name, ANY_TYPENAME)
+            if typename == ANY_TYPENAME:
+                value = state.state_value
+            else:
+                packed = Any.FromString(state.state_value)
+                assert packed.type_url == typename, f"{packed.type_url} is not {typename}"
+                value = packed.value
+            persisted.state_value.CopyFrom(v3.TypedValue(typename=typename, has_value=True, value=value))
+    for invocation in batch.invocations:
+        call = out.invocations.add()
+        if invocation.HasField("caller"):
+            c = invocation.caller
+            call.caller.CopyFrom(v3.Address(namespace=c.namespace, type=c.type, id=c.id))
+        call.argument.CopyFrom(
+            v3.TypedValue(typename=invocation.argument.type_url, has_value=True, value=invocation.argument.value)
+        )
+    return new.SerializeToString()
+
+
+def _typed_to_any(typed: v3.TypedValue, what: str) -> Any:
+    assert typed.has_value, f"{what}: has_value is not set"
+    return Any(type_url=typed.typename, value=typed.value)
+
+
+def from_v3(data: bytes) -> bytes:
+    """The 2.x reply equivalent to the 3.x reply ``data`` (which must be an
+    ``invocation_result``, every value with ``has_value=true``, no cancellation)."""
+    assert isinstance(data, bytes), f"a reply is bytes, got {type(data).__name__}"
+    reply = v3.FromFunction.FromString(data)
+    assert not reply.HasField("incomplete_invocation_context"), f"states to declare: {reply}"
+    old = FromFunction()
+    if not reply.HasField("invocation_result"):
+        return old.SerializeToString()
+    result, out = reply.invocation_result, old.invocation_result
+    for mutation in result.state_mutations:
+        converted = out.state_mutations.add(mutation_type=mutation.mutation_type, state_name=mutation.state_name)
+        if mutation.mutation_type == v3.FromFunction.PersistedValueMutation.MODIFY:
+            typed = mutation.state_value
+            assert typed.has_value, f"state {mutation.state_name!r}: has_value is not set"
+            converted.state_value = (
+                typed.value
+                if typed.typename == ANY_TYPENAME
+                else Any(type_url=typed.typename, value=typed.value).SerializeToString()
+            )
+        else:
+            assert not mutation.HasField("state_value"), f"a DELETE of {mutation.state_name!r} carries a value"
+    for message in result.outgoing_messages:
+        sent = out.outgoing_messages.add()
+        sent.target.CopyFrom(AddressMessage(**{f: getattr(message.target, f) for f in ("namespace", "type", "id")}))
+        sent.argument.CopyFrom(_typed_to_any(message.argument, "a message"))
+    for message in result.delayed_invocations:
+        assert not message.is_cancellation_request and not message.cancellation_token, f"a cancellation: {message}"
+        delayed = out.delayed_invocations.add(delay_in_ms=message.delay_in_ms)
+        delayed.target.CopyFrom(AddressMessage(**{f: getattr(message.target, f) for f in ("namespace", "type", "id")}))
+        delayed.argument.CopyFrom(_typed_to_any(message.argument, "a delayed message"))
+    for message in result.outgoing_egresses:
+        egress = out.outgoing_egresses.add(egress_namespace=message.egress_namespace, egress_type=message.egress_type)
+        egress.argument.CopyFrom(_typed_to_any(message.argument, "an egress message"))
+    return old.SerializeToString()
+
+
+def missing_values(data: bytes) -> list:
+    """The states a 3.x reply declares: ``[(name, typename, mode, millis)]``."""
+    reply = v3.FromFunction.FromString(data)
+    assert reply.HasField("incomplete_invocation_context"), f"no states declared: {reply}"
+    return [
+        (spec.state_name, spec.type_typename, spec.expiration_spec.mode, spec.expiration_spec.expire_after_millis)
+        for spec in reply.incomplete_invocation_context.missing_values
+    ]

@@ -839,3 +839,37 @@ def test_the_builder_id_default_is_used_as_identity():
     seen = []
     invoke(lambda context, message: seen.append(context.address.identity), messages=[HELLO])
     assert seen == [ID]
+
+
+# -- delayed-message cancellation (3.x requests; 2.x refuses it: see test_protocol2) -----------
+
+
+def _v3_delayed(fn) -> list:
+    from builders import to_v3, v3
+    from google.protobuf.empty_pb2 import Empty
+
+    reply = v3.FromFunction.FromString(RequestReplyHandler(bind(fn))(to_v3(request(messages=[Empty()]))))
+    return list(reply.invocation_result.delayed_invocations)
+
+
+def test_a_token_pending_in_the_batch_cannot_be_reused_until_cancelled():
+    caught = []
+
+    def fn(context, message):
+        from google.protobuf.empty_pb2 import Empty
+
+        send = lambda: context.pack_and_send_after(timedelta(milliseconds=1), "example/fn", "me", Empty(), cancellation_token="t")  # noqa: E731
+        send()
+        try:
+            send()
+        except ValueError as exc:
+            caught.append(str(exc))
+        context.cancel_delayed_message("t")
+        send()
+
+    got = _v3_delayed(fn)
+    assert [(d.is_cancellation_request, d.cancellation_token) for d in got] == [(False, "t"), (True, "t"), (False, "t")]
+    assert caught == [
+        "cancellation token 't' already names a delayed message of this batch (a pending token reused fails "
+        "the job): use a token per message"
+    ]

@@ -17,7 +17,7 @@ from typing import Any, List
 
 import django
 import pytest
-from builders import Delayed, Sent, decode_reply, request
+from builders import Delayed, Sent, decode_reply, from_v3, request, to_v3
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
@@ -83,6 +83,24 @@ def test_a_batch_is_served_by_the_middleware(client: Client) -> None:
     response = post_batch(client, greet_batch())
     assert_greeted(response.status_code, response["Content-Type"], response.content)
     assert response["Content-Length"] == str(len(response.content))
+
+
+def test_a_2x_and_a_3x_batch_through_the_same_middleware(client: Client) -> None:
+    response = post_batch(client, greet_batch())
+    assert_greeted(response.status_code, response["Content-Type"], response.content)
+    response = post_batch(client, to_v3(greet_batch("bob", seen=1)))
+    assert response.content != from_v3(response.content)
+    assert_greeted(response.status_code, response["Content-Type"], from_v3(response.content), "bob", visits=2)
+
+
+def test_statefun_protocols_is_read_and_a_request_of_another_protocol_gets_415() -> None:
+    middleware = make(STATEFUN_FUNCTIONS=FUNCTIONS, STATEFUN_PROTOCOLS="3.x")
+    factory = RequestFactory()
+    served = middleware(factory.post("/statefun", data=to_v3(greet_batch()), content_type=OCTET))
+    assert_greeted(served.status_code, served["Content-Type"], from_v3(served.content))
+    refused = middleware(factory.post("/statefun", data=greet_batch(), content_type=OCTET))
+    assert refused.status_code == 415
+    assert b"this endpoint serves 3.x only (the protocols setting; STATEFUN_PROTOCOLS in Django)" in refused.content
 
 
 def test_a_second_visit_mutates_the_count_and_sends_no_reminder(client: Client) -> None:
@@ -323,6 +341,10 @@ FUNCTIONS = "examples.greeter.functions:functions"
                      id="max-body-size-none"),
         pytest.param({"STATEFUN_FUNCTIONS": FUNCTIONS, "STATEFUN_MAX_BODY_SIZE": 1.5}, "STATEFUN_MAX_BODY_SIZE",
                      id="max-body-size-float"),
+        pytest.param({"STATEFUN_FUNCTIONS": FUNCTIONS, "STATEFUN_PROTOCOLS": "3"},
+                     "STATEFUN_PROTOCOLS: protocols must be '2.x', '3.x'", id="protocols-bad"),
+        pytest.param({"STATEFUN_FUNCTIONS": f"{__name__}:HANDLER", "STATEFUN_PROTOCOLS": "3.x"},
+                     "STATEFUN_PROTOCOLS: protocols is a setting for a StatefulFunctions", id="protocols-with-handler"),
     ],
 )
 def test_bad_settings_are_improperly_configured(values: dict, match: str) -> None:

@@ -12,7 +12,7 @@ import socket
 from typing import Iterator, Optional
 
 import pytest
-from builders import Egress, Mutation, decode_reply, request, to_function
+from builders import Egress, Mutation, decode_reply, from_v3, request, to_function, to_v3
 from google.protobuf.wrappers_pb2 import BytesValue, Int64Value, StringValue
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
@@ -141,6 +141,27 @@ def assert_error(reply: Reply, status: int, fragment: str) -> None:
 
 
 # -- 200 -------------------------------------------------------------------------------------
+
+
+def test_a_3x_batch_is_answered_in_3x_with_the_same_headers(endpoint: Endpoint) -> None:
+    reply = endpoint.respond_to_environ(environ(body=to_v3(counter_request())))
+    assert reply.headers == [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(reply.body)))]
+    assert reply.body != from_v3(reply.body)
+    assert_ok(Reply(reply.status, [("Content-Type", OCTET), ("Content-Length", str(len(from_v3(reply.body))))], from_v3(reply.body)))
+
+
+@pytest.mark.parametrize("protocols, refused", [("2.x", "3.x"), ("3.x", "2.x")])
+def test_a_request_of_a_protocol_not_served_is_a_415_that_names_the_setting(protocols: str, refused: str) -> None:
+    body = counter_request() if refused == "2.x" else to_v3(counter_request())
+    reply = Endpoint(functions, protocols=protocols).respond_to_environ(environ(body=body))
+    assert_error(reply, 415, f"the request is a StateFun {refused} one, but this endpoint serves {protocols} only (the protocols setting")
+
+
+def test_protocols_beside_a_handler_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"protocols is a setting for a StatefulFunctions"):
+        Endpoint(RequestReplyHandler(functions), protocols="3.x")
+    with pytest.raises(ConfigurationError, match=r"protocols is a setting for a StatefulFunctions"):
+        Endpoint(lambda body: body, protocols="2.x")
 
 
 @pytest.mark.parametrize(

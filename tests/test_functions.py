@@ -20,6 +20,7 @@ from google.protobuf.wrappers_pb2 import BoolValue, BytesValue, Int64Value, Stri
 import statefun_wsgi
 from statefun_wsgi import (
     ConfigurationError,
+    FunctionInvocationError,
     RequestReplyHandler,
     StatefulFunction,
     StatefulFunctions,
@@ -535,3 +536,77 @@ def test_dispatch_results_reach_the_reply():
         Sent.to("example/echo", "Int64Value", Int64Value(value=1)),
     ]
 
+
+
+# -- ValueSpec: states with a type and an expiry -------------------------------------------------
+
+
+def test_states_take_names_and_value_specs():
+    from datetime import timedelta
+
+    from statefun_wsgi import IntWrapper, ValueSpec
+
+    functions = StatefulFunctions()
+    spec = ValueSpec("b", IntWrapper, expire_after_call=timedelta(seconds=2))
+    function = functions.register("example/fn", lambda context, message: None, ["a", spec])
+    assert function.states == ("a", "b")  # what module.yaml and the CLI read
+    assert function.value_specs == {"a": ValueSpec("a"), "b": spec}
+    assert spec.typename == "io.statefun.types/int" and spec.expire_after_millis == 2000
+    assert ValueSpec("a").typename == "type.googleapis.com/google.protobuf.Any"
+    assert ValueSpec("c", Int64Value).typename == "type.googleapis.com/google.protobuf.Int64Value"
+    assert repr(spec) == "ValueSpec('b', IntWrapper, expire_after_call=datetime.timedelta(seconds=2))"
+    assert ValueSpec("a", expire_after_write=timedelta(hours=1)).expire_after_millis == 3_600_000
+    assert functions.register("example/no", lambda context, message: None).value_specs is None
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        (("",), {}, r"a state name is a non-empty string, got ''"),
+        ((3,), {}, r"a state name is a non-empty string, got 3"),
+        (("s", Any), {}, r"state 's': type must be a protobuf message class other than Any"),
+        (("s", int), {}, r"state 's': type must be a protobuf message class other than Any"),
+        (("s",), {"expire_after_write": __import__("datetime").timedelta(0)}, r"expire_after_write must be a positive"),
+        (("s",), {"expire_after_call": 5}, r"expire_after_call must be a positive datetime.timedelta, got 5"),
+        (
+            ("s",),
+            {"expire_after_call": __import__("datetime").timedelta(1), "expire_after_write": __import__("datetime").timedelta(1)},
+            r"give expire_after_write or expire_after_call, not both",
+        ),
+    ],
+)
+def test_a_bad_value_spec_is_a_configuration_error(args, kwargs, match):
+    from statefun_wsgi import ValueSpec
+
+    with pytest.raises(ConfigurationError, match=match):
+        ValueSpec(*args, **kwargs)
+
+
+def test_value_specs_in_states_are_checked_like_names():
+    from statefun_wsgi import ValueSpec
+
+    functions = StatefulFunctions()
+    with pytest.raises(ConfigurationError, match=r"state names repeated: a"):
+        functions.register("example/fn", lambda context, message: None, ["a", ValueSpec("a")])
+    with pytest.raises(ConfigurationError, match=r"states must be a list, not the single ValueSpec\('a'\)"):
+        functions.register("example/fn", lambda context, message: None, ValueSpec("a"))
+
+
+def test_a_built_in_type_annotation_dispatches_on_its_type_name():
+    from statefun_wsgi import IntWrapper, StringWrapper
+
+    got = []
+
+    def fn(context, message: Union[IntWrapper, StringWrapper]):
+        got.append(message)
+
+    functions = bind(fn)
+    RequestReplyHandler(functions)(
+        request(messages=[Any(type_url="io.statefun.types/int", value=b"\x0d\x07\x00\x00\x00"), StringWrapper(value="s")])
+    )
+    assert got == [IntWrapper(value=7), StringWrapper(value="s")]
+    # only under its type name: the message's full name is not how it travels
+    with pytest.raises(FunctionInvocationError, match=r"accepts only: io.statefun.types/int, io.statefun.types/string"):
+        RequestReplyHandler(functions)(
+            request(messages=[Any(type_url="type.googleapis.com/statefun_wsgi.types.IntWrapper", value=b"")])
+        )

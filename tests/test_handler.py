@@ -517,3 +517,59 @@ def test_a_registry_can_serve_two_handlers_at_once():
         Egress.to("example/out", Int64Value(value=4)),
         Egress.to("example/out", Int64Value(value=5)),
     ]
+
+
+# -- protocols: each request answered in its own ------------------------------------------------
+
+
+def test_the_handlers_take_a_protocols_setting():
+    from statefun_wsgi import ConfigurationError
+
+    functions = StatefulFunctions()
+    assert RequestReplyHandler(functions).protocols.versions == ("2.x", "3.x")
+    assert AsyncRequestReplyHandler(functions, protocols="3.x").protocols.versions == ("3.x",)
+    with pytest.raises(ConfigurationError, match="protocols must be"):
+        RequestReplyHandler(functions, protocols="2")
+
+
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+def test_a_3x_batch_missing_declared_states_declares_them_without_running_the_function(run_async):
+    from builders import missing_values, to_v3
+
+    runs = []
+    functions = StatefulFunctions()
+    functions.register("example/fn", lambda context, message: runs.append(1), ["a", "b"])
+    data = to_v3(request(state={"a": None}, messages=[StringValue(value="x")]))
+    handler = (AsyncRequestReplyHandler if run_async else RequestReplyHandler)(functions)
+    reply = asyncio.run(handler(data)) if run_async else handler(data)
+    assert missing_values(reply) == [("b", "type.googleapis.com/google.protobuf.Any", 0, 0)]
+    assert runs == []
+
+
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+def test_a_3x_batch_whose_function_uses_an_unknown_state_declares_it_instead_of_failing(run_async):
+    from builders import missing_values, to_v3
+
+    async def coroutine(context, message):
+        context["s"]
+
+    def plain(context, message):
+        context["s"]
+
+    functions = StatefulFunctions()
+    functions.register("example/fn", coroutine if run_async else plain)
+    data = to_v3(request(messages=[StringValue(value="x"), StringValue(value="y")]))
+    handler = (AsyncRequestReplyHandler if run_async else RequestReplyHandler)(functions)
+    reply = asyncio.run(handler(data)) if run_async else handler(data)
+    assert missing_values(reply) == [("s", "type.googleapis.com/google.protobuf.Any", 0, 0)]
+
+
+def test_the_handler_refuses_a_request_of_a_protocol_it_does_not_serve():
+    from builders import to_v3
+
+    from statefun_wsgi import ProtocolMismatchError
+
+    functions = StatefulFunctions()
+    functions.register("example/fn", lambda context, message: None)
+    with pytest.raises(ProtocolMismatchError, match=r"the request is a StateFun 3.x one, but this endpoint serves 2.x only"):
+        RequestReplyHandler(functions, protocols="2.x")(to_v3(request(messages=[StringValue(value="x")])))

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, List, Optional, Tuple
 from wsgiref.util import FileWrapper
 
 import pytest
-from builders import Egress, Mutation, decode_reply, request
+from builders import Egress, Mutation, decode_reply, from_v3, request, to_v3
 from google.protobuf.wrappers_pb2 import Int64Value, StringValue
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import Client
@@ -122,6 +122,27 @@ def test_max_body_size_is_passed_to_the_endpoint() -> None:
     middleware = StatefunMiddleware(None, functions, max_body_size=len(BATCH) - 1)
     status, _, body = call(middleware, environ())
     assert status == "413 Request Entity Too Large", body
+
+
+def test_a_2x_and_a_3x_request_through_the_same_middleware() -> None:
+    middleware = StatefunMiddleware(RecordingApp(), functions)
+    assert_served(*call(middleware, environ()))
+    status, headers, body = call(middleware, environ(body=to_v3(BATCH)))
+    assert headers == {"Content-Type": "application/octet-stream", "Content-Length": str(len(body))}
+    assert body != from_v3(body)  # written in 3.x ...
+    assert_served(status, {**headers, "Content-Length": str(len(from_v3(body)))}, from_v3(body))  # ... same content
+
+
+@pytest.mark.parametrize(
+    "protocols, served, refused", [("2.x", BATCH, to_v3(BATCH)), ("3.x", to_v3(BATCH), BATCH)], ids=["2.x", "3.x"]
+)
+def test_protocols_is_passed_to_the_endpoint(protocols: str, served: bytes, refused: bytes) -> None:
+    middleware = StatefunMiddleware(None, functions, protocols=protocols)
+    status, _, body = call(middleware, environ(body=served))
+    assert status == "200 OK"
+    status, _, body = call(middleware, environ(body=refused))
+    assert status == "415 Unsupported Media Type"
+    assert f"this endpoint serves {protocols} only (the protocols setting".encode() in body
 
 
 def test_through_werkzeug_test_client() -> None:
@@ -307,6 +328,12 @@ def test_the_runtimes_unix_socket_request_through_werkzeug() -> None:
         pytest.param({"max_body_size": "32MiB"}, "max_body_size must be a positive", id="max-body-size-string"),
         pytest.param({"functions": object()}, "expected a StatefulFunctions", id="functions-object"),
         pytest.param({"functions": None}, "expected a StatefulFunctions", id="functions-none"),
+        pytest.param({"protocols": "3"}, "protocols must be '2.x', '3.x', '2.x,3.x' or '3.x,2.x'", id="protocols-bad"),
+        pytest.param(
+            {"functions": RequestReplyHandler(functions), "protocols": "3.x"},
+            r"pass it to the handler itself \(RequestReplyHandler\(functions, protocols=...\)\)",
+            id="protocols-beside-a-handler",
+        ),
     ],
 )
 def test_bad_arguments_raise_configuration_error(kwargs: dict, match: str) -> None:

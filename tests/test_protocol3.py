@@ -336,7 +336,7 @@ def dispatch(context, message: Union[StringValue, Int64Value, IntWrapper]):
 
 
 def empty_messages(context, message: Empty):
-    context.pack_and_send("example/other", "", Empty())
+    context.pack_and_send("example/other", "e", Empty())
     context.state("s").pack(Empty())
 
 

@@ -117,7 +117,7 @@ class Protocols:
         The other protocol served is tried next (its parse and its cheap proof); only when
         neither proves itself are the bytes walked (:func:`detect_protocol`). An undecidable
         request goes to the preferred protocol (:attr:`first`)."""
-        for codec in self._codecs.values():
+        for codec in self._codecs.values() if _may_prove(parsed) else ():
             if codec is tried:
                 continue
             try:
@@ -156,6 +156,18 @@ class Protocols:
 
 class _Truncated(Exception):
     pass
+
+
+def _may_prove(parsed: Optional[object]) -> bool:
+    """Whether another codec's parse could prove what ``parsed`` (the tried codec's parse,
+    ``None`` if it failed) did not. Its first argument is empty, or there is none: then it
+    proves nothing in either protocol, and parsing a large batch a second time would hold
+    it twice in memory (a 2 MiB batch of empty invocations took twice the peak RSS), so
+    the bytes are walked instead."""
+    if parsed is None:
+        return True
+    invocations = parsed.invocation.invocations  # type: ignore[attr-defined]
+    return bool(invocations) and invocations[0].argument.ByteSize() > 0
 
 
 def _varint(data: bytes, position: int, end: int) -> Tuple[int, int]:

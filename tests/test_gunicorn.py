@@ -257,8 +257,14 @@ def test_the_conf_file_reads_its_environment(servers: Dict[str, Server]) -> None
     server.wait_for_log('"POST /statefun HTTP/1.1" 200 ')  # the access log format
     log = server.wait_for_log("Booting worker with pid", 2)  # WEB_CONCURRENCY
     assert "Using worker: gthread" in log
-    listening = "Workers listen at" if SOCKET_PER_WORKER else "Listening at"  # see gunicorn.conf.py's when_ready
-    assert f"{listening}: http://127.0.0.1:{server.port}" in log  # STATEFUN_BIND
+    # STATEFUN_BIND and STATEFUN_RUNTIME_BIND: gunicorn 24+ names each in a line of gunicorn.conf.py's
+    # when_ready; older gunicorn lists every address, comma-separated, in its own line.
+    for port in {server.port, server.public_port}:
+        if SOCKET_PER_WORKER:
+            assert f"Workers listen at: http://127.0.0.1:{port} " in log
+        else:
+            listening = re.search(r"Listening at: (\S+)", log)
+            assert listening and f"http://127.0.0.1:{port}" in listening.group(1).split(","), log
 
 
 def listening_sockets(pid: int, port: int) -> Set[str]:

@@ -121,6 +121,10 @@ def functions_of_django_app(app: Any) -> Optional[Union[StatefulFunctions, Reque
         raise ConfigurationError(str(exc)) from None
 
 
+#: Endpoint's arguments (ConfigurationError.setting) and the settings they are read from.
+_SETTINGS = {"max_body_size": "STATEFUN_MAX_BODY_SIZE", "protocols": "STATEFUN_PROTOCOLS"}
+
+
 class StatefunMiddleware:
     """Answer StateFun batches on ``STATEFUN_PATH``; hand every other request on.
 
@@ -152,15 +156,8 @@ class StatefunMiddleware:
         protocols = getattr(settings, "STATEFUN_PROTOCOLS", None)
         try:
             self.endpoint = Endpoint(functions, max_body_size=max_body_size, protocols=protocols)
-        except ConfigurationError as exc:
-            text = str(exc)
-            setting = (
-                "STATEFUN_MAX_BODY_SIZE"
-                if "max_body_size" in text
-                else "STATEFUN_PROTOCOLS"
-                if "protocols" in text
-                else "STATEFUN_FUNCTIONS"
-            )
+        except ConfigurationError as exc:  # the argument at fault, named as the setting it came from
+            setting = _SETTINGS.get(exc.setting or "", "STATEFUN_FUNCTIONS")
             raise ImproperlyConfigured(f"{setting}: {exc}") from exc
         listeners = getattr(settings, "STATEFUN_RUNTIME_LISTENERS", None)
         try:

@@ -27,7 +27,7 @@ from servers import REPO
 
 from examples.greeter.functions import REMINDER_DELAY, functions
 from examples.greeter.messages_pb2 import FormatRequest, GreetRequest, Reminder
-from statefun_wsgi import ConfigurationError, RequestReplyHandler
+from statefun_wsgi import ConfigurationError, RequestReplyHandler, StatefulFunctions
 from statefun_wsgi.django import StatefunMiddleware, functions_of_django_app, load_object
 
 
@@ -234,6 +234,15 @@ def test_request_factory_batch_is_served(dotted_path: str) -> None:
 HOLDER = SimpleNamespace(functions=functions)
 HANDLER = RequestReplyHandler(functions)
 
+#: A registry refused for what it holds (an async function) whose error text names
+#: "protocols" and "max_body_size": the setting at fault is STATEFUN_FUNCTIONS all the same.
+MISLEADING = StatefulFunctions()
+
+
+@MISLEADING.bind("protocols/max_body_size")
+async def _misleading(context, message):  # pragma: no cover - never called
+    pass
+
 
 def test_request_factory_other_paths_are_handed_on_untouched() -> None:
     middleware = make(STATEFUN_FUNCTIONS="examples.greeter.functions:functions")
@@ -345,6 +354,8 @@ FUNCTIONS = "examples.greeter.functions:functions"
                      "STATEFUN_PROTOCOLS: protocols must be '2.x', '3.x'", id="protocols-bad"),
         pytest.param({"STATEFUN_FUNCTIONS": f"{__name__}:HANDLER", "STATEFUN_PROTOCOLS": "3.x"},
                      "STATEFUN_PROTOCOLS: protocols is a setting for a StatefulFunctions", id="protocols-with-handler"),
+        pytest.param({"STATEFUN_FUNCTIONS": f"{__name__}:MISLEADING"},
+                     r"^STATEFUN_FUNCTIONS: protocols/max_body_size is an async def function", id="named-by-what-failed"),
     ],
 )
 def test_bad_settings_are_improperly_configured(values: dict, match: str) -> None:

@@ -12,18 +12,19 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, List
+from typing import Any, List, Optional, Tuple
 
 import django
 import pytest
-from builders import Delayed, Sent, decode_reply, from_v3, request, to_v3
+from builders import Delayed, Mutation, Sent, decode_reply, from_v3, request, to_v3
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, AsyncRequestFactory, Client, RequestFactory, override_settings
-from google.protobuf.wrappers_pb2 import BytesValue, Int64Value
-from servers import REPO
+from google.protobuf.wrappers_pb2 import BytesValue, Int64Value, StringValue
+from servers import REPO, Server, start
 
 from examples.greeter.functions import REMINDER_DELAY, functions
 from examples.greeter.messages_pb2 import FormatRequest, GreetRequest, Reminder
@@ -392,3 +393,63 @@ def test_load_object() -> None:
 def test_only_the_django_adapter_imports_django() -> None:
     code = "import sys, statefun_wsgi, app; assert 'django' not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=30)
+
+
+# -- docs/hosting.md's wsgi.py recipe, under a real gunicorn, with functions that import models ----
+
+#: The order the recipe once had: the functions imported before Django is set up.
+FUNCTIONS_FIRST = """import os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "modelsproject.settings")
+from django.core.wsgi import get_wsgi_application
+from statefun_wsgi import StatefunMiddleware
+from modelsproject.functions import functions
+
+application = StatefunMiddleware(get_wsgi_application(), functions)
+"""
+
+
+def hosting_recipe() -> str:
+    """docs/hosting.md's Django (a) ``wsgi.py``, for the project in tests/modelsproject."""
+    text = (REPO / "docs" / "hosting.md").read_text()
+    start = text.index("```python\n", text.index("**(a) Wrap the WSGI application in `wsgi.py`.**")) + len("```python\n")
+    return text[start:text.index("```", start)].replace("myproject", "modelsproject")
+
+
+def serve_wsgi_file(tmp_path: Path, source: str) -> Server:
+    (tmp_path / "recipe_wsgi.py").write_text(source)
+    return start("recipe_wsgi:application", "--pythonpath", f"{tmp_path},{REPO / 'tests'}",
+                 env={"WEB_CONCURRENCY": "1", "DJANGO_SETTINGS_MODULE": "modelsproject.settings"})
+
+
+def post_to_server(server: Server, body: bytes, host: Optional[str] = None) -> Tuple[int, bytes]:
+    connection = server.connection()
+    try:
+        headers = {"Content-Type": "application/octet-stream", **({"Host": host} if host else {})}
+        connection.request("POST", "/statefun", body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_the_docs_wsgi_recipe_boots_functions_that_import_models_under_gunicorn(tmp_path: Path) -> None:
+    server = serve_wsgi_file(tmp_path, hosting_recipe())
+    try:
+        server.wait_ready()
+        body = request("test/greeter", "ann", state={"last": None}, messages=[StringValue(value="hello")])
+        status, reply = post_to_server(server, body)
+        assert status == 200, reply
+        assert decode_reply(reply).mutations["last"] == Mutation.modify(StringValue(value="greeting: hello"))
+    finally:
+        server.stop()
+
+
+def test_functions_that_import_models_before_django_is_set_up_fail_to_boot(tmp_path: Path) -> None:
+    """What the recipe's order avoids (and what the test above would meet with the old order)."""
+    server = serve_wsgi_file(tmp_path, FUNCTIONS_FIRST)
+    try:
+        server.process.wait(timeout=60)
+        log = server.log()
+        assert "AppRegistryNotReady" in log and "Worker failed to boot" in log, log
+    finally:
+        server.stop()

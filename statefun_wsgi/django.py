@@ -15,7 +15,14 @@ The only module of statefun-wsgi that imports Django. In ``settings.py``::
     STATEFUN_PROTOCOLS = "2.x,3.x"                         # optional: StateFun versions served
 
 It must come first in ``MIDDLEWARE``: it answers batches itself, so no later
-middleware (CSRF, sessions, authentication) sees them. It reads the request stream
+middleware (CSRF, sessions, authentication) sees them. A middleware listed before it sees
+every batch first, and some answer it themselves: ``CommonMiddleware`` answers a ``Host``
+that is not in ``ALLOWED_HOSTS`` (the runtime's, ``greeter-app:9000``, rarely is) with a
+400, ``SecurityMiddleware`` redirects to HTTPS, and the runtime fails the Flink job on
+either. So Django's middlewares that answer requests before the view
+(:data:`ANSWERING_MIDDLEWARE`, and subclasses) placed before it raise
+``ImproperlyConfigured`` when Django builds the chain; any other middleware before it gets
+a warning in the ``statefun_wsgi`` log, once, naming it. It reads the request stream
 with its own limit, so ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB by default) does not
 cap batches, whose states can be larger.
 
@@ -38,7 +45,8 @@ Alternatively, wrap the WSGI application in ``wsgi.py`` with
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Optional, Union
+import logging
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
@@ -57,7 +65,19 @@ from .functions import StatefulFunctions
 from .handler import RequestReplyHandler
 from .listeners import runtime_listeners_from, warn_every_listener
 
-__all__ = ["StatefunMiddleware", "load_object"]
+__all__ = ["ANSWERING_MIDDLEWARE", "StatefunMiddleware", "load_object"]
+
+logger = logging.getLogger("statefun_wsgi")
+
+#: Django's middlewares that can answer a request before any view, and how: listed before
+#: StatefunMiddleware, they answer the runtime's batches, and it fails the job on a 3xx or 4xx.
+ANSWERING_MIDDLEWARE: Dict[str, str] = {
+    "django.middleware.common.CommonMiddleware": (
+        "answers a Host that is not in ALLOWED_HOSTS with a 400 (the runtime's Host need not be there), "
+        "PREPEND_WWW with a 301 and DISALLOWED_USER_AGENTS with a 403"
+    ),
+    "django.middleware.security.SecurityMiddleware": "redirects to HTTPS with a 301 under SECURE_SSL_REDIRECT",
+}
 
 
 def load_object(dotted_path: str) -> Any:
@@ -165,6 +185,7 @@ class StatefunMiddleware:
         except ConfigurationError as exc:
             raise ImproperlyConfigured(str(exc)) from exc
         self._warned = False
+        _check_position(getattr(settings, "MIDDLEWARE", None))
         single_write.install_under_gunicorn()  # a killed worker never cuts a reply
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -190,6 +211,46 @@ class StatefunMiddleware:
         for name, value in reply.headers:
             response[name] = value
         return response
+
+
+_OURS = f"{__name__}.{StatefunMiddleware.__name__}"
+
+
+def _middleware_class(entry: str) -> Optional[type]:
+    try:
+        found = load_object(entry)
+    except Exception:  # Django reports a bad entry itself, right after
+        return None
+    return found if isinstance(found, type) else None
+
+
+def _check_position(middleware: Any) -> None:
+    """Refuse a middleware of ANSWERING_MIDDLEWARE (or a subclass) before this one in
+    ``MIDDLEWARE``, and log a warning for any other: see the module's docstring."""
+    if not isinstance(middleware, (list, tuple)):
+        return
+    entries = [entry for entry in middleware if isinstance(entry, str)]
+    classes = {entry: _middleware_class(entry) for entry in entries}
+    position = next((index for index, entry in enumerate(entries) if entry == _OURS or (
+        classes[entry] is not None and issubclass(classes[entry], StatefunMiddleware))), None)  # type: ignore[arg-type]
+    if not position:  # first, or not listed (built by hand)
+        return
+    before = entries[:position]
+    answering = {name: _middleware_class(name) for name in ANSWERING_MIDDLEWARE}
+    for entry in before:
+        for name, how in ANSWERING_MIDDLEWARE.items():
+            cls, known = classes[entry], answering[name]
+            if entry == name or (cls is not None and known is not None and issubclass(cls, known)):
+                raise ImproperlyConfigured(
+                    f"MIDDLEWARE: {entries[position]} comes after {entry}, which {how}: the StateFun runtime's "
+                    f"batches would get that answer and its job fail; list {entries[position]} first"
+                )
+    others: List[str] = before
+    logger.warning(
+        "MIDDLEWARE: %s is not first: %s run%s before it and may answer or alter the StateFun runtime's batches "
+        "(the runtime fails its job on a 3xx or 4xx); list it first",
+        entries[position], ", ".join(others), "s" if len(others) == 1 else "",
+    )
 
 
 def _raw_target(request: HttpRequest) -> Optional[str]:

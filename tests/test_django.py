@@ -22,6 +22,7 @@ from builders import Delayed, Mutation, Sent, decode_reply, from_v3, request, to
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from django.middleware.common import CommonMiddleware
 from django.test import AsyncClient, AsyncRequestFactory, Client, RequestFactory, override_settings
 from google.protobuf.wrappers_pb2 import BytesValue, Int64Value, StringValue
 from servers import REPO, Server, start
@@ -451,5 +452,77 @@ def test_functions_that_import_models_before_django_is_set_up_fail_to_boot(tmp_p
         server.process.wait(timeout=60)
         log = server.log()
         assert "AppRegistryNotReady" in log and "Worker failed to boot" in log, log
+    finally:
+        server.stop()
+
+
+# -- the middleware's place in MIDDLEWARE ----------------------------------------------------------
+
+OURS = "statefun_wsgi.django.StatefunMiddleware"
+COMMON = "django.middleware.common.CommonMiddleware"
+SECURITY = "django.middleware.security.SecurityMiddleware"
+SESSIONS = "django.contrib.sessions.middleware.SessionMiddleware"
+
+
+class OwnCommonMiddleware(CommonMiddleware):
+    """A project's CommonMiddleware: it answers batches as its base does."""
+
+
+@pytest.mark.parametrize(("before", "named"), [
+    pytest.param(COMMON, "which answers a Host that is not in ALLOWED_HOSTS with a 400", id="common"),
+    pytest.param(SECURITY, "which redirects to HTTPS with a 301 under SECURE_SSL_REDIRECT", id="security"),
+    pytest.param(f"{__name__}.OwnCommonMiddleware", "which answers a Host that is not in ALLOWED_HOSTS", id="subclass"),
+])
+def test_after_a_middleware_that_answers_requests_it_is_refused(before: str, named: str) -> None:
+    with override_settings(MIDDLEWARE=[before, OURS], ALLOWED_HOSTS=["localhost"]):
+        with pytest.raises(ImproperlyConfigured) as info:
+            Client().post("/statefun", data=greet_batch(), content_type=OCTET, HTTP_HOST="greeter-app:8000")
+    assert str(info.value).startswith(f"MIDDLEWARE: {OURS} comes after {before}, {named}")
+    assert str(info.value).endswith(f": the StateFun runtime's batches would get that answer and its job fail; "
+                                    f"list {OURS} first")
+
+
+def test_after_another_middleware_it_serves_and_warns_once_naming_it(caplog: pytest.LogCaptureFixture) -> None:
+    with override_settings(MIDDLEWARE=[SESSIONS, OURS, COMMON], ALLOWED_HOSTS=["localhost"]):
+        client = Client()
+        for _ in range(2):
+            response = post_batch_with_host(client, "greeter-app:8000")
+            assert_greeted(response.status_code, response["Content-Type"], response.content)
+    warnings = [record.getMessage() for record in caplog.records if "MIDDLEWARE" in record.getMessage()]
+    assert warnings == [f"MIDDLEWARE: {OURS} is not first: {SESSIONS} runs before it and may answer or alter the "
+                        "StateFun runtime's batches (the runtime fails its job on a 3xx or 4xx); list it first"]
+
+
+def test_first_it_answers_a_host_not_in_allowed_hosts_and_says_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    with override_settings(MIDDLEWARE=[OURS, SECURITY, COMMON], ALLOWED_HOSTS=["localhost"]):
+        response = post_batch_with_host(Client(), "greeter-app:8000")
+        assert_greeted(response.status_code, response["Content-Type"], response.content)
+    assert not [record for record in caplog.records if "MIDDLEWARE" in record.getMessage()]
+
+
+def post_batch_with_host(client: Client, host: str) -> Any:
+    return client.post("/statefun", data=greet_batch(), content_type=OCTET, HTTP_HOST=host)
+
+
+@pytest.mark.parametrize("order", ["first", "after-common"])
+def test_under_gunicorn_a_misplaced_middleware_stops_the_start_not_the_job(order: str) -> None:
+    """ALLOWED_HOSTS = ["localhost"] and a batch for Host greeter-app:8000: listed first, the
+    middleware answers it; after CommonMiddleware, the worker does not boot, saying why."""
+    server = start("django.core.wsgi:get_wsgi_application()", "--pythonpath", str(REPO / "tests"),
+                   env={"WEB_CONCURRENCY": "1", "DJANGO_SETTINGS_MODULE": "modelsproject.middleware_settings",
+                        "STATEFUN_ORDER": order})
+    try:
+        if order == "first":
+            server.wait_ready()
+            body = request("test/greeter", "ann", state={"last": None}, messages=[StringValue(value="hi")])
+            status, reply = post_to_server(server, body, host="greeter-app:8000")
+            assert status == 200, reply
+            assert decode_reply(reply).mutations["last"] == Mutation.modify(StringValue(value="greeting: hi"))
+        else:
+            server.process.wait(timeout=60)
+            log = server.log()
+            assert (f"django.core.exceptions.ImproperlyConfigured: MIDDLEWARE: {OURS} comes after {COMMON}, which "
+                    "answers a Host that is not in ALLOWED_HOSTS with a 400") in log, log
+            assert "Worker failed to boot" in log
     finally:
         server.stop()

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
@@ -231,25 +231,28 @@ def _check_position(middleware: Any) -> None:
         return
     entries = [entry for entry in middleware if isinstance(entry, str)]
     classes = {entry: _middleware_class(entry) for entry in entries}
-    position = next((index for index, entry in enumerate(entries) if entry == _OURS or (
-        classes[entry] is not None and issubclass(classes[entry], StatefunMiddleware))), None)  # type: ignore[arg-type]
+
+    def is_a(entry: str, base: Optional[type]) -> bool:
+        cls = classes[entry]
+        return cls is not None and base is not None and issubclass(cls, base)
+
+    position = next((index for index, entry in enumerate(entries) if entry == _OURS or is_a(entry, StatefunMiddleware)),
+                    None)
     if not position:  # first, or not listed (built by hand)
         return
     before = entries[:position]
     answering = {name: _middleware_class(name) for name in ANSWERING_MIDDLEWARE}
     for entry in before:
         for name, how in ANSWERING_MIDDLEWARE.items():
-            cls, known = classes[entry], answering[name]
-            if entry == name or (cls is not None and known is not None and issubclass(cls, known)):
+            if entry == name or is_a(entry, answering[name]):
                 raise ImproperlyConfigured(
                     f"MIDDLEWARE: {entries[position]} comes after {entry}, which {how}: the StateFun runtime's "
                     f"batches would get that answer and its job fail; list {entries[position]} first"
                 )
-    others: List[str] = before
     logger.warning(
         "MIDDLEWARE: %s is not first: %s run%s before it and may answer or alter the StateFun runtime's batches "
         "(the runtime fails its job on a 3xx or 4xx); list it first",
-        entries[position], ", ".join(others), "s" if len(others) == 1 else "",
+        entries[position], ", ".join(before), "s" if len(before) == 1 else "",
     )
 
 

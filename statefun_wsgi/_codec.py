@@ -14,6 +14,7 @@ overhead on the hot path); ``None`` marks what a protocol does inline in the con
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from .errors import MissingStateError
     from .functions import StatefulFunction, ValueSpec
 
-__all__ = ["Codec"]
+__all__ = ["Codec", "parse_error_detail"]
 
 
 class Codec:
@@ -111,3 +112,13 @@ class Codec:
 
     def __repr__(self) -> str:
         return f"<Codec StateFun {self.version}>"
+
+
+def parse_error_detail(exc: Exception, view_package: str, runtime_package: str) -> str:
+    """protobuf's reason, as ``": reason"`` (or ``""``), without the name of our view of the
+    message (an internal type, ``statefun_wsgi.view.ToFunction``): the runtime's type instead."""
+    detail = _PARSING_TYPE.sub("", str(exc)).strip().replace(view_package, runtime_package)
+    return f": {detail}" if detail else ""
+
+
+_PARSING_TYPE = re.compile(r"Error parsing message with type '[^']*'[:.]?")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Dict, List
 from google.protobuf.any_pb2 import Any
 from google.protobuf.message import DecodeError, Message
 
-from ._codec import Codec
+from ._codec import Codec, parse_error_detail
 from ._proto.request_reply_view_pb2 import ToFunction
 from ._wire import ANY_TYPE_URL, ANY_VALUE, SMALL_VARINTS, delayed_invocation, string_field, varint
 from .errors import FunctionInvocationError, MalformedRequestError, MissingStateError
@@ -30,15 +30,19 @@ __all__ = ["CODEC"]
 
 VERSION = "2.x"
 
+#: The protobuf package of the runtime's messages (request-reply.proto), which our view parses.
+RUNTIME_PACKAGE = "org.apache.flink.statefun.flink.core.polyglot"
+
 
 def parse(request_bytes: bytes) -> ToFunction:
     """The request, parsed with the 2.x view; MalformedRequestError when it is not one."""
     try:
         return ToFunction.FromString(request_bytes)
     except (DecodeError, ValueError, TypeError, RuntimeError) as exc:
+        # protobuf names the type it parsed with, our view of the message: name the runtime's instead
         raise MalformedRequestError(
-            f"the body is not a serialized ToFunction (or a state value is not a serialized "
-            f"google.protobuf.Any): {exc}"
+            f"the body is not a serialized ToFunction ({RUNTIME_PACKAGE}.ToFunction, what the StateFun 2.x runtime "
+            f"sends; or a state value is not a serialized google.protobuf.Any){parse_error_detail(exc, 'statefun_wsgi.view.', RUNTIME_PACKAGE + '.')}"
         ) from None
 
 

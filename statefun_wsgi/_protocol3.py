@@ -30,7 +30,7 @@ from typing import Any as TypingAny
 from google.protobuf.any_pb2 import Any
 from google.protobuf.message import DecodeError, Message
 
-from ._codec import Codec
+from ._codec import Codec, parse_error_detail
 from ._proto.egress_records_pb2 import KafkaProducerRecord, KinesisEgressRecord
 from ._proto.request_reply_v3_view_pb2 import ToFunction, ToFunctionRaw
 from ._wire import (
@@ -109,7 +109,12 @@ def parse(request_bytes: bytes) -> Union[ToFunction, ToFunctionRaw]:
     try:
         return ToFunctionRaw.FromString(request_bytes)
     except (DecodeError, ValueError, TypeError, RuntimeError) as exc:
-        raise MalformedRequestError(f"the body is not a serialized StateFun 3.x ToFunction: {exc}") from None
+        # protobuf names the type it parsed with, our view of the message: name the runtime's instead
+        detail = parse_error_detail(exc, "statefun_wsgi.view3.", "io.statefun.sdk.reqreply.")
+        raise MalformedRequestError(
+            "the body is not a serialized StateFun 3.x ToFunction (io.statefun.sdk.reqreply.ToFunction, what the "
+            f"runtime sends){detail.replace('ToFunctionRaw', 'ToFunction')}"
+        ) from None
 
 
 #: True when the first argument has ``has_value`` set (field 2 as a varint): a 2.x ``Any``

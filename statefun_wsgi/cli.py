@@ -384,7 +384,7 @@ def _check_endpoints_resolve(runtime: Any, source: str) -> None:
 
 def _connection_hint(error: Any) -> str:
     if any(name in error.reason for name in ("ConnectionRefusedError", "RemoteDisconnected", "timed out")):
-        return ("; is the app serving there? start it (gunicorn -c gunicorn.conf.py app:wsgi), "
+        return ("; is the app serving there? start it (gunicorn -c python:statefun_wsgi.gunicorn_conf app:wsgi), "
                 "or let statefun-wsgi dev serve it")
     return ""
 

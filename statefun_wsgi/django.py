@@ -15,7 +15,14 @@ The only module of statefun-wsgi that imports Django. In ``settings.py``::
     STATEFUN_PROTOCOLS = "2.x,3.x"                         # optional: StateFun versions served
 
 It must come first in ``MIDDLEWARE``: it answers batches itself, so no later
-middleware (CSRF, sessions, authentication) sees them. It reads the request stream
+middleware (CSRF, sessions, authentication) sees them. A middleware listed before it sees
+every batch first, and some answer it themselves: ``CommonMiddleware`` answers a ``Host``
+that is not in ``ALLOWED_HOSTS`` (the runtime's, ``greeter-app:9000``, rarely is) with a
+400, ``SecurityMiddleware`` redirects to HTTPS, and the runtime fails the Flink job on
+either. So Django's middlewares that answer requests before the view
+(:data:`ANSWERING_MIDDLEWARE`, and subclasses) placed before it raise
+``ImproperlyConfigured`` when Django builds the chain; any other middleware before it gets
+a warning in the ``statefun_wsgi`` log, once, naming it. It reads the request stream
 with its own limit, so ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB by default) does not
 cap batches, whose states can be larger.
 
@@ -38,7 +45,8 @@ Alternatively, wrap the WSGI application in ``wsgi.py`` with
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Optional, Union
+import logging
+from typing import Any, Callable, Dict, Optional, Union
 
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
@@ -57,7 +65,19 @@ from .functions import StatefulFunctions
 from .handler import RequestReplyHandler
 from .listeners import runtime_listeners_from, warn_every_listener
 
-__all__ = ["StatefunMiddleware", "load_object"]
+__all__ = ["ANSWERING_MIDDLEWARE", "StatefunMiddleware", "load_object"]
+
+logger = logging.getLogger("statefun_wsgi")
+
+#: Django's middlewares that can answer a request before any view, and how: listed before
+#: StatefunMiddleware, they answer the runtime's batches, and it fails the job on a 3xx or 4xx.
+ANSWERING_MIDDLEWARE: Dict[str, str] = {
+    "django.middleware.common.CommonMiddleware": (
+        "answers a Host that is not in ALLOWED_HOSTS with a 400 (the runtime's Host need not be there), "
+        "PREPEND_WWW with a 301 and DISALLOWED_USER_AGENTS with a 403"
+    ),
+    "django.middleware.security.SecurityMiddleware": "redirects to HTTPS with a 301 under SECURE_SSL_REDIRECT",
+}
 
 
 def load_object(dotted_path: str) -> Any:
@@ -121,6 +141,10 @@ def functions_of_django_app(app: Any) -> Optional[Union[StatefulFunctions, Reque
         raise ConfigurationError(str(exc)) from None
 
 
+#: Endpoint's arguments (ConfigurationError.setting) and the settings they are read from.
+_SETTINGS = {"max_body_size": "STATEFUN_MAX_BODY_SIZE", "protocols": "STATEFUN_PROTOCOLS"}
+
+
 class StatefunMiddleware:
     """Answer StateFun batches on ``STATEFUN_PATH``; hand every other request on.
 
@@ -152,15 +176,8 @@ class StatefunMiddleware:
         protocols = getattr(settings, "STATEFUN_PROTOCOLS", None)
         try:
             self.endpoint = Endpoint(functions, max_body_size=max_body_size, protocols=protocols)
-        except ConfigurationError as exc:
-            text = str(exc)
-            setting = (
-                "STATEFUN_MAX_BODY_SIZE"
-                if "max_body_size" in text
-                else "STATEFUN_PROTOCOLS"
-                if "protocols" in text
-                else "STATEFUN_FUNCTIONS"
-            )
+        except ConfigurationError as exc:  # the argument at fault, named as the setting it came from
+            setting = _SETTINGS.get(exc.setting or "", "STATEFUN_FUNCTIONS")
             raise ImproperlyConfigured(f"{setting}: {exc}") from exc
         listeners = getattr(settings, "STATEFUN_RUNTIME_LISTENERS", None)
         try:
@@ -168,6 +185,7 @@ class StatefunMiddleware:
         except ConfigurationError as exc:
             raise ImproperlyConfigured(str(exc)) from exc
         self._warned = False
+        _check_position(getattr(settings, "MIDDLEWARE", None))
         single_write.install_under_gunicorn()  # a killed worker never cuts a reply
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -193,6 +211,49 @@ class StatefunMiddleware:
         for name, value in reply.headers:
             response[name] = value
         return response
+
+
+_OURS = f"{__name__}.{StatefunMiddleware.__name__}"
+
+
+def _middleware_class(entry: str) -> Optional[type]:
+    try:
+        found = load_object(entry)
+    except Exception:  # Django reports a bad entry itself, right after
+        return None
+    return found if isinstance(found, type) else None
+
+
+def _check_position(middleware: Any) -> None:
+    """Refuse a middleware of ANSWERING_MIDDLEWARE (or a subclass) before this one in
+    ``MIDDLEWARE``, and log a warning for any other: see the module's docstring."""
+    if not isinstance(middleware, (list, tuple)):
+        return
+    entries = [entry for entry in middleware if isinstance(entry, str)]
+    classes = {entry: _middleware_class(entry) for entry in entries}
+
+    def is_a(entry: str, base: Optional[type]) -> bool:
+        cls = classes[entry]
+        return cls is not None and base is not None and issubclass(cls, base)
+
+    position = next((index for index, entry in enumerate(entries) if entry == _OURS or is_a(entry, StatefunMiddleware)),
+                    None)
+    if not position:  # first, or not listed (built by hand)
+        return
+    before = entries[:position]
+    answering = {name: _middleware_class(name) for name in ANSWERING_MIDDLEWARE}
+    for entry in before:
+        for name, how in ANSWERING_MIDDLEWARE.items():
+            if entry == name or is_a(entry, answering[name]):
+                raise ImproperlyConfigured(
+                    f"MIDDLEWARE: {entries[position]} comes after {entry}, which {how}: the StateFun runtime's "
+                    f"batches would get that answer and its job fail; list {entries[position]} first"
+                )
+    logger.warning(
+        "MIDDLEWARE: %s is not first: %s run%s before it and may answer or alter the StateFun runtime's batches "
+        "(the runtime fails its job on a 3xx or 4xx); list it first",
+        entries[position], ", ".join(before), "s" if len(before) == 1 else "",
+    )
 
 
 def _raw_target(request: HttpRequest) -> Optional[str]:

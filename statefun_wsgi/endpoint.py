@@ -11,8 +11,9 @@ Usage::
     start_response(reply.status_line, reply.headers)
     return [reply.body]
 
-Statuses follow how the StateFun runtime reacts: it retries 5xx, 408 and 429, and
-fails the job at once on any other 4xx. So a request that can never succeed gets a
+Statuses follow how the StateFun runtime reacts: it retries 5xx, 408, 409, 420, 429
+and 499 (with backoff, until the function's timeout), and fails the job at once on any
+other 4xx. So a request that can never succeed gets a
 4xx, and a failure that may pass on retry (a function raised) gets a 5xx.
 
 =====  ===========================================================================
@@ -69,6 +70,12 @@ DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
 #: What the runtime sends (and what some proxies rewrite it to).
 ACCEPTED_CONTENT_TYPES = frozenset({"application/octet-stream", "application/x-protobuf"})
 
+#: What a 415 suggests to someone who posted a message by hand (curl, a JSON client).
+SEND_BY_HAND = (
+    "to send a function a message by hand, start `statefun-wsgi dev APP` (or `statefun-wsgi run`) and use "
+    "`statefun-wsgi send NAMESPACE/TYPE/ID JSON`, which posts the JSON to its ingress"
+)
+
 Headers = List[Tuple[str, str]]
 BatchHandler = Callable[[bytes], bytes]
 
@@ -91,17 +98,10 @@ PROMPT_ACK_BODY_SIZE = 4096
 
 
 def _acknowledge_now(environ: WSGIEnvironment) -> None:
-    """Have the kernel acknowledge what this request's connection has received, now.
-
-    The runtime's HTTP client (OkHttp) writes a request 8 KiB at a time with Nagle's
-    algorithm on: where a write is smaller than a TCP segment (on the same host, where a
-    segment is 64 KiB, or on 9000-byte-MTU networks), each write after the first waits
-    for the server's ACK of the one before, and Linux holds that ACK back (40 ms at
-    least) while the server has no reply to carry it. Batches between ~8 and ~64 KiB
-    from a runtime on the same host waited 40 ms that way, nearly every time (a 47 KB
-    batch took 46 ms; 3.8 ms with this); on 1500-byte-MTU networks it happened now and
-    then. TCP_QUICKACK sends the pending ACK at once (the option is not permanent: a
-    body of a megabyte or so can still wait once now and then, as before).
+    """Have the kernel acknowledge what this request's connection has received, now
+    (``TCP_QUICKACK``), before reading a body the runtime writes in several pieces: each
+    piece would otherwise wait for a delayed ACK of the one before. Why, and what it
+    measured: docs/hosting.md, "Batches over 8 KiB: prompt ACKs".
 
     The socket is the one gunicorn (or werkzeug's development server) puts in the
     environ; a Unix socket, another server, or any failure leaves things as they were:
@@ -214,7 +214,8 @@ def as_handler(
     if protocols is not None:
         raise ConfigurationError(
             f"protocols is a setting for a StatefulFunctions; pass it to the handler itself "
-            f"(RequestReplyHandler(functions, protocols=...)), not beside {type(functions).__name__}"
+            f"(RequestReplyHandler(functions, protocols=...)), not beside {type(functions).__name__}",
+            setting="protocols",
         )
     if isinstance(functions, RequestReplyHandler):
         _refuse_coroutine_functions(functions.functions)
@@ -275,7 +276,9 @@ class Endpoint:
         protocols: Optional[ProtocolsSetting] = None,
     ) -> None:
         if not isinstance(max_body_size, int) or isinstance(max_body_size, bool) or max_body_size <= 0:
-            raise ConfigurationError(f"max_body_size must be a positive number of bytes, got {max_body_size!r}")
+            raise ConfigurationError(
+                f"max_body_size must be a positive number of bytes, got {max_body_size!r}", setting="max_body_size"
+            )
         self.handler = as_handler(functions, protocols)
         self.max_body_size = max_body_size
 
@@ -335,7 +338,7 @@ class Endpoint:
                 # limit stops there silently, so a larger body would look complete.
                 stream = get_input_stream(environ, safe_fallback=False, max_content_length=self.max_body_size + 1)
             except RequestEntityTooLarge:
-                raise RequestTooLargeError(f"the body is larger than the limit of {self.max_body_size} bytes") from None
+                raise self._too_large("the body") from None
         except StatefunError as error:
             return self._fail(error)
         return self._read_and_run(stream, content_length)
@@ -349,7 +352,7 @@ class Endpoint:
         except (ClientDisconnected, OSError, ValueError):  # the client left mid-body
             return self._fail(_ended_early(content_length))
         if body is None or len(body) > self.max_body_size:
-            return self._fail(RequestTooLargeError(f"the body is larger than the limit of {self.max_body_size} bytes"))
+            return self._fail(self._too_large("the body"))
         if expected is not None and len(body) < expected:  # a stream the server terminates ended early
             return self._fail(_ended_early(content_length))
         return self._run(body)
@@ -361,15 +364,21 @@ class Endpoint:
             media_type = content_type.split(";", 1)[0].strip().lower()
             if media_type not in ACCEPTED_CONTENT_TYPES:
                 raise UnsupportedMediaTypeError(
-                    f"Content-Type {content_type!r} is not application/octet-stream (a serialized ToFunction)"
+                    f"Content-Type {content_type!r} is not application/octet-stream: this path takes the StateFun "
+                    f"runtime's batches (serialized ToFunction) only; {SEND_BY_HAND}"
                 )
         if content_length is not None:
             if not content_length.isdigit() or not content_length.isascii():
                 raise MalformedRequestError(f"Content-Length {content_length!r} is not a number of bytes")
             if int(content_length) > self.max_body_size:
-                raise RequestTooLargeError(
-                    f"the body of {content_length} bytes is larger than the limit of {self.max_body_size} bytes"
-                )
+                raise self._too_large(f"the body of {content_length} bytes")
+
+    def _too_large(self, what: str) -> RequestTooLargeError:
+        return RequestTooLargeError(
+            f"{what} is larger than the limit of {self.max_body_size} bytes; raise it with max_body_size "
+            "(StatefunMiddleware, Endpoint) or STATEFUN_MAX_BODY_SIZE (the Django middleware's setting), "
+            "above your largest state plus a batch of messages"
+        )
 
     def _run(self, body: bytes) -> Reply:
         try:

@@ -29,7 +29,7 @@ replies: one line of text, the status below, never a traceback.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 __all__ = [
     "ConfigurationError",
@@ -57,7 +57,18 @@ class StatefunError(Exception):
 
 
 class ConfigurationError(StatefunError, ValueError):
-    """A configuration mistake, reported when binding or starting, never per request."""
+    """A configuration mistake, reported when binding or starting, never per request.
+
+    :param setting: the argument at fault, where one is (``"max_body_size"``, ``"protocols"``),
+        so that an adapter with settings of its own names its own (the Django middleware:
+        ``STATEFUN_MAX_BODY_SIZE``); ``None`` otherwise::
+
+            ConfigurationError("max_body_size must be positive", setting="max_body_size")
+    """
+
+    def __init__(self, *args: object, setting: Optional[str] = None) -> None:
+        super().__init__(*args)
+        self.setting = setting
 
 
 class RequestError(StatefunError):

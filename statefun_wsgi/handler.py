@@ -121,9 +121,31 @@ def _never_ran(result: object) -> TypeError:
 def _failure(
     function: StatefulFunction, context: BatchContext, number: int, count: int, exc: BaseException
 ) -> FunctionInvocationError:
-    return FunctionInvocationError(
+    text = (
         f"{function.typename} (id {context._target.id!r}) raised {type(exc).__name__} "
         f"in invocation {number} of {count}: {exc}"
+    )
+    if isinstance(exc, AttributeError) and function.message_types is None:
+        text += _unannotated_hint(function, exc)
+    return FunctionInvocationError(text)
+
+
+def _unannotated_hint(function: StatefulFunction, exc: AttributeError) -> str:
+    """Why an attribute is missing when the function reads it off an ``Any``: its message
+    parameter has no annotation, so the message came packed (built only on failure)."""
+    from google.protobuf.any_pb2 import Any as AnyMessage
+
+    name = getattr(function.func, "__name__", "f")
+    if not hasattr(exc, "obj"):  # Python 3.9: which object lacked it is not known
+        said = "if it was read off the message: the message is a google.protobuf.Any"
+    elif isinstance(exc.obj, AnyMessage):  # Python 3.10+: the object it was read from
+        where = exc.obj
+        said = f"the message is a google.protobuf.Any (of {where.type_url or 'no type URL'})"
+    else:
+        return ""
+    return (
+        f" ({said}, because the function's message parameter has no annotation: annotate it with the message's "
+        f"class, def {name}(context, message: MyMessage), to receive it unpacked, or call message.Unpack)"
     )
 
 

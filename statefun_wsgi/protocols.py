@@ -70,7 +70,8 @@ def parse_protocols(setting: ProtocolsSetting) -> Tuple[str, ...]:
     if not (1 <= len(versions) <= 2 and len(set(versions)) == len(versions) and set(versions) <= set(_CODECS)):
         raise ConfigurationError(
             f"protocols must be '2.x', '3.x', '2.x,3.x' or '3.x,2.x' (both: the first answers a request "
-            f"whose bytes cannot tell), got {setting!r}"
+            f"whose bytes cannot tell), got {setting!r}",
+            setting="protocols",
         )
     return versions
 

@@ -51,7 +51,7 @@ class Server:
     """A gunicorn process: where it listens, where it logs, how to stop it."""
 
     def __init__(self, command: list, env: Mapping[str, str], host: str, port: int,
-                 public_port: Optional[int] = None) -> None:
+                 public_port: Optional[int] = None, cwd: Path = REPO) -> None:
         self.command = command
         self.host = host
         self.port = port  # where batches go: the runtime's listener when it has one
@@ -61,7 +61,7 @@ class Server:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 command,
-                cwd=REPO,
+                cwd=cwd,
                 env=dict(env),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -144,8 +144,9 @@ def _quiet_flags() -> Tuple[str, ...]:
     return ("--no-control-socket",) if "control_socket_disable" in names else ()
 
 
-def start(app: str, *args: str, env: Optional[Mapping[str, str]] = None, bind: bool = True) -> Server:
-    """Start ``gunicorn [args] app`` from the repository root; return at once.
+def start(app: str, *args: str, env: Optional[Mapping[str, str]] = None, bind: bool = True,
+          cwd: Path = REPO) -> Server:
+    """Start ``gunicorn [args] app`` from the repository root (or ``cwd``); return at once.
 
     With ``bind`` (the default) ``--bind 127.0.0.1:<free port>`` is added, which
     replaces gunicorn.conf.py's binds: no runtime listener, the functions answer on that
@@ -169,7 +170,7 @@ def start(app: str, *args: str, env: Optional[Mapping[str, str]] = None, bind: b
             public_port = int(environment["STATEFUN_BIND"].rsplit(":", 1)[1])
     # A short grace, so that stopping never waits for the production default (60 s).
     command = [sys.executable, "-m", "gunicorn", "--graceful-timeout", "3", *_quiet_flags(), *args, app]
-    return Server(command, environment, "127.0.0.1", port, public_port)
+    return Server(command, environment, "127.0.0.1", port, public_port, cwd)
 
 
 @contextlib.contextmanager

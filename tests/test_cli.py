@@ -694,7 +694,7 @@ def test_run_says_when_nothing_serves_the_endpoint(tmp_path: Path) -> None:
                  "--until-idle", "--ingress", "127.0.0.1:0")
     line = error_line(result)
     assert "maximal request time has elapsed" in line and "ConnectionRefusedError" in line
-    assert line.endswith("is the app serving there? start it (gunicorn -c gunicorn.conf.py app:wsgi), "
+    assert line.endswith("is the app serving there? start it (gunicorn -c python:statefun_wsgi.gunicorn_conf app:wsgi), "
                          "or let statefun-wsgi dev serve it")
     assert all(line.startswith("# retrying") for line in result.stderr.splitlines()[1:-1]), result.stderr
 

@@ -33,7 +33,6 @@ import re
 import runpy
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from gunicorn import version_info as gunicorn_version
+from servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -684,12 +684,6 @@ def test_the_consumer_prints_a_line_per_record() -> None:
 #: Bounds on every wait, in seconds.
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(port: int, path: str, timeout: float = 10.0, **request: Any) -> Tuple[int, Dict[str, str], bytes]:

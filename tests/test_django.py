@@ -12,22 +12,24 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, List
+from typing import Any, List, Optional, Tuple
 
 import django
 import pytest
-from builders import Delayed, Sent, decode_reply, from_v3, request, to_v3
+from builders import Delayed, Mutation, Sent, decode_reply, from_v3, request, to_v3
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from django.middleware.common import CommonMiddleware
 from django.test import AsyncClient, AsyncRequestFactory, Client, RequestFactory, override_settings
-from google.protobuf.wrappers_pb2 import BytesValue, Int64Value
-from servers import REPO
+from google.protobuf.wrappers_pb2 import BytesValue, Int64Value, StringValue
+from servers import REPO, Server, start
 
 from examples.greeter.functions import REMINDER_DELAY, functions
 from examples.greeter.messages_pb2 import FormatRequest, GreetRequest, Reminder
-from statefun_wsgi import ConfigurationError, RequestReplyHandler
+from statefun_wsgi import ConfigurationError, RequestReplyHandler, StatefulFunctions
 from statefun_wsgi.django import StatefunMiddleware, functions_of_django_app, load_object
 
 
@@ -234,6 +236,15 @@ def test_request_factory_batch_is_served(dotted_path: str) -> None:
 HOLDER = SimpleNamespace(functions=functions)
 HANDLER = RequestReplyHandler(functions)
 
+#: A registry refused for what it holds (an async function) whose error text names
+#: "protocols" and "max_body_size": the setting at fault is STATEFUN_FUNCTIONS all the same.
+MISLEADING = StatefulFunctions()
+
+
+@MISLEADING.bind("protocols/max_body_size")
+async def _misleading(context, message):  # pragma: no cover - never called
+    pass
+
 
 def test_request_factory_other_paths_are_handed_on_untouched() -> None:
     middleware = make(STATEFUN_FUNCTIONS="examples.greeter.functions:functions")
@@ -345,6 +356,8 @@ FUNCTIONS = "examples.greeter.functions:functions"
                      "STATEFUN_PROTOCOLS: protocols must be '2.x', '3.x'", id="protocols-bad"),
         pytest.param({"STATEFUN_FUNCTIONS": f"{__name__}:HANDLER", "STATEFUN_PROTOCOLS": "3.x"},
                      "STATEFUN_PROTOCOLS: protocols is a setting for a StatefulFunctions", id="protocols-with-handler"),
+        pytest.param({"STATEFUN_FUNCTIONS": f"{__name__}:MISLEADING"},
+                     r"^STATEFUN_FUNCTIONS: protocols/max_body_size is an async def function", id="named-by-what-failed"),
     ],
 )
 def test_bad_settings_are_improperly_configured(values: dict, match: str) -> None:
@@ -381,3 +394,135 @@ def test_load_object() -> None:
 def test_only_the_django_adapter_imports_django() -> None:
     code = "import sys, statefun_wsgi, app; assert 'django' not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=30)
+
+
+# -- docs/hosting.md's wsgi.py recipe, under a real gunicorn, with functions that import models ----
+
+#: The order the recipe once had: the functions imported before Django is set up.
+FUNCTIONS_FIRST = """import os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "modelsproject.settings")
+from django.core.wsgi import get_wsgi_application
+from statefun_wsgi import StatefunMiddleware
+from modelsproject.functions import functions
+
+application = StatefunMiddleware(get_wsgi_application(), functions)
+"""
+
+
+def hosting_recipe() -> str:
+    """docs/hosting.md's Django (a) ``wsgi.py``, for the project in tests/modelsproject."""
+    text = (REPO / "docs" / "hosting.md").read_text()
+    start = text.index("```python\n", text.index("**(a) Wrap the WSGI application in `wsgi.py`.**")) + len("```python\n")
+    return text[start:text.index("```", start)].replace("myproject", "modelsproject")
+
+
+def serve_wsgi_file(tmp_path: Path, source: str) -> Server:
+    (tmp_path / "recipe_wsgi.py").write_text(source)
+    return start("recipe_wsgi:application", "--pythonpath", f"{tmp_path},{REPO / 'tests'}",
+                 env={"WEB_CONCURRENCY": "1", "DJANGO_SETTINGS_MODULE": "modelsproject.settings"})
+
+
+def post_to_server(server: Server, body: bytes, host: Optional[str] = None) -> Tuple[int, bytes]:
+    connection = server.connection()
+    try:
+        headers = {"Content-Type": "application/octet-stream", **({"Host": host} if host else {})}
+        connection.request("POST", "/statefun", body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_the_docs_wsgi_recipe_boots_functions_that_import_models_under_gunicorn(tmp_path: Path) -> None:
+    server = serve_wsgi_file(tmp_path, hosting_recipe())
+    try:
+        server.wait_ready()
+        body = request("test/greeter", "ann", state={"last": None}, messages=[StringValue(value="hello")])
+        status, reply = post_to_server(server, body)
+        assert status == 200, reply
+        assert decode_reply(reply).mutations["last"] == Mutation.modify(StringValue(value="greeting: hello"))
+    finally:
+        server.stop()
+
+
+def test_functions_that_import_models_before_django_is_set_up_fail_to_boot(tmp_path: Path) -> None:
+    """What the recipe's order avoids (and what the test above would meet with the old order)."""
+    server = serve_wsgi_file(tmp_path, FUNCTIONS_FIRST)
+    try:
+        server.process.wait(timeout=60)
+        log = server.log()
+        assert "AppRegistryNotReady" in log and "Worker failed to boot" in log, log
+    finally:
+        server.stop()
+
+
+# -- the middleware's place in MIDDLEWARE ----------------------------------------------------------
+
+OURS = "statefun_wsgi.django.StatefunMiddleware"
+COMMON = "django.middleware.common.CommonMiddleware"
+SECURITY = "django.middleware.security.SecurityMiddleware"
+SESSIONS = "django.contrib.sessions.middleware.SessionMiddleware"
+
+
+class OwnCommonMiddleware(CommonMiddleware):
+    """A project's CommonMiddleware: it answers batches as its base does."""
+
+
+@pytest.mark.parametrize(("before", "named"), [
+    pytest.param(COMMON, "which answers a Host that is not in ALLOWED_HOSTS with a 400", id="common"),
+    pytest.param(SECURITY, "which redirects to HTTPS with a 301 under SECURE_SSL_REDIRECT", id="security"),
+    pytest.param(f"{__name__}.OwnCommonMiddleware", "which answers a Host that is not in ALLOWED_HOSTS", id="subclass"),
+])
+def test_after_a_middleware_that_answers_requests_it_is_refused(before: str, named: str) -> None:
+    with override_settings(MIDDLEWARE=[before, OURS], ALLOWED_HOSTS=["localhost"]):
+        with pytest.raises(ImproperlyConfigured) as info:
+            Client().post("/statefun", data=greet_batch(), content_type=OCTET, HTTP_HOST="greeter-app:8000")
+    assert str(info.value).startswith(f"MIDDLEWARE: {OURS} comes after {before}, {named}")
+    assert str(info.value).endswith(f": the StateFun runtime's batches would get that answer and its job fail; "
+                                    f"list {OURS} first")
+
+
+def test_after_another_middleware_it_serves_and_warns_once_naming_it(caplog: pytest.LogCaptureFixture) -> None:
+    with override_settings(MIDDLEWARE=[SESSIONS, OURS, COMMON], ALLOWED_HOSTS=["localhost"]):
+        client = Client()
+        for _ in range(2):
+            response = post_batch_with_host(client, "greeter-app:8000")
+            assert_greeted(response.status_code, response["Content-Type"], response.content)
+    warnings = [record.getMessage() for record in caplog.records if "MIDDLEWARE" in record.getMessage()]
+    assert warnings == [f"MIDDLEWARE: {OURS} is not first: {SESSIONS} runs before it and may answer or alter the "
+                        "StateFun runtime's batches (the runtime fails its job on a 3xx or 4xx); list it first"]
+
+
+def test_first_it_answers_a_host_not_in_allowed_hosts_and_says_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    with override_settings(MIDDLEWARE=[OURS, SECURITY, COMMON], ALLOWED_HOSTS=["localhost"]):
+        response = post_batch_with_host(Client(), "greeter-app:8000")
+        assert_greeted(response.status_code, response["Content-Type"], response.content)
+    assert not [record for record in caplog.records if "MIDDLEWARE" in record.getMessage()]
+
+
+def post_batch_with_host(client: Client, host: str) -> Any:
+    return client.post("/statefun", data=greet_batch(), content_type=OCTET, HTTP_HOST=host)
+
+
+@pytest.mark.parametrize("order", ["first", "after-common"])
+def test_under_gunicorn_a_misplaced_middleware_stops_the_start_not_the_job(order: str) -> None:
+    """ALLOWED_HOSTS = ["localhost"] and a batch for Host greeter-app:8000: listed first, the
+    middleware answers it; after CommonMiddleware, the worker does not boot, saying why."""
+    server = start("django.core.wsgi:get_wsgi_application()", "--pythonpath", str(REPO / "tests"),
+                   env={"WEB_CONCURRENCY": "1", "DJANGO_SETTINGS_MODULE": "modelsproject.middleware_settings",
+                        "STATEFUN_ORDER": order})
+    try:
+        if order == "first":
+            server.wait_ready()
+            body = request("test/greeter", "ann", state={"last": None}, messages=[StringValue(value="hi")])
+            status, reply = post_to_server(server, body, host="greeter-app:8000")
+            assert status == 200, reply
+            assert decode_reply(reply).mutations["last"] == Mutation.modify(StringValue(value="greeting: hi"))
+        else:
+            server.process.wait(timeout=60)
+            log = server.log()
+            assert (f"django.core.exceptions.ImproperlyConfigured: MIDDLEWARE: {OURS} comes after {COMMON}, which "
+                    "answers a Host that is not in ALLOWED_HOSTS with a 400") in log, log
+            assert "Worker failed to boot" in log
+    finally:
+        server.stop()

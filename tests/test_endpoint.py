@@ -287,6 +287,58 @@ def test_error_statuses(endpoint: Endpoint, env: dict, status: int, fragment: st
     assert_error(endpoint.respond_to_environ(env), status, fragment)
 
 
+TOO_LARGE = [
+    pytest.param(environ(b"\0" * (LIMIT + 1)), id="by-content-length"),
+    pytest.param(environ(b"\0" * (LIMIT + 1), terminated=True), id="chunked-one-byte-over"),
+    pytest.param(environ(b"\0" * (LIMIT * 10), terminated=True, content_length=None), id="chunked-far-over"),
+]
+
+
+@pytest.mark.parametrize("env", TOO_LARGE)
+def test_a_413_says_how_to_raise_the_limit(endpoint: Endpoint, env: dict) -> None:
+    assert_error(endpoint.respond_to_environ(env), 413,
+                 f"limit of {LIMIT} bytes; raise it with max_body_size (StatefunMiddleware, Endpoint) or "
+                 "STATEFUN_MAX_BODY_SIZE (the Django middleware's setting)")
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded", "text/plain"])
+def test_a_415_points_a_message_sent_by_hand_at_send_and_the_dev_ingress(endpoint: Endpoint, content_type: str) -> None:
+    assert_error(endpoint.respond_to_environ(environ(content_type=content_type)), 415,
+                 f"Content-Type '{content_type}' is not application/octet-stream: this path takes the StateFun "
+                 "runtime's batches (serialized ToFunction) only; to send a function a message by hand, start "
+                 "`statefun-wsgi dev APP` (or `statefun-wsgi run`) and use `statefun-wsgi send NAMESPACE/TYPE/ID JSON`")
+
+
+@pytest.mark.parametrize(("protocols", "body", "named"), [
+    pytest.param("2.x", b"\xff\xfe not protobuf", "(org.apache.flink.statefun.flink.core.polyglot.ToFunction, what "
+                 "the StateFun 2.x runtime sends;", id="2.x"),
+    pytest.param("3.x", b"\xff\xfe not protobuf", "StateFun 3.x ToFunction (io.statefun.sdk.reqreply.ToFunction, "
+                 "what the runtime sends): ", id="3.x"),
+    pytest.param("3.x", b"\x0a\x05ab", "StateFun 3.x ToFunction (io.statefun.sdk.reqreply.ToFunction, "
+                 "what the runtime sends)", id="3.x-truncated"),
+])
+def test_a_400_names_the_type_the_runtime_sends_not_an_internal_one(protocols: str, body: bytes, named: str) -> None:
+    reply = Endpoint(functions, protocols=protocols).respond_to_environ(environ(body))
+    assert_error(reply, 400, named)
+    assert b"statefun_wsgi" not in reply.body and b"ToFunctionRaw" not in reply.body, reply.body
+
+
+def test_the_retried_statuses_are_named_as_the_runtime_retries_them() -> None:
+    """The endpoint's docstring and the README list the 4xx the runtime retries: those the
+    local runtime (which mirrors the real one) retries."""
+    from pathlib import Path
+
+    import statefun_wsgi.endpoint
+    from statefun_wsgi.local.transport import RETRYABLE_STATUSES
+
+    listed = ", ".join(str(status) for status in sorted(RETRYABLE_STATUSES)[:-1])
+    sentence = f"retries 5xx, {listed} and {max(RETRYABLE_STATUSES)}"
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    docstring = " ".join((statefun_wsgi.endpoint.__doc__ or "").split())
+    assert sentence in docstring, docstring
+    assert sentence in readme
+
+
 @pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"])
 def test_other_methods_get_405_with_allow_post(endpoint: Endpoint, method: str) -> None:
     env = environ(method=method)

@@ -195,7 +195,9 @@ def test_an_oversized_chunked_body_is_413(servers: Dict[str, Server], name: str)
     answer = post(servers[name], None, chunks=chunks)
     assert answer.status == 413, answer.body
     limit = DEFAULT_MAX_BODY_SIZE
-    assert answer.body == f"413 Request Entity Too Large: the body is larger than the limit of {limit} bytes\n".encode()
+    assert answer.body == (f"413 Request Entity Too Large: the body is larger than the limit of {limit} bytes; raise it "
+                           "with max_body_size (StatefunMiddleware, Endpoint) or STATEFUN_MAX_BODY_SIZE (the Django "
+                           "middleware's setting), above your largest state plus a batch of messages\n").encode()
 
 
 @pytest.mark.parametrize("name", ["sync", "conf-file", "django-middleware"])

@@ -573,3 +573,40 @@ def test_the_handler_refuses_a_request_of_a_protocol_it_does_not_serve():
     functions.register("example/fn", lambda context, message: None)
     with pytest.raises(ProtocolMismatchError, match=r"the request is a StateFun 3.x one, but this endpoint serves 2.x only"):
         RequestReplyHandler(functions, protocols="2.x")(to_v3(request(messages=[StringValue(value="x")])))
+
+
+# -- a message read without an annotation -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", HANDLERS)
+@pytest.mark.parametrize("version", ["2.x", "3.x"])
+def test_reading_a_field_off_an_unannotated_message_says_it_is_an_any(kind, version):
+    from builders import to_v3
+
+    def greet(context, message):  # no annotation: the message comes as a google.protobuf.Any
+        return message.name
+
+    data = request(messages=[HELLO])
+    with pytest.raises(FunctionInvocationError) as info:
+        call(kind, bind(greet), to_v3(data) if version == "3.x" else data)
+    text = str(info.value)
+    assert text.startswith("example/fn (id 'id-1') raised AttributeError in invocation 1 of 1: name (")
+    said = ("the message is a google.protobuf.Any (of type.googleapis.com/google.protobuf.StringValue)"
+            if hasattr(info.value.__cause__, "obj") else "if it was read off the message: the message is a "
+            "google.protobuf.Any")
+    assert (f"{said}, because the function's message parameter has no annotation: annotate it with the message's "
+            "class, def greet(context, message: MyMessage), to receive it unpacked, or call message.Unpack)") in text
+
+
+@pytest.mark.parametrize("kind", HANDLERS)
+def test_an_attribute_error_of_another_object_or_an_annotated_function_gets_no_any_hint(kind):
+    def unannotated(context, message):
+        return None.value  # type: ignore[attr-defined]
+
+    def annotated(context, message: StringValue):
+        return message.no_such_field  # type: ignore[attr-defined]
+
+    for fn in (unannotated, annotated):
+        with pytest.raises(FunctionInvocationError) as info:
+            call(kind, bind(fn), request(messages=[HELLO]))
+        assert "google.protobuf.Any" not in str(info.value), str(info.value)

@@ -276,18 +276,18 @@ def run_gunicorn(env: Dict[str, str], *args: str) -> subprocess.CompletedProcess
     "env, args, message",
     [
         pytest.param({"STATEFUN_RUNTIME_BIND": "127.0.0.1:{runtime}"}, ("--bind", "127.0.0.1:{public}"),
-                     "Error: gunicorn.conf.py: the runtime's listener 127.0.0.1:{runtime} (STATEFUN_RUNTIME_BIND) is not "
-                     "bound: --bind on the command line replaces this file's binds; bind it there too, or set "
+                     "Error: statefun_wsgi.gunicorn_conf: the runtime's listener 127.0.0.1:{runtime} (STATEFUN_RUNTIME_BIND) is not "
+                     "bound: --bind on the command line replaces these settings' binds; bind it there too, or set "
                      "STATEFUN_BIND instead", id="set-but-not-bound"),
         pytest.param({"STATEFUN_RUNTIME_BIND": "0.0.0.0:{public}", "STATEFUN_BIND": "127.0.0.1:{public}"}, (),
-                     "Error: gunicorn.conf.py: the runtime's listener 0.0.0.0:{public} and the public 127.0.0.1:{public} "
+                     "Error: statefun_wsgi.gunicorn_conf: the runtime's listener 0.0.0.0:{public} and the public 127.0.0.1:{public} "
                      "share port {public}", id="shared-port"),
         pytest.param({"STATEFUN_SERVE": "public", "STATEFUN_RUNTIME_BIND": "127.0.0.1:{runtime}"},
                      ("--bind", "127.0.0.1:{public}", "--bind", "127.0.0.1:{runtime}"),
-                     "Error: gunicorn.conf.py: STATEFUN_SERVE=public, but the runtime's listener 127.0.0.1:{runtime} "
+                     "Error: statefun_wsgi.gunicorn_conf: STATEFUN_SERVE=public, but the runtime's listener 127.0.0.1:{runtime} "
                      "is bound here", id="public-binds-runtime"),
         pytest.param({}, ("--bind", "127.0.0.1:{public}", "--preload"),
-                     "Error: gunicorn.conf.py: the runtime's listener 0.0.0.0:9000 (STATEFUN_RUNTIME_BIND) is not bound",
+                     "Error: statefun_wsgi.gunicorn_conf: the runtime's listener 0.0.0.0:9000 (STATEFUN_RUNTIME_BIND) is not bound",
                      id="preloaded-default"),
     ],
 )
@@ -308,27 +308,42 @@ def test_a_command_line_bind_without_the_runtimes_listener_answers_everywhere_an
         assert send(tcp(server.port), "POST", "/statefun", batch("anyone"), {}).status == 200
         assert record_lines(record) == ["anyone"]
         log = server.wait_for_log("the functions answer on every listener of this server")
-        assert ("The StateFun runtime's listener 0.0.0.0:9000 is not bound (--bind replaced gunicorn.conf.py's "
-                "binds): the functions answer on every listener.") in log
+        assert ("The StateFun runtime's listener 0.0.0.0:9000 is not bound (--bind replaced "
+                "statefun_wsgi.gunicorn_conf's binds): the functions answer on every listener.") in log
     finally:
         server.stop()
 
 
+#: The repository's file, from the repository; the package's module, from a folder holding
+#: nothing of the repository but a stray gunicorn.conf.py that must not be read.
+CONFIGS = {"file": ("gunicorn.conf.py", None), "package": ("python:statefun_wsgi.gunicorn_conf", "elsewhere")}
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("case", ["preload", "reload", "reload-after-command-line-bind"])
-def test_preloading_and_reloading_keep_the_runtimes_listener(tmp_path: Path, case: str) -> None:
-    """--preload builds the app in the master, after the file set STATEFUN_RUNTIME_BIND; on
-    SIGHUP gunicorn reads the file again and on_reload checks the binds before new workers
-    load the app (which, with a --bind that replaced the file's, answer everywhere again)."""
+def test_preloading_and_reloading_keep_the_runtimes_listener(tmp_path: Path, case: str, config: str) -> None:
+    """--preload builds the app in the master, after the settings set STATEFUN_RUNTIME_BIND; on
+    SIGHUP gunicorn reads its configuration again and on_reload checks the binds before new workers
+    load the app (which, with a --bind that replaced the settings', answer everywhere again).
+    The same with ``-c python:statefun_wsgi.gunicorn_conf`` (a module, imported once) outside
+    the repository, as whoever installed the package runs it."""
     import signal
 
+    location, folder = CONFIGS[config]
+    cwd = REPO
+    if folder is not None:
+        cwd = tmp_path / folder
+        cwd.mkdir()
+        (cwd / "gunicorn.conf.py").write_text('raise SystemExit("a stray gunicorn.conf.py was read")\n')
+    flags = ("-c", location, "--pythonpath", str(REPO / "tests"))
     record = tmp_path / "record"
     env = {"WEB_CONCURRENCY": "1", "LISTENER_RECORD": str(record)}
     if case == "reload-after-command-line-bind":
-        server = start("listener_app:wsgi", "-c", "gunicorn.conf.py", "--pythonpath", "tests", env=env)
+        server = start("listener_app:wsgi", *flags, env=env, cwd=cwd)
     else:
         args = ("--preload",) if case == "preload" else ()
-        server = start("listener_app:wsgi", "-c", "gunicorn.conf.py", "--pythonpath", "tests", *args,
-                       env={**env, "STATEFUN_BIND": f"127.0.0.1:{free_port()}"}, bind=False)
+        server = start("listener_app:wsgi", *flags, *args,
+                       env={**env, "STATEFUN_BIND": f"127.0.0.1:{free_port()}"}, bind=False, cwd=cwd)
     try:
         server.wait_ready()
         if case != "preload":
@@ -505,3 +520,26 @@ def test_the_conf_file_refuses_what_it_cannot_do(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ValueError) as info:
         conf(monkeypatch, **env)
     assert str(info.value) == message
+
+
+def test_the_repositorys_file_gives_the_packages_settings_and_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gunicorn.conf.py is thin: what gunicorn reads from it is statefun_wsgi.gunicorn_conf's,
+    which a file of one's own gets with ``from statefun_wsgi.gunicorn_conf import *``."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    known = {setting.name for setting in KNOWN_SETTINGS}
+    from_file = {name: value for name, value in conf(monkeypatch, PORT="5000").items() if name in known}
+    own: Dict[str, object] = {}
+    exec("from statefun_wsgi.gunicorn_conf import *", own)  # noqa: S102 - a user's config file, in short
+    from_package = {name: value for name, value in own.items() if name in known}
+    hooks = {"on_starting", "on_reload", "when_ready", "post_fork"}
+    assert hooks <= set(from_file) and {"bind", "workers", "worker_class", "threads", "keepalive", "timeout",
+                                         "reuse_port", "accesslog"} <= set(from_file)
+    assert set(from_file) == set(from_package)
+    for name, value in from_file.items():
+        if name in hooks:
+            assert (value.__module__, value.__qualname__) == ("statefun_wsgi.gunicorn_conf", name)  # type: ignore[attr-defined]
+        else:
+            assert value == from_package[name], name
+    assert from_file["bind"] == ["0.0.0.0:5000", "0.0.0.0:9000"]
+    assert len((REPO / "gunicorn.conf.py").read_text().splitlines()) < 30

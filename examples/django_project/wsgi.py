@@ -13,14 +13,15 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from examples.greeter.functions import functions
-from statefun_wsgi import StatefunMiddleware
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_project.settings")
 
 #: (b) Django alone: "statefun_wsgi.django.StatefunMiddleware", first in
 #: settings.MIDDLEWARE, answers /statefun with the STATEFUN_* settings.
-django_application = get_wsgi_application()
+django_application = get_wsgi_application()  # sets Django up: models can be imported from here on
+
+# After the set-up: functions that import models could not be imported before it.
+from examples.greeter.functions import functions  # noqa: E402
+from statefun_wsgi import StatefunMiddleware  # noqa: E402
 
 #: (a) The WSGI middleware around Django: batches are answered before Django runs,
 #: every other request reaches Django untouched.

@@ -332,9 +332,9 @@ ENDPOINT = "endpoint: http://localhost:8000/statefun"
 
 ERROR_CASES = [
     pytest.param(
-        'version: "3.0"\nmodule:\n  meta:\n    type: remote\n  spec:\n',
+        'version: "2.5"\nmodule:\n  meta:\n    type: remote\n  spec:\n',
         "version",
-        "expected \"1.0\" or \"2.0\", found '3.0'",
+        "expected \"1.0\" or \"2.0\", found '2.5'",
         id="bad version",
     ),
     pytest.param(

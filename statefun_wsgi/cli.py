@@ -218,6 +218,11 @@ def print_event(event: str, fields: Dict[str, Any]) -> None:
         line["value"] = None if fields["value"] is None else any_to_json(fields["value"])
         if fields.get("expired"):
             line["expired"] = True
+    elif event == "register":  # 3.x: a state the function declared
+        line.update(address=_address(fields["address"]), state=fields["name"], type=fields["type"],
+                    expire=fields["expire"])
+    elif event == "cancelled":  # 3.x: a delayed message cancelled by its token
+        line.update(token=fields["token"])
     print(json.dumps(line), flush=True)
 
 

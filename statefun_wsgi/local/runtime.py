@@ -567,7 +567,9 @@ class LocalRuntime:
         request = v3.ToFunction()
         batch = request.invocation
         batch.target.namespace, batch.target.type, batch.target.id = address
-        for name, registered in self._registered.get(spec.typename, {}).items():
+        registry = self._registered.get(spec.typename, {})
+        for name in _java_hash_map_order(list(registry)):
+            registered = registry[name]
             stored = self._live_state(address, registered.spec)
             state = batch.state.add(state_name=name)
             if stored is not None:
@@ -917,6 +919,31 @@ class LocalRuntime:
                 self.listener(event, fields)
             except Exception:
                 logger.exception("the local runtime's listener failed")
+
+
+def _java_string_hash(text: str) -> int:
+    """Java's ``String.hashCode`` (over UTF-16 code units), as an unsigned 32-bit int."""
+    data = text.encode("utf-16-be")
+    value = 0
+    for index in range(0, len(data), 2):
+        value = (31 * value + (data[index] << 8 | data[index + 1])) & 0xFFFFFFFF
+    return value
+
+
+def _java_hash_map_order(names: List[str]) -> List[str]:
+    """``names`` (in insertion order) in the order a ``java.util.HashMap`` iterates them: the
+    3.3 runtime keeps a function's registered states in one (PersistedRemoteFunctionValues)
+    and sends them in that order. Buckets by the spread hash in a table of 16 doubled at a
+    0.75 load; insertion order within a bucket (trees of 8+ colliding names are not modelled)."""
+    capacity = 16
+    while len(names) > capacity * 3 // 4:
+        capacity *= 2
+
+    def bucket(name: str) -> int:
+        value = _java_string_hash(name)
+        return (value ^ (value >> 16)) & (capacity - 1)
+
+    return [name for _, _, name in sorted((bucket(name), index, name) for index, name in enumerate(names))]
 
 
 class _ReplyRejected(Exception):

@@ -1280,3 +1280,33 @@ def test_v3_for_functions_protocol_and_module_must_agree() -> None:
     runtime.run_until_idle()
     assert runtime.batches_sent == 2
     assert runtime.state("example/greeter", "zed", "seen") is not None
+
+
+def test_v3_a_mutation_of_an_unknown_type_fails_where_2x_ignores_it() -> None:
+    reply = v3.FromFunction()
+    mutation = reply.invocation_result.state_mutations.add(state_name="s", mutation_type=7)  # type: ignore[arg-type]
+    mutation.state_value.typename = ANY_TYPENAME
+    runtime, _ = _replying(reply)
+    runtime.send("example/fn", "a", text("x"))
+    with pytest.raises(FunctionCallFailedError, match="a mutation of unknown type 7"):
+        runtime.run_until_idle()
+
+
+def test_v3_a_write_to_a_state_never_declared_fails() -> None:
+    reply = v3.FromFunction()
+    mutation = reply.invocation_result.state_mutations.add(state_name="other", mutation_type=1)
+    mutation.state_value.typename = ANY_TYPENAME
+    runtime, _ = _replying(reply)
+    runtime.send("example/fn", "a", text("x"))
+    with pytest.raises(FunctionCallFailedError, match="changes state 'other', which the function has not declared"):
+        runtime.run_until_idle()
+
+
+def test_java_hash_map_order_matches_the_runtime() -> None:
+    from statefun_wsgi.local.runtime import _java_hash_map_order
+
+    assert _java_hash_map_order(["seen", "anystate"]) == ["anystate", "seen"]  # as in the golden request 2
+    # 13 names make the table 32 buckets: "Aa" and "BB" collide (same String.hashCode) and keep insertion order
+    names = ["BB", "Aa"] + [f"s{index}" for index in range(11)]
+    ordered = _java_hash_map_order(names)
+    assert ordered.index("BB") + 1 == ordered.index("Aa")

@@ -800,6 +800,10 @@ class LocalRuntime:
             self._check_egress(f"{egress.egress_namespace}/{egress.egress_type}",
                                Any(type_url=egress.argument.typename, value=egress.argument.value))
         for mutation in result.state_mutations:
+            if mutation.mutation_type not in (_V3_MODIFY, _V3_DELETE):  # 2.x ignores it, 3.3 fails the job
+                raise _ReplyRejected(f"state {mutation.state_name!r}: a mutation of unknown type "
+                                     f"{mutation.mutation_type} (\"Received an UNRECOGNIZED PersistedValueMutation "
+                                     "type\")")
             entry = registered.get(mutation.state_name)
             if entry is None:
                 raise _ReplyRejected(f"the reply changes state {mutation.state_name!r}, which the function has "

@@ -1,5 +1,6 @@
 """Read, write and check the ``module.yaml`` that configures remote functions on
-the StateFun runtime (formats "1.0" and "2.0", as StateFun 2.2 reads them).
+the StateFun runtime: formats "1.0" and "2.0", as StateFun 2.2 reads them, and the
+StateFun 3.x formats as 3.3 reads them (``kind:`` documents, ``version: "3.0"``).
 
 Usage::
 
@@ -18,6 +19,15 @@ write timeouts (10 s each by default), a state TTL of 1 ms or more. A file it re
 raises :class:`ModuleYamlError`, whose one-line message names the file, the entry (with
 the function type) and the key. tests/module_yaml_cases.py lists the cases, each checked
 on the real 2.2.2 loader by tests/e2e/test_module_yaml_flink.py.
+
+A 3.x file (``ModuleSpec.protocol == "3.x"``) routes function types, or whole namespaces
+(``example/*``, resolved per type with :meth:`ModuleSpec.function`), to an endpoint with a
+transport (``io.statefun.transports.v1/async``, the default, or ``.../okhttp``) and its
+timeouts; it names no states::
+
+    spec = load_module_yaml("deploy/module-3x.yaml")
+    spec.function("example/greeter").transport      # 'io.statefun.transports.v1/async'
+    print(generate_module_yaml(functions, endpoint="http://app:8000/statefun", protocol="3.x"))
 """
 
 from __future__ import annotations

@@ -32,6 +32,18 @@ task; ``docs/protocol.md``):
   :mod:`.transport`). Anything else (another 4xx, a wrong content type, a 2xx
   body cut short or that does not parse, a refused reply) fails at once.
 
+Given a 3.x ``module.yaml`` (or ``for_functions(..., protocol="3.x")``) it speaks the
+3.x protocol as the 3.3.0 runtime does (``docs/protocol-3x.md``): ``TypedValue``
+messages and states; after the start no state is known, so a function type's first
+request carries none, its ``incomplete_invocation_context`` registers the states (type
+and expiry as declared) and the same invocations go out again; every later request
+carries every registered state (in the runtime's ``HashMap`` order). A MODIFY of another
+type than the registered one, a declaration changing a registered type, a mutation of an
+unknown type, a cancellation without a token or a token reused while its message is
+pending fail the batch; a 3.x generic Kafka/Kinesis egress takes only its 3.x record
+name. The ``async`` transport retries every failure, 4 ms doubling, until its call
+timeout; ``okhttp`` follows the rules above.
+
 When a call fails for good, the real job fails and Flink restarts it from its last
 checkpoint: every address's state goes back to it, the ingress replays from it,
 egress records written since may be written again, and the runtime sends the

@@ -1264,9 +1264,10 @@ def test_v3_async_transport_retries_every_failure_until_its_call_timeout() -> No
         if expected == 1:
             assert len(calls) == 1 and info.value.reason.startswith("400")
         else:
+            # 4, 8, ..., 256 ms; the next backoff (512 ms) is cut to the 492 ms left, after which
+            # the timer finds no budget: no attempt at the deadline
             gaps = [round((b - a) * 1000, 3) for a, b in zip(calls, calls[1:])]
-            assert gaps[:4] == [4.0, 8.0, 16.0, 32.0]
-            assert round((calls[-1] - calls[0]), 3) == 1.0
+            assert gaps == [4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
             assert info.value.reason.startswith("maximal request time has elapsed")
 
 

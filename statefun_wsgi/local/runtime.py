@@ -656,9 +656,10 @@ class LocalRuntime:
             timeout = batch.spec.timeout
             remaining_ns = round(timeout.total_seconds() * 1e9) - round((ended - batch.started) * 1e9)
             if batch.spec.transport == ASYNC_TRANSPORT:
-                # NettyRequest: 2 ms doubled per attempt made, cut to the budget; under 1 ms left, no retry.
+                # NettyRequest: 2 ms doubled per attempt made, cut to the budget; with 1 ms or less
+                # left (now, or when the backoff timer fires), no further attempt.
                 sleep_ns = min(remaining_ns, round(ASYNC_FIRST_BACKOFF * 1e9) << batch.attempts)
-                if remaining_ns <= 1_000_000:
+                if remaining_ns - sleep_ns <= 1_000_000:
                     sleep_ns = 0
             else:
                 sleep_ns = min(remaining_ns, round(batch.backoff * 1e9))

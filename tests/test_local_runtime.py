@@ -1311,3 +1311,21 @@ def test_java_hash_map_order_matches_the_runtime() -> None:
     names = ["BB", "Aa"] + [f"s{index}" for index in range(11)]
     ordered = _java_hash_map_order(names)
     assert ordered.index("BB") + 1 == ordered.index("Aa")
+
+
+def test_v3_a_namespace_endpoint_calls_each_type_at_its_url() -> None:
+    called: List[str] = []
+
+    def transport(spec: FunctionSpec, request: bytes) -> bytes:
+        called.append(spec.endpoint)
+        return b""
+
+    module = parse_module_yaml("kind: io.statefun.endpoints.v2/http\nspec:\n  functions: example/*\n"
+                               "  urlPathTemplate: http://app:8000/fn/{function.name}\n")
+    runtime = LocalRuntime(dict(module.functions), transport)
+    runtime.send("example/greeter", "a", text("x"))
+    runtime.send("example/formatter", "a", text("x"))
+    runtime.run_until_idle()
+    assert called == ["http://app:8000/fn/greeter", "http://app:8000/fn/formatter"]
+    with pytest.raises(ConfigurationError, match="no function type other/fn here"):
+        runtime.send("other/fn", "a", text("x"))

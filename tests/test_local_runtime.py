@@ -1329,3 +1329,24 @@ def test_v3_a_namespace_endpoint_calls_each_type_at_its_url() -> None:
     assert called == ["http://app:8000/fn/greeter", "http://app:8000/fn/formatter"]
     with pytest.raises(ConfigurationError, match="no function type other/fn here"):
         runtime.send("other/fn", "a", text("x"))
+
+
+def test_v3_async_a_reply_over_payload_max_bytes_is_retried_until_the_call_timeout() -> None:
+    functions = StatefulFunctions()
+
+    @functions.bind("example/fn")
+    def fn(context, message: StringValue):  # type: ignore[no-untyped-def]
+        context.pack_and_send_egress("example/out", text("x" * 100))
+
+    for limit, fails in ((64, True), (4096, False)):
+        spec = v3_module(extra=f"transport:\n  call: 100ms\n  payload_max_bytes: {limit}\n")
+        runtime, recorder = v3_runtime(functions, spec, clock=VirtualClock())
+        runtime.send("example/fn", "a", text("go"))
+        if fails:
+            with pytest.raises(FunctionCallFailedError, match="exceed payload_max_bytes 64"):
+                runtime.run_until_idle()
+            assert len(recorder.requests) > 3  # retried
+            assert runtime.egress("example/out") == []
+        else:
+            runtime.run_until_idle()
+            assert len(runtime.egress("example/out")) == 1

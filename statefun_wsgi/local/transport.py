@@ -18,7 +18,8 @@ fails the job when the body does not parse.
 A 3.x function whose ``transport`` is ``io.statefun.transports.v1/async`` (the 3.3
 default, Netty) is called as that transport calls: every failure is retried until the
 call timeout runs out (any non-2xx status, a 2xx whose body is cut short: a lost
-connection, a wrong ``Content-Type``), and it has no read or write timeout of its own
+connection, a wrong ``Content-Type``, a reply over ``payload_max_bytes``), and it has no
+read or write timeout of its own
 (the call timeout bounds the whole attempt). The ``okhttp`` transport keeps the rules
 above.
 """
@@ -75,6 +76,15 @@ def _retryable(spec: FunctionSpec, status: int) -> bool:
     return _retries_all(spec) or is_retryable_status(status)
 
 
+def _check_payload(spec: FunctionSpec, size: int) -> None:
+    """The async transport's ``payload_max_bytes`` (Netty's HttpObjectAggregator): a longer
+    reply fails the attempt, which is retried like any other failure."""
+    limit = spec.payload_max_bytes
+    if _retries_all(spec) and limit is not None and size > limit:
+        raise TransportError(f"{spec.endpoint}: the reply's {size} bytes exceed payload_max_bytes {limit} "
+                             "(retried by the async transport until its call timeout)", retryable=True)
+
+
 def _reply_wait(spec: FunctionSpec) -> Tuple[str, float]:
     """The timeout that ends a silent wait for the reply: ``readTimeout``, or ``timeout``
     if that is shorter (the runtime's loader refuses that, a FunctionSpec may not)."""
@@ -116,6 +126,7 @@ class InProcessTransport:
             )
         if failure is not None:
             raise failure
+        _check_payload(spec, len(reply))
         return reply
 
 
@@ -292,6 +303,7 @@ class HttpTransport:
             ) from exc
         if response.will_close:
             self._drop(target)
+        _check_payload(spec, len(body))
         if not 200 <= status < 300:
             # One line, whole for our endpoint's error bodies (at most ~1 KB); longer ones cut at a space.
             text = " ".join(body[:2000].decode("utf-8", "replace").split())

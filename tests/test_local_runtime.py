@@ -1350,3 +1350,23 @@ def test_v3_async_a_reply_over_payload_max_bytes_is_retried_until_the_call_timeo
         else:
             runtime.run_until_idle()
             assert len(runtime.egress("example/out")) == 1
+
+
+def test_v3_after_a_restart_states_are_declared_again_and_keep_their_values() -> None:
+    functions = vector_greeter([ValueSpec("seen", IntWrapper), "anystate"])
+    runtime, recorder = v3_runtime(functions)
+    hello = Any(type_url="io.statefun.types/string", value=b"hello")
+    runtime.send("example/greeter", "zed", hello)
+    runtime.run_until_idle()
+    assert len(recorder.requests) == 2
+    runtime.restart()
+    with pytest.raises(KeyError):
+        runtime.state("example/greeter", "zed", "seen")
+    runtime.send("example/greeter", "zed", hello)
+    runtime.run_until_idle()
+    assert len(recorder.requests) == 4 and list(recorder.requests[2].invocation.state) == []
+    assert recorder.replies[2].HasField("incomplete_invocation_context")
+    assert runtime.state("example/greeter", "zed", "seen", IntWrapper) == IntWrapper(value=2)
+    runtime.send("example/greeter", "zed", hello)
+    with pytest.raises(ConfigurationError, match="needs an idle runtime"):
+        runtime.restart()

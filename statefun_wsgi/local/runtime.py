@@ -452,6 +452,21 @@ class LocalRuntime:
             raise UnexpectedMessageTypeError(f"state {name!r} holds a {value.type_url!r}")
         return message_type.FromString(value.value)
 
+    def restart(self) -> None:
+        """As the job restoring from a checkpoint taken now, when idle: state values, delayed
+        messages and egress records stay; on 3.x the registered states are forgotten, so each
+        function type's next request carries none and its function declares them again::
+
+            runtime.run_until_idle()
+            runtime.restart()
+            runtime.send("example/greeter", "alice", GreetRequest(name="alice"))  # declares, then runs
+        """
+        with self._condition:
+            self._raise_failure()
+            if self._input or self._local or self._in_flight or self._completed or self._retries:
+                raise ConfigurationError("restart() needs an idle runtime: call run_until_idle() first")
+            self._registered.clear()
+
     @property
     def pending_delayed(self) -> int:
         """How many delayed messages are waiting for their time."""

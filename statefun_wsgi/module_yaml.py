@@ -913,7 +913,9 @@ def _read_endpoint_v3(reader: _Reader, kind: str, spec: Any, where: str) -> Func
             raise reader.fail(props_where, f"expected a mapping, found {_yaml_kind(props)}")
         transport = reader.optional_text(props, "type", props_where) or ASYNC_TRANSPORT
         reader.namespace_name(transport, "transport type", f"{props_where}.type")
-    base = FunctionSpec(target, template, (), max_batch, protocol="3.x", transport=transport)
+    # A specific type's URL is known now; a namespace's per type (FunctionSpec.for_type).
+    base = FunctionSpec(target, template if name == "*" else sample, (), max_batch, protocol="3.x",
+                        transport=transport)
     if transport == OKHTTP_TRANSPORT:
         return _okhttp_v3(reader, base, props, props_where)
     if transport == ASYNC_TRANSPORT:
@@ -1023,7 +1025,8 @@ def generate_module_yaml(
     connect, read and write timeouts too (the runtime's default for each is 10 s, and it
     refuses one longer than ``timeout``). Raises ValueError for what the runtime would refuse.
     """
-    problem = _endpoint_problem(endpoint) if isinstance(endpoint, str) else f"{endpoint!r} is not a string"
+    checked = endpoint.replace("{function.name}", "fn") if isinstance(endpoint, str) and protocol != "2.x" else endpoint
+    problem = _endpoint_problem(checked) if isinstance(checked, str) else f"{endpoint!r} is not a string"
     if problem:
         raise ValueError(f"endpoint: {problem}")
     if max_batch_size is not None and (

@@ -926,3 +926,12 @@ def test_check_v3_reports_routes_and_paths_not_states() -> None:
     assert any("other/fn is missing" in problem for problem in problems)
     assert any("example/ghost is not bound" in problem for problem in problems)
     assert any("/statefun/greeter" in problem for problem in problems)
+
+
+def test_generated_v3_endpoint_may_be_a_url_path_template() -> None:
+    functions = _registry("example/greeter")
+    text = generate_module_yaml(functions, "http://app:8000/fn/{function.name}", protocol="3.x")
+    assert parse_module_yaml(text).function("example/greeter").endpoint == (  # type: ignore[union-attr]
+        "http://app:8000/fn/greeter")
+    with pytest.raises(ValueError, match="must be percent-encoded"):
+        generate_module_yaml(functions, "http://app:8000/fn/{function.name}")  # 2.x has no template

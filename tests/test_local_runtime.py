@@ -1370,3 +1370,19 @@ def test_v3_after_a_restart_states_are_declared_again_and_keep_their_values() ->
     runtime.send("example/greeter", "zed", hello)
     with pytest.raises(ConfigurationError, match="needs an idle runtime"):
         runtime.restart()
+
+
+def test_v3_async_in_process_call_is_bounded_by_the_call_timeout_alone() -> None:
+    functions = StatefulFunctions()
+
+    @functions.bind("example/fn")
+    def fn(context, message: StringValue):  # type: ignore[no-untyped-def]
+        time.sleep(0.06)
+
+    runtime, recorder = v3_runtime(functions, v3_module(extra="transport:\n  call: 50ms\n"), clock=VirtualClock())
+    runtime.send("example/fn", "a", text("go"))
+    with pytest.raises(FunctionCallFailedError) as info:
+        runtime.run_until_idle()
+    assert info.value.reason.endswith("in-process: no reply within timeout 50ms (the function ran; its reply is "
+                                      "lost)")
+    assert len(recorder.requests) == 1  # the whole budget went on the first attempt

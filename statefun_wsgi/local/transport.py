@@ -88,7 +88,7 @@ def _check_payload(spec: FunctionSpec, size: int) -> None:
 def _reply_wait(spec: FunctionSpec) -> Tuple[str, float]:
     """The timeout that ends a silent wait for the reply: ``readTimeout``, or ``timeout``
     if that is shorter (the runtime's loader refuses that, a FunctionSpec may not)."""
-    if spec.timeout < spec.read_timeout:
+    if spec.timeout < spec.read_timeout or _retries_all(spec):  # async: the call timeout alone
         return "timeout", spec.timeout.total_seconds()
     return "readTimeout", spec.read_timeout.total_seconds()
 

@@ -1386,3 +1386,31 @@ def test_v3_async_in_process_call_is_bounded_by_the_call_timeout_alone() -> None
     assert info.value.reason.endswith("in-process: no reply within timeout 50ms (the function ran; its reply is "
                                       "lost)")
     assert len(recorder.requests) == 1  # the whole budget went on the first attempt
+
+
+@pytest.mark.parametrize("record, ok", [
+    ("type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord", True),
+    ("type.googleapis.com/org.apache.flink.statefun.flink.io.KinesisEgressRecord", False),
+])
+def test_v3_kinesis_egress_takes_only_the_3x_record_name(record: str, ok: bool) -> None:
+    reply = v3.FromFunction()
+    egress = reply.invocation_result.outgoing_egresses.add(egress_namespace="example", egress_type="stream")
+    egress.argument.typename, egress.argument.has_value = record, True
+    spec = v3_module(egresses="---\nkind: io.statefun.kinesis.v1/egress\nspec:\n  id: example/stream\n")
+
+    def function(request: bytes) -> bytes:
+        if not v3.ToFunction.FromString(request).invocation.state:
+            declare = v3.FromFunction()
+            declare.incomplete_invocation_context.missing_values.add(state_name="s", type_typename=ANY_TYPENAME)
+            return declare.SerializeToString()
+        return reply.SerializeToString()
+
+    runtime = LocalRuntime(dict(spec.functions), InProcessTransport(function),  # type: ignore[attr-defined]
+                           egresses={e.id: e.type for e in spec.egresses})  # type: ignore[attr-defined]
+    runtime.send("example/fn", "a", text("x"))
+    if ok:
+        runtime.run_until_idle()
+        assert runtime.egress("example/stream")[0].kinesis is not None
+    else:
+        with pytest.raises(FunctionCallFailedError, match="it takes only 'type.googleapis.com/io.statefun.sdk"):
+            runtime.run_until_idle()

@@ -218,6 +218,11 @@ def print_event(event: str, fields: Dict[str, Any]) -> None:
         line["value"] = None if fields["value"] is None else any_to_json(fields["value"])
         if fields.get("expired"):
             line["expired"] = True
+    elif event == "register":  # 3.x: a state the function declared
+        line.update(address=_address(fields["address"]), state=fields["name"], type=fields["type"],
+                    expire=fields["expire"])
+    elif event == "cancelled":  # 3.x: a delayed message cancelled by its token
+        line.update(token=fields["token"])
     print(json.dumps(line), flush=True)
 
 
@@ -616,6 +621,9 @@ def command_dev(args: argparse.Namespace) -> int:
     endpoint = f"http://127.0.0.1:{runtime_port}{path}"
     if args.module:
         module = load_module_yaml(args.module)
+        if args.protocol is not None and args.protocol != module.protocol:
+            raise CommandError(f"--protocol {args.protocol}, but {args.module} is a StateFun {module.protocol} "
+                               "module.yaml (the runtime speaks the protocol of its file)")
         # The file's endpoints do not matter here (dev replaces them); what would fail a call does.
         problems = check_module_yaml(module, functions)
         warnings = ("extra-state", "ignored")  # what does not fail a call
@@ -627,7 +635,8 @@ def command_dev(args: argparse.Namespace) -> int:
             raise CommandError(f"{args.module} does not agree with {args.app}: {'; '.join(fatal)} "
                                "(statefun-wsgi module-yaml check lists the same)")
     else:
-        module = parse_module_yaml(generate_module_yaml(functions, endpoint), source=f"<generated from {args.app}>")
+        module = parse_module_yaml(generate_module_yaml(functions, endpoint, protocol=args.protocol or "2.x"),
+                                   source=f"<generated from {args.app}>")
     _configure_logging(dev=True)
     transport = _DevTransport(functions, args.module)
     runtime = LocalRuntime.from_module_yaml(module, endpoint=endpoint, transport=transport,
@@ -704,7 +713,9 @@ def command_module_yaml(args: argparse.Namespace) -> int:
 
     if args.action == "generate":
         try:
-            text = generate_module_yaml(find_functions(args.app), args.endpoint)
+            protocol = {"2.0": "2.x", "kind": "3.x", "3.0": "3.0"}[args.format]
+            transport = f"io.statefun.transports.v1/{args.transport}"
+            text = generate_module_yaml(find_functions(args.app), args.endpoint, protocol=protocol, transport=transport)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         print(text, end="")
@@ -764,6 +775,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--path", default=None,
                      help="the functions' path in APP (default: the one its StatefunMiddleware serves)")
     dev.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    dev.add_argument("--protocol", choices=("2.x", "3.x"), default=None,
+                     help="the StateFun protocol the local runtime speaks (default: the --module file's, else 2.x)")
     add_runtime_options(dev)
     dev.set_defaults(handler=command_dev)
 
@@ -795,12 +808,19 @@ def build_parser() -> argparse.ArgumentParser:
     actions = module_yaml.add_subparsers(dest="action", required=True, metavar="ACTION")
     generate = actions.add_parser(
         "generate", help="print a module.yaml for APP's functions",
-        description="Print a module.yaml (format 2.0) with every function of APP, the states each declares "
-                    "with bind(..., states=[...]), and ENDPOINT as where the runtime reaches them.")
+        description="Print a module.yaml (format 2.0 unless --format) with every function of APP, the states "
+                    "each declares with bind(..., states=[...]) (2.0 only: 3.x functions declare them at run "
+                    "time), and ENDPOINT as where the runtime reaches them.")
     generate.add_argument("app", metavar="APP",
                           help="the registry, or an app around it: pkg.module:functions, pkg.module:app")
     generate.add_argument("--endpoint", required=True, metavar="URL",
                           help="where the runtime reaches the functions, e.g. http://greeter-app:8000/statefun")
+    generate.add_argument("--format", choices=("2.0", "kind", "3.0"), default="2.0",
+                          help="2.0: StateFun 2.2 (with states, the default); kind: StateFun 3.1+ "
+                               "(io.statefun.endpoints.v2/http documents, no states); 3.0: StateFun 3.0's "
+                               "version \"3.0\" document")
+    generate.add_argument("--transport", choices=("async", "okhttp"), default="async",
+                          help="with --format kind: the runtime's HTTP transport (default async, as 3.2+)")
     check = actions.add_parser(
         "check", help="check a module.yaml against APP's functions",
         description="Report function types APP does not bind, bound functions the file lacks, states missing "

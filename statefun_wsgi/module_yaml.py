@@ -1,5 +1,6 @@
 """Read, write and check the ``module.yaml`` that configures remote functions on
-the StateFun runtime (formats "1.0" and "2.0", as StateFun 2.2 reads them).
+the StateFun runtime: formats "1.0" and "2.0", as StateFun 2.2 reads them, and the
+StateFun 3.x formats as 3.3 reads them (``kind:`` documents, ``version: "3.0"``).
 
 Usage::
 
@@ -18,6 +19,15 @@ write timeouts (10 s each by default), a state TTL of 1 ms or more. A file it re
 raises :class:`ModuleYamlError`, whose one-line message names the file, the entry (with
 the function type) and the key. tests/module_yaml_cases.py lists the cases, each checked
 on the real 2.2.2 loader by tests/e2e/test_module_yaml_flink.py.
+
+A 3.x file (``ModuleSpec.protocol == "3.x"``) routes function types, or whole namespaces
+(``example/*``, resolved per type with :meth:`ModuleSpec.function`), to an endpoint with a
+transport (``io.statefun.transports.v1/async``, the default, or ``.../okhttp``) and its
+timeouts; it names no states::
+
+    spec = load_module_yaml("deploy/module-3x.yaml")
+    spec.function("example/greeter").transport      # 'io.statefun.transports.v1/async'
+    print(generate_module_yaml(functions, endpoint="http://app:8000/statefun", protocol="3.x"))
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import json
 import re
 import string
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Pattern, Tuple, Union
@@ -179,6 +189,22 @@ class FunctionSpec:
     connect_timeout: timedelta = DEFAULT_IO_TIMEOUT
     read_timeout: timedelta = DEFAULT_IO_TIMEOUT
     write_timeout: timedelta = DEFAULT_IO_TIMEOUT
+    #: "2.x" (format 1.0/2.0) or "3.x" (``kind:`` documents, ``version: "3.0"``)
+    protocol: str = "2.x"
+    #: 3.x only: ``io.statefun.transports.v1/okhttp`` or ``io.statefun.transports.v1/async``
+    transport: str = ""
+    #: the async transport's ``pool_ttl``, ``pool_size`` and ``payload_max_bytes``
+    pool_ttl: Optional[timedelta] = None
+    pool_size: Optional[int] = None
+    payload_max_bytes: Optional[int] = None
+
+    def for_type(self, typename: str) -> FunctionSpec:
+        """The spec of ``typename`` when this one is a 3.x ``ns/*`` endpoint (the URL is its
+        ``urlPathTemplate`` with ``{function.name}`` replaced); itself otherwise."""
+        if not self.typename.endswith("/*"):
+            return self
+        name = typename.rpartition("/")[2]
+        return replace(self, typename=typename, endpoint=self.endpoint.replace("{function.name}", name))
 
     @property
     def state_names(self) -> Tuple[str, ...]:
@@ -213,6 +239,19 @@ class ModuleSpec:
     egresses: Tuple[EgressSpec, ...] = ()
     source: str = "<module.yaml>"
     notes: Tuple[str, ...] = ()
+
+    @property
+    def protocol(self) -> str:
+        """``"3.x"`` for the formats of StateFun 3.x (``kind:`` documents, ``version: "3.0"``)."""
+        return "3.x" if self.version not in ("1.0", "2.0") else "2.x"
+
+    def function(self, typename: str) -> Optional[FunctionSpec]:
+        """The spec that routes ``typename``: its own entry, else its namespace's ``ns/*``
+        endpoint (3.x), resolved for it; None when nothing routes it."""
+        spec = self.functions.get(typename)
+        if spec is None:
+            spec = self.functions.get(f"{typename.rpartition('/')[0]}/*")
+        return None if spec is None else spec.for_type(typename)
 
 
 # -- YAML as the runtime reads it ---------------------------------------------------------
@@ -344,6 +383,18 @@ def _load_yaml(text: str) -> Any:
         loader.dispose()
 
 
+def _load_yaml_all(text: str) -> List[Any]:
+    """Every YAML document in ``text`` as the 3.x runtime reads them (``readValues``)."""
+    loader = _RuntimeYamlLoader(text)
+    try:
+        documents = []
+        while loader.check_node():
+            documents.append(loader.construct_document(loader.get_node()))
+        return documents
+    finally:
+        loader.dispose()
+
+
 def _yaml_kind(value: object) -> str:
     if value is None:
         return "null"
@@ -454,6 +505,11 @@ def parse_module_yaml(text: str, source: str = "<module.yaml>") -> ModuleSpec:
     reader = _Reader(source)
     try:
         document = _load_yaml(text)
+        version = reader.at(document, "version")
+        if version in ("3.0", "3.1") or (
+            version is _MISSING and reader.at(document, "kind") is not _MISSING
+        ):
+            return _parse_v3(reader, _load_yaml_all(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -472,7 +528,8 @@ def parse_module_yaml(text: str, source: str = "<module.yaml>") -> ModuleSpec:
         raise reader.fail("module", "'spec' is required (the runtime refuses a module without a spec)")
     version = reader.text(document, ("version",), "the document")
     if version not in ("1.0", "2.0"):
-        raise reader.fail("version", f"expected \"1.0\" or \"2.0\", found {version!r}")
+        raise reader.fail("version", f"expected \"1.0\" or \"2.0\", found {version!r} (StateFun 3.x: \"3.0\", "
+                                     "or kind: documents)")
 
     functions: Dict[str, FunctionSpec] = {}
     for index, entry in enumerate(reader.sequence(spec, "functions", "module.spec")):
@@ -678,6 +735,247 @@ def _read_router(reader: _Reader, entry: Any, where: str) -> None:
     reader.namespace_name(ingress, "ingress id", f"{where}.router.spec.ingress")
 
 
+# -- StateFun 3.x formats -----------------------------------------------------------------
+#
+# StateFun 3.3 (JsonServiceLoader) reads every YAML document of the file. One document with a
+# 'version' is the legacy single-root format, of which it takes only "3.0"; otherwise each
+# document is a component {kind, spec}, bound by the extension its kind names.
+
+ENDPOINT_KIND = "io.statefun.endpoints.v2/http"
+ENDPOINT_KIND_V1 = "io.statefun.endpoints.v1/http"
+OKHTTP_TRANSPORT = "io.statefun.transports.v1/okhttp"
+ASYNC_TRANSPORT = "io.statefun.transports.v1/async"
+KAFKA_INGRESS_KIND = "io.statefun.kafka.v1/ingress"
+KAFKA_EGRESS_KIND = "io.statefun.kafka.v1/egress"
+KINESIS_INGRESS_KIND = "io.statefun.kinesis.v1/ingress"
+KINESIS_EGRESS_KIND = "io.statefun.kinesis.v1/egress"
+#: NettyRequestReplySpec's defaults (the async transport, the default since 3.2)
+ASYNC_DEFAULT_TIMEOUT = timedelta(minutes=2)
+ASYNC_DEFAULT_CONNECT_TIMEOUT = timedelta(seconds=20)
+ASYNC_DEFAULT_POOL_TTL = timedelta(seconds=15)
+ASYNC_DEFAULT_POOL_SIZE = 1024
+ASYNC_DEFAULT_PAYLOAD_MAX_BYTES = 32 * 1048576
+_LEGACY_KINDS = {  # LegacyRemoteModuleV30.LEGACY_KIND_CONVERSIONS
+    "http": ENDPOINT_KIND_V1,
+    "io.statefun.kafka/ingress": KAFKA_INGRESS_KIND,
+    "io.statefun.kafka/egress": KAFKA_EGRESS_KIND,
+    "io.statefun.kinesis/ingress": KINESIS_INGRESS_KIND,
+    "io.statefun.kinesis/egress": KINESIS_EGRESS_KIND,
+}
+_V3_KINDS = (ENDPOINT_KIND, ENDPOINT_KIND_V1, KAFKA_INGRESS_KIND, KAFKA_EGRESS_KIND, KINESIS_INGRESS_KIND,
+             KINESIS_EGRESS_KIND)
+
+
+def _v3_duration(reader: _Reader, node: Any, key: str, where: str) -> Optional[int]:
+    """A 3.x duration (StateFunObjectMapper: the value's text through Flink's TimeUtils, so a
+    YAML integer is milliseconds), in nanoseconds; None when absent."""
+    value = reader.at(node, key)
+    if value is _MISSING or value is None:
+        return None
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    try:
+        return _parse_nanos(text)
+    except ValueError as exc:
+        raise reader.fail(f"{where}.{key}", str(exc)) from None
+
+
+def _v3_int(reader: _Reader, node: Any, key: str, where: str, default: int) -> int:
+    value = reader.at(node, key)
+    if value is _MISSING or value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not _INT_MIN <= value <= _INT_MAX:
+        raise reader.fail(f"{where}.{key}", f"expected a 32-bit integer, found {value!r}")
+    return value
+
+
+def _parse_v3(reader: _Reader, documents: List[Any]) -> ModuleSpec:
+    components: List[Tuple[str, Any, str]] = []  # kind, spec, where
+    documents = [document for document in documents if document is not None]
+    version = "kind"
+    if len(documents) == 1 and reader.at(documents[0], "version") is not _MISSING:
+        root = documents[0]
+        version = reader.text(root, ("version",), "the document")
+        if version != "3.0":
+            known = "StateFun 3.3 reads version \"3.0\" or kind: documents; 2.2 reads \"1.0\" and \"2.0\""
+            raise reader.fail("version", f"{version!r} is not a format StateFun 3.3 loads ({known})")
+        module_type = reader.at(root, "module", "meta", "type")
+        if module_type is _MISSING:
+            raise reader.fail("module.meta", "'type' is required (type: remote)")
+        if not (isinstance(module_type, str) and _equals_ignore_case(module_type, "remote")):
+            raise reader.fail("module.meta.type", f"expected 'remote', found {module_type!r}")
+        spec = reader.at(root, "module", "spec")
+        if spec is _MISSING:
+            raise reader.fail("module", "'spec' is required (the runtime refuses a module without a spec)")
+        for list_key, entry_key, kind_key in (("endpoints", "endpoint", "kind"), ("ingresses", "ingress", "type"),
+                                              ("egresses", "egress", "type")):
+            for index, entry in enumerate(reader.sequence(spec, list_key, "module.spec")):
+                where = f"module.spec.{list_key}[{index}]"
+                kind = reader.text(entry, (entry_key, "meta", kind_key), f"{where}.{entry_key}.meta")
+                body = reader.at(entry, entry_key, "spec")
+                body = dict(body) if isinstance(body, Mapping) else {}
+                if entry_key != "endpoint":
+                    body["id"] = reader.text(entry, (entry_key, "meta", "id"), f"{where}.{entry_key}.meta")
+                components.append((_LEGACY_KINDS.get(kind, kind), body, f"{where}.{entry_key}"))
+    else:
+        for index, document in enumerate(documents):
+            where = f"document {index + 1}"
+            if not isinstance(document, Mapping) or "kind" not in document or "spec" not in document:
+                raise reader.fail(where, "a component is a mapping with 'kind' and 'spec' (the runtime refuses "
+                                         "others: \"components should be a JSON object with the required fields "
+                                         "[kind] and [spec]\")")
+            kind = document["kind"]
+            if not isinstance(kind, str):
+                raise reader.fail(f"{where}.kind", f"{kind!r} is {_yaml_kind(kind)}, not a string")
+            components.append((kind, document["spec"], where))
+
+    functions: Dict[str, FunctionSpec] = {}
+    ingresses: List[IngressSpec] = []
+    egresses: List[EgressSpec] = []
+    for kind, spec, where in components:
+        reader.namespace_name(kind, "kind", f"{where}.kind")
+        if kind not in _V3_KINDS:
+            raise reader.fail(f"{where}.kind", f"StateFun 3.3 has no binder for {kind!r} (known: "
+                                               f"{', '.join(_V3_KINDS)})")
+        if kind in (ENDPOINT_KIND, ENDPOINT_KIND_V1):
+            function = _read_endpoint_v3(reader, kind, spec, f"{where} ({kind})")
+            if function.typename in functions:
+                raise reader.fail(where, f"functions {function.typename} are bound twice")
+            functions[function.typename] = function
+            continue
+        if not isinstance(spec, Mapping):
+            raise reader.fail(f"{where}.spec", f"expected a mapping, found {_yaml_kind(spec)}")
+        identifier = reader.text(spec, ("id",), f"{where}.spec")
+        reader.namespace_name(identifier, "id", f"{where}.spec.id")
+        if kind in (KAFKA_INGRESS_KIND, KINESIS_INGRESS_KIND):
+            _read_ingress_v3(reader, kind, spec, f"{where}.spec")
+            if any(identifier == seen.id for seen in ingresses):
+                raise reader.fail(where, f"ingress id {identifier} appears twice")
+            ingresses.append(IngressSpec(identifier, kind, dict(spec)))
+        else:
+            if kind == KAFKA_EGRESS_KIND:
+                reader.text(spec, ("address",), f"{where}.spec")
+            if any(identifier == seen.id for seen in egresses):
+                raise reader.fail(where, f"egress id {identifier} appears twice")
+            egresses.append(EgressSpec(identifier, kind, dict(spec)))
+    return ModuleSpec(version, functions, tuple(ingresses), tuple(egresses), reader.source, tuple(reader.notes))
+
+
+def _read_ingress_v3(reader: _Reader, kind: str, spec: Mapping[str, Any], where: str) -> None:
+    if kind == KAFKA_INGRESS_KIND:
+        reader.text(spec, ("address",), where)
+        reader.text(spec, ("consumerGroupId",), where)
+    key = "topics" if kind == KAFKA_INGRESS_KIND else "streams"
+    routes = reader.at(spec, key)
+    if not isinstance(routes, list):
+        raise reader.fail(where, f"'{key}' is required: a list of routes")
+    for index, route in enumerate(routes):
+        route_where = f"{where}.{key}[{index}]"
+        reader.text(route, (key[:-1],), route_where)
+        value_type = reader.text(route, ("valueType",), route_where)
+        reader.namespace_name(value_type, "valueType", f"{route_where}.valueType")
+        targets = reader.at(route, "targets")
+        if not isinstance(targets, list) or not targets:
+            raise reader.fail(route_where, "'targets' is required: a list of function types")
+        for position, target in enumerate(targets):
+            if not isinstance(target, str):
+                raise reader.fail(f"{route_where}.targets[{position}]", f"{target!r} is not a function type")
+            reader.namespace_name(target, "target", f"{route_where}.targets[{position}]")
+
+
+def _read_endpoint_v3(reader: _Reader, kind: str, spec: Any, where: str) -> FunctionSpec:
+    """An HTTP endpoint component (HttpFunctionEndpointSpec, TargetFunctions, UrlPathTemplate)."""
+    target = reader.text(spec, ("functions",), f"{where}.spec")
+    reader.namespace_name(target, "functions", f"{where}.spec.functions")
+    namespace, _, name = target.rpartition("/")
+    if "*" in namespace or (name != "*" and "*" in name):
+        raise reader.fail(f"{where}.spec.functions", f"{target!r}: only <namespace>/<name> or <namespace>/* are "
+                                                      "supported")
+    where = f"{where} ({target}).spec"
+    template = reader.text(spec, ("urlPathTemplate",), where)
+    sample = template.replace("{function.name}", "fn" if name == "*" else name)
+    problem = _endpoint_problem(sample)
+    if problem:
+        raise reader.fail(f"{where}.urlPathTemplate", problem)
+    max_batch = reader.at(spec, "maxNumBatchRequests")
+    if max_batch is _MISSING:
+        max_batch = DEFAULT_MAX_BATCH
+    elif isinstance(max_batch, bool) or not isinstance(max_batch, int) or not _INT_MIN <= max_batch <= _INT_MAX:
+        raise reader.fail(f"{where}.maxNumBatchRequests",
+                          f"expected an integer (32-bit; 0 or negative for no limit), found {max_batch!r}")
+    if kind == ENDPOINT_KIND_V1:  # the legacy 3.0 endpoint: OkHttp, its timeouts in the spec itself
+        transport, props, props_where = OKHTTP_TRANSPORT, spec, where
+    else:
+        props = reader.at(spec, "transport")
+        props_where = f"{where}.transport"
+        if props is _MISSING or props is None:
+            props = {}
+        if not isinstance(props, Mapping):
+            raise reader.fail(props_where, f"expected a mapping, found {_yaml_kind(props)}")
+        transport = reader.optional_text(props, "type", props_where) or ASYNC_TRANSPORT
+        reader.namespace_name(transport, "transport type", f"{props_where}.type")
+    # A specific type's URL is known now; a namespace's per type (FunctionSpec.for_type).
+    base = FunctionSpec(target, template if name == "*" else sample, (), max_batch, protocol="3.x",
+                        transport=transport)
+    if transport == OKHTTP_TRANSPORT:
+        return _okhttp_v3(reader, base, props, props_where)
+    if transport == ASYNC_TRANSPORT:
+        return _async_v3(reader, base, props, props_where)
+    raise reader.fail(f"{props_where}.type", f"StateFun 3.3 has no transport {transport!r} (known: "
+                                             f"{OKHTTP_TRANSPORT}, {ASYNC_TRANSPORT})")
+
+
+def _nonzero(reader: _Reader, node: Any, key: str, where: str) -> Optional[int]:
+    nanos = _v3_duration(reader, node, key, where)
+    if nanos == 0:
+        raise reader.fail(f"{where}.{key}", "is zero: the runtime refuses it (\"Timeout durations must be larger "
+                                            "than 0\")")
+    return nanos
+
+
+def _okhttp_v3(reader: _Reader, base: FunctionSpec, props: Any, where: str) -> FunctionSpec:
+    """DefaultHttpRequestReplyClientSpec: ``timeouts`` call (1 min), connect, read, write (10 s each)."""
+    timeouts = reader.at(props, "timeouts")
+    where = f"{where}.timeouts"
+    nanos = {}
+    for key, default in (("call", DEFAULT_TIMEOUT), ("connect", DEFAULT_IO_TIMEOUT), ("read", DEFAULT_IO_TIMEOUT),
+                         ("write", DEFAULT_IO_TIMEOUT)):
+        value = _nonzero(reader, timeouts, key, where) if timeouts is not _MISSING else None
+        nanos[key] = default // timedelta(microseconds=1) * 1000 if value is None else value
+    for key in ("connect", "read", "write"):
+        if nanos[key] > nanos["call"]:
+            raise reader.fail(f"{where}.{key}", f"is longer than the call timeout, which the runtime refuses "
+                                                f"(\"{key.title()} timeout cannot be larger than request timeout\")")
+    for key, value in nanos.items():
+        if value // 10**6 > _OKHTTP_MAX_MILLIS:
+            raise reader.fail(f"{where}.{key}", f"is longer than OkHttp takes ({_OKHTTP_MAX_MILLIS} ms)")
+    return replace(base, timeout=_to_timedelta(nanos["call"]), connect_timeout=_to_timedelta(nanos["connect"]),
+                   read_timeout=_to_timedelta(nanos["read"]), write_timeout=_to_timedelta(nanos["write"]))
+
+
+def _async_v3(reader: _Reader, base: FunctionSpec, props: Any, where: str) -> FunctionSpec:
+    """NettyRequestReplySpec: ``call`` (2 min) and ``connect`` (20 s), or the same in ``timeouts``
+    (which win), ``pool_ttl`` (15 s), ``pool_size`` (1024), ``payload_max_bytes`` (32 MiB). The
+    async transport has no read or write timeout: the call timeout bounds both."""
+    timeouts = reader.at(props, "timeouts")
+    call = _v3_duration(reader, props, "call", where)
+    connect = _v3_duration(reader, props, "connect", where)
+    if timeouts is not _MISSING and timeouts is not None:
+        call = _nonzero(reader, timeouts, "call", f"{where}.timeouts")
+        call = DEFAULT_TIMEOUT // timedelta(microseconds=1) * 1000 if call is None else call
+        connect = _nonzero(reader, timeouts, "connect", f"{where}.timeouts")
+        connect = DEFAULT_IO_TIMEOUT // timedelta(microseconds=1) * 1000 if connect is None else connect
+    call_timeout = ASYNC_DEFAULT_TIMEOUT if call is None else _to_timedelta(call)
+    connect_timeout = ASYNC_DEFAULT_CONNECT_TIMEOUT if connect is None else _to_timedelta(connect)
+    pool_ttl = _v3_duration(reader, props, "pool_ttl", where)
+    return replace(
+        base, timeout=call_timeout, connect_timeout=connect_timeout, read_timeout=call_timeout,
+        write_timeout=call_timeout,
+        pool_ttl=ASYNC_DEFAULT_POOL_TTL if pool_ttl is None else _to_timedelta(pool_ttl),
+        pool_size=_v3_int(reader, props, "pool_size", where, ASYNC_DEFAULT_POOL_SIZE),
+        payload_max_bytes=_v3_int(reader, props, "payload_max_bytes", where, ASYNC_DEFAULT_PAYLOAD_MAX_BYTES),
+    )
+
+
 # Text YAML reads back as the same string when written plain: starts with a letter, no spaces,
 # no '#', and a ':' only inside (never before a space or at the end, where it starts a mapping).
 _PLAIN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9_./+-]*(?::[A-Za-z0-9_./+-]+)*")
@@ -712,16 +1010,23 @@ def generate_module_yaml(
     *,
     max_batch_size: Optional[int] = None,
     timeout: Optional[timedelta] = None,
+    protocol: str = "2.x",
+    transport: str = ASYNC_TRANSPORT,
 ) -> str:
-    """A ``module.yaml`` (format "2.0") for every function in ``functions``, from the
-    states they declare with ``bind(..., states=[...])``.
+    """A ``module.yaml`` for every function in ``functions``: format "2.0" (``protocol="2.x"``)
+    with the states they declare with ``bind(..., states=[...])``; for StateFun 3.1+
+    (``protocol="3.x"``) one ``kind: io.statefun.endpoints.v2/http`` document per function,
+    with ``transport`` (``io.statefun.transports.v1/async``, the default, or ``.../okhttp``);
+    for StateFun 3.0 (``protocol="3.0"``) the legacy ``version: "3.0"`` document. A 3.x file
+    names no states (the functions declare them to the runtime).
 
     ``max_batch_size`` is written as ``maxNumBatchRequests`` (0 or negative: no limit), and
     ``timeout`` as ``timeout``, in whole milliseconds; a ``timeout`` under 10 s writes the
     connect, read and write timeouts too (the runtime's default for each is 10 s, and it
     refuses one longer than ``timeout``). Raises ValueError for what the runtime would refuse.
     """
-    problem = _endpoint_problem(endpoint) if isinstance(endpoint, str) else f"{endpoint!r} is not a string"
+    checked = endpoint.replace("{function.name}", "fn") if isinstance(endpoint, str) and protocol != "2.x" else endpoint
+    problem = _endpoint_problem(checked) if isinstance(checked, str) else f"{endpoint!r} is not a string"
     if problem:
         raise ValueError(f"endpoint: {problem}")
     if max_batch_size is not None and (
@@ -742,6 +1047,10 @@ def generate_module_yaml(
         limits.append(f"timeout: {written}")
         if timeout < DEFAULT_IO_TIMEOUT:
             limits += [f"{key}: {written}" for key in _TIMEOUT_KEYS[1:]]
+    if protocol not in ("2.x", "3.x", "3.0"):
+        raise ValueError(f"protocol must be '2.x', '3.x' or '3.0', not {protocol!r}")
+    if protocol != "2.x":
+        return _generate_v3(functions, endpoint, protocol, transport, max_batch_size, timeout)
     lines = ['version: "2.0"', "module:", "  meta:", "    type: remote", "  spec:", "    functions:"]
     for function in sorted(functions, key=lambda f: f.typename):
         lines += [
@@ -757,6 +1066,44 @@ def generate_module_yaml(
             lines += [f"              - name: {_yaml_text(name)}" for name in function.states]
         lines += [f"            {limit}" for limit in limits]
     return "\n".join(lines) + "\n"
+
+
+def _generate_v3(functions: StatefulFunctions, endpoint: str, protocol: str, transport: str,
+                 max_batch_size: Optional[int], timeout: Optional[timedelta]) -> str:
+    if transport not in (ASYNC_TRANSPORT, OKHTTP_TRANSPORT):
+        raise ValueError(f"transport must be {ASYNC_TRANSPORT!r} or {OKHTTP_TRANSPORT!r}, not {transport!r}")
+    if protocol == "3.0" and transport != OKHTTP_TRANSPORT:
+        transport = OKHTTP_TRANSPORT  # a 3.0 endpoint always uses OkHttp
+    documents: List[List[str]] = []
+    for function in sorted(functions, key=lambda f: f.typename):
+        body = [f"functions: {_yaml_text(function.typename)}", f"urlPathTemplate: {_yaml_text(endpoint)}"]
+        if max_batch_size is not None:
+            body.append(f"maxNumBatchRequests: {max_batch_size}")
+        props: List[str] = []
+        if timeout is not None:
+            written = format_duration(timeout)
+            if transport == OKHTTP_TRANSPORT:
+                props += ["timeouts:", f"  call: {written}"]
+                if timeout < DEFAULT_IO_TIMEOUT:
+                    props += [f"  {key}: {written}" for key in ("connect", "read", "write")]
+            else:
+                props.append(f"call: {written}")
+                if timeout < ASYNC_DEFAULT_CONNECT_TIMEOUT:
+                    props.append(f"connect: {written}")
+        if protocol == "3.0":
+            body += props
+        else:
+            body += ["transport:", f"  type: {transport}"] + [f"  {line}" for line in props]
+        documents.append(body)
+    if protocol == "3.0":
+        lines = ['version: "3.0"', "module:", "  meta:", "    type: remote", "  spec:", "    endpoints:"]
+        for body in documents:
+            lines += ["      - endpoint:", "          meta:", "            kind: http", "          spec:"]
+            lines += [f"            {line}" for line in body]
+        return "\n".join(lines) + "\n"
+    return "---\n".join(
+        "\n".join([f"kind: {ENDPOINT_KIND}", "spec:"] + [f"  {line}" for line in body]) + "\n" for body in documents
+    )
 
 
 class ModuleYamlProblem(str):
@@ -802,6 +1149,8 @@ def check_module_yaml(
     problems: List[ModuleYamlProblem] = [ModuleYamlProblem(note, "ignored") for note in spec.notes]
     source = spec.source
     bound = {function.typename: function for function in functions}
+    if spec.protocol == "3.x":
+        return problems + _check_v3(spec, bound, path)
     for typename in sorted(set(spec.functions) - set(bound)):
         problems.append(ModuleYamlProblem(f"{source}: function {typename} is not bound in the registry", "unbound"))
     for typename in sorted(set(bound) - set(spec.functions)):
@@ -835,4 +1184,32 @@ def check_module_yaml(
                     f"{source}: {typename}'s endpoint {endpoint} has the path {_endpoint_path(endpoint)}, "
                     f"but the app serves its functions on {path} (other paths answer 404, which fails the job)",
                     "endpoint"))
+    return problems
+
+
+def _check_v3(spec: ModuleSpec, bound: Mapping[str, Any], path: Optional[str]) -> List[ModuleYamlProblem]:
+    """check_module_yaml for a 3.x file: routes against bound functions, endpoint paths (a 3.x
+    file has no states: the functions declare them at run time)."""
+    problems: List[ModuleYamlProblem] = []
+    source = spec.source
+    for typename in sorted(spec.functions):
+        if typename.endswith("/*"):
+            namespace = typename[:-1]
+            if not any(name.startswith(namespace) and "/" not in name[len(namespace):] for name in bound):
+                problems.append(ModuleYamlProblem(
+                    f"{source}: functions {typename}: no function of namespace {namespace[:-1]} is bound in the "
+                    "registry", "unbound"))
+        elif typename not in bound:
+            problems.append(ModuleYamlProblem(f"{source}: function {typename} is not bound in the registry",
+                                              "unbound"))
+    for typename in sorted(bound):
+        resolved = spec.function(typename)
+        if resolved is None:
+            problems.append(ModuleYamlProblem(
+                f"{source}: bound function {typename} is missing (the runtime cannot call it)", "missing-function"))
+        elif path is not None and _endpoint_path(resolved.endpoint) != path:
+            problems.append(ModuleYamlProblem(
+                f"{source}: {typename}'s endpoint {resolved.endpoint} has the path "
+                f"{_endpoint_path(resolved.endpoint)}, but the app serves its functions on {path} (other paths "
+                "answer 404, which fails the job)", "endpoint"))
     return problems

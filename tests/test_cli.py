@@ -805,3 +805,92 @@ def test_gunicorn_stops_when_dev_is_killed() -> None:
             process.wait()
         if master is not None and running(int(master)):
             os.kill(int(master), signal.SIGTERM)  # the test failed: leave nothing behind
+
+
+# -- StateFun 3.x module.yaml and the local runtime's 3.x protocol -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def generated_v3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``module-yaml generate app:wsgi --format kind``, written to a file."""
+    result = cli("module-yaml", "generate", "app:wsgi", "--endpoint", "http://app:8000/statefun", "--format", "kind")
+    assert result.returncode == 0, result.stderr
+    path = tmp_path_factory.mktemp("cli3") / "module.yaml"
+    path.write_text(result.stdout, encoding="utf-8")
+    return path
+
+
+def test_generate_kind_format_checks_clean_and_has_no_states(generated_v3: Path) -> None:
+    text = generated_v3.read_text(encoding="utf-8")
+    assert text.startswith("kind: io.statefun.endpoints.v2/http\n") and "states" not in text
+    assert "type: io.statefun.transports.v1/async" in text
+    spec = parse_module_yaml(text)
+    assert spec.protocol == "3.x" and sorted(spec.functions) == ["example/formatter", "example/greeter"]
+    result = cli("module-yaml", "check", str(generated_v3), "app:wsgi")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == f"{generated_v3}: agrees with app:wsgi\n"
+
+
+@pytest.mark.parametrize("form, transport, head", [
+    ("3.0", "okhttp", 'version: "3.0"\n'),
+    ("kind", "okhttp", "kind: io.statefun.endpoints.v2/http\n"),
+])
+def test_generate_other_3x_forms(form: str, transport: str, head: str) -> None:
+    result = cli("module-yaml", "generate", "app:wsgi", "--endpoint", "http://app:8000/statefun", "--format", form,
+                 "--transport", transport)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(head)
+    spec = parse_module_yaml(result.stdout)
+    assert spec.function("example/greeter").transport == "io.statefun.transports.v1/okhttp"  # type: ignore
+
+
+def test_check_a_3x_file_names_routes_and_paths(tmp_path: Path) -> None:
+    path = tmp_path / "module.yaml"
+    path.write_text("kind: io.statefun.endpoints.v2/http\nspec:\n  functions: example/*\n"
+                    "  urlPathTemplate: http://app:8000/fn/{function.name}\n", encoding="utf-8")
+    result = cli("module-yaml", "check", str(path), "app:wsgi")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{path}: example/greeter's endpoint http://app:8000/fn/greeter has the path /fn/greeter" in result.stdout
+    path.write_text("kind: io.statefun.endpoints.v2/http\nspec:\n  functions: example/gr*\n"
+                    "  urlPathTemplate: http://app:8000/statefun\n", encoding="utf-8")
+    assert_one_line_error(cli("module-yaml", "check", str(path), "app:wsgi"),
+                          "only <namespace>/<name> or <namespace>/* are supported")
+
+
+def test_dev_speaks_3x_and_prints_the_states_the_functions_declare() -> None:
+    result = cli("dev", "app:wsgi", "--protocol", "3.x", "--send-file", "examples/greeter/visits.jsonl",
+                 "--until-idle", "--ingress", "127.0.0.1:0", env=FAST_REMINDERS, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = json_lines(result.stdout)
+    assert egress_values(lines, "greetings") == {
+        "alice": ["Hello alice! Nice to meet you.", "Hello alice! This is visit number 2.",
+                  "Hello alice! This is visit number 3."],
+        "bob": ["Hello bob! Nice to meet you."],
+    }
+    registered = [line for line in lines if line["event"] == "register"]
+    assert {"event": "register", "address": registered[0]["address"], "state": "seen_count",
+            "type": "type.googleapis.com/google.protobuf.Any", "expire": None} in registered
+    states = [line for line in lines if line["event"] == "state" and line["address"] == "example/greeter/alice"]
+    assert states[-1]["value"] == {"@type": "type.googleapis.com/google.protobuf.Int64Value", "value": "3"}
+
+
+def test_dev_protocol_must_agree_with_the_module_file(generated_v3: Path) -> None:
+    result = cli("dev", "app:wsgi", "--module", str(generated_v3), "--protocol", "2.x", "--until-idle",
+                 "--ingress", "127.0.0.1:0", timeout=60)
+    assert_one_line_error(result, "--protocol 2.x, but", "is a StateFun 3.x module.yaml")
+
+
+def test_run_a_3x_module_against_gunicorn(server: Server, generated_v3: Path) -> None:
+    result = cli(
+        "run", "--module", str(generated_v3), "--endpoint", f"{server.base_url}/statefun",
+        "--import", "examples.greeter.messages_pb2",
+        "--send", "example/greeter/erin", f'{{"@type": "{GREET}", "name": "erin"}}',
+        "--send", "example/greeter/erin", f'{{"@type": "{GREET}", "name": "erin"}}',
+        "--until-idle", "--ingress", "127.0.0.1:0",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = json_lines(result.stdout)
+    assert egress_values(lines, "greetings") == {
+        "erin": ["Hello erin! Nice to meet you.", "Hello erin! This is visit number 2."]
+    }
+    assert [line["state"] for line in lines if line["event"] == "register"] == ["seen_count"]

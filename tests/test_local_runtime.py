@@ -931,3 +931,486 @@ def test_greeter_example_end_to_end(tmp_path: Path) -> None:
     runtime.advance(delay * 10)
     assert sum(len(values) for values in greetings("reminders").values()) == 2
     assert len(runtime.egress(greeter_module.GREETS_EGRESS)) == 6
+
+
+# -- StateFun 3.x -----------------------------------------------------------------------------------
+
+from statefun_wsgi import IntWrapper, StringWrapper, ValueSpec  # noqa: E402
+from statefun_wsgi._proto import request_reply_v3_pb2 as v3  # noqa: E402
+
+V3_DATA = Path(__file__).resolve().parent / "data" / "v3"
+ANY_TYPENAME = "type.googleapis.com/google.protobuf.Any"
+
+
+def v3_vector(kind: str, n: int) -> bytes:
+    return (V3_DATA / f"{kind}-{n}.bin").read_bytes()
+
+
+def v3_module(functions: str = "example/*", extra: str = "", egresses: str = "") -> object:
+    """A 3.x (kind:) ModuleSpec routing ``functions`` in process."""
+    text = (f"kind: io.statefun.endpoints.v2/http\nspec:\n  functions: {functions}\n"
+            f"  urlPathTemplate: http://localhost:8000/statefun\n" + textwrap.indent(extra, "  ") + egresses)
+    return parse_module_yaml(text)
+
+
+class RecordingHandler:
+    """The real handler, with every request and reply kept (parsed as 3.x)."""
+
+    def __init__(self, functions: StatefulFunctions) -> None:
+        self.handler = RequestReplyHandler(functions, protocols="3.x")
+        self.requests: List[v3.ToFunction] = []
+        self.replies: List[v3.FromFunction] = []
+
+    def __call__(self, request: bytes) -> bytes:
+        self.requests.append(v3.ToFunction.FromString(request))
+        reply = self.handler(request)
+        self.replies.append(v3.FromFunction.FromString(reply))
+        return reply
+
+
+def v3_runtime(functions: StatefulFunctions, spec: object = None, **kwargs: object) -> Tuple[LocalRuntime,
+                                                                                             RecordingHandler]:
+    recorder = RecordingHandler(functions)
+    module = spec if spec is not None else v3_module()
+    egresses = {egress.id: egress.type for egress in module.egresses} or None  # type: ignore[attr-defined]
+    runtime = LocalRuntime(dict(module.functions), InProcessTransport(recorder), egresses=egresses,  # type: ignore
+                           **kwargs)
+    return runtime, recorder
+
+
+def vector_greeter(states: object) -> StatefulFunctions:
+    functions = StatefulFunctions()
+
+    @functions.bind("example/greeter", states=states)
+    def greeter(context, message):  # type: ignore[no-untyped-def]
+        seen = context.state("seen").unpack(IntWrapper) or IntWrapper()
+        seen.value += 1
+        context.state("seen").pack(seen)
+        previous = context.state("anystate").value
+        context.state("anystate").pack(StringValue(value=f"n{seen.value}"))
+        prev = previous.type_url if previous else None
+        context.pack_and_send_egress(
+            "e2e/out", StringWrapper(value=f"{context.address.identity}:{message.value.decode()}:{seen.value}:"
+                                           f"prev={prev}"))
+
+    return functions
+
+
+def test_v3_requests_are_the_3_3_runtimes_bytes_for_the_golden_vectors() -> None:
+    """The runtime's two requests (no states, then both registered without values) are byte for
+    byte what the real 3.3.0 runtime sent, answered by the official SDK's recorded replies."""
+    sent: List[bytes] = []
+
+    def official_sdk(request: bytes) -> bytes:  # the recorded replies of the official 3.3 SDK
+        sent.append(request)
+        return v3_vector("reply", len(sent))
+
+    runtime = LocalRuntime(dict(v3_module().functions), InProcessTransport(official_sdk))  # type: ignore
+    assert runtime.protocol == "3.x"
+    runtime.send("example/greeter", "zed", Any(type_url="io.statefun.types/string", value=b"hello"))
+    runtime.run_until_idle()
+    assert sent == [v3_vector("request", 1), v3_vector("request", 2)]
+    assert runtime.state("example/greeter", "zed", "seen", IntWrapper) == IntWrapper(value=1)
+    anystate = runtime.state("example/greeter", "zed", "anystate")
+    assert isinstance(anystate, Any) and anystate.Unpack(StringValue()) and anystate.value == StringValue(
+        value="n1").SerializeToString()
+    record = runtime.egress("e2e/out")[0]
+    assert record.argument.type_url == "io.statefun.types/string"
+    assert StringWrapper.FromString(record.argument.value).value == "zed:hello:1:prev=None"
+
+
+def test_v3_state_discovery_resends_the_same_invocations_then_sends_every_state() -> None:
+    functions = vector_greeter([ValueSpec("seen", IntWrapper),
+                                ValueSpec("anystate", expire_after_write=timedelta(hours=1))])
+    runtime, recorder = v3_runtime(functions)
+    runtime.send("example/greeter", "zed", Any(type_url="io.statefun.types/string", value=b"hello"))
+    runtime.run_until_idle()
+    first, second = recorder.requests
+    assert list(first.invocation.state) == []
+    assert recorder.replies[0].HasField("incomplete_invocation_context")
+    assert first.invocation.invocations == second.invocation.invocations
+    assert [(s.state_name, s.HasField("state_value")) for s in second.invocation.state] == [
+        ("anystate", False), ("seen", False)]  # the 3.3 runtime's HashMap order
+    runtime.send("example/greeter", "amy", Any(type_url="io.statefun.types/string", value=b"hi"))
+    runtime.run_until_idle()
+    third = recorder.requests[2]  # another id: no discovery again, every registered state sent
+    assert len(recorder.requests) == 3
+    assert [(s.state_name, s.state_value.typename) for s in third.invocation.state] == [
+        ("anystate", ""), ("seen", "")]
+    runtime.send("example/greeter", "zed", Any(type_url="io.statefun.types/string", value=b"again"))
+    runtime.run_until_idle()
+    fourth = recorder.requests[3]
+    assert [(s.state_name, s.state_value.typename, s.state_value.has_value) for s in fourth.invocation.state] == [
+        ("anystate", ANY_TYPENAME, True), ("seen", "io.statefun.types/int", True)]
+    assert runtime.state("example/greeter", "zed", "seen", IntWrapper) == IntWrapper(value=2)
+    assert StringWrapper.FromString(runtime.egress("e2e/out")[-1].argument.value).value == (
+        f"zed:again:2:prev={ANY_TYPENAME.replace('google.protobuf.Any', 'google.protobuf.StringValue')}")
+
+
+def test_v3_undeclared_states_are_discovered_when_first_used() -> None:
+    """2.x code that declares no states: each state used is declared as an Any, one round trip each."""
+    functions = StatefulFunctions()
+
+    @functions.bind("example/counter")
+    def counter(context, message: Int64Value):  # type: ignore[no-untyped-def]
+        total = context.state("total").unpack(Int64Value) or Int64Value()
+        total.value += message.value
+        context.state("total").pack(total)
+        context.state("last").pack(message)
+
+    runtime, recorder = v3_runtime(functions)
+    runtime.send("example/counter", "a", Int64Value(value=5))
+    runtime.run_until_idle()
+    assert len(recorder.requests) == 3  # total, then last, then the run
+    assert runtime.state("example/counter", "a", "total", Int64Value) == Int64Value(value=5)
+    assert runtime.state("example/counter", "a", "last", Int64Value) == Int64Value(value=5)
+
+
+def test_v3_state_of_an_undeclared_name_is_unknown_to_state() -> None:
+    functions = vector_greeter([ValueSpec("seen", IntWrapper), "anystate"])
+    runtime, _ = v3_runtime(functions)
+    with pytest.raises(KeyError, match="no registered state 'seen'"):
+        runtime.state("example/greeter", "zed", "seen")
+
+
+def _replying(reply: v3.FromFunction) -> Tuple[LocalRuntime, List[v3.ToFunction]]:
+    """A runtime whose function always answers ``reply`` after declaring state ``s`` as an Any."""
+    requests: List[v3.ToFunction] = []
+
+    def function(request: bytes) -> bytes:
+        requests.append(v3.ToFunction.FromString(request))
+        if not requests[-1].invocation.state:
+            declare = v3.FromFunction()
+            declare.incomplete_invocation_context.missing_values.add(state_name="s", type_typename=ANY_TYPENAME)
+            return declare.SerializeToString()
+        return reply.SerializeToString()
+
+    spec = v3_module(egresses="---\nkind: io.statefun.kafka.v1/egress\nspec:\n  id: example/out\n  address: k:9092\n")
+    runtime = LocalRuntime(dict(spec.functions), InProcessTransport(function),  # type: ignore[attr-defined]
+                           egresses={e.id: e.type for e in spec.egresses})  # type: ignore[attr-defined]
+    return runtime, requests
+
+
+def test_v3_a_write_of_another_type_than_registered_fails_naming_state_and_types() -> None:
+    reply = v3.FromFunction()
+    mutation = reply.invocation_result.state_mutations.add(state_name="s", mutation_type=1)
+    mutation.state_value.typename = "io.statefun.types/int"
+    mutation.state_value.has_value = True
+    runtime, _ = _replying(reply)
+    runtime.send("example/fn", "a", text("x"))
+    with pytest.raises(FunctionCallFailedError) as info:
+        runtime.run_until_idle()
+    assert info.value.reason == (f"state 's' is registered with type '{ANY_TYPENAME}', and the reply writes a value "
+                                 "of type 'io.statefun.types/int'")
+    assert runtime.state("example/fn", "a", "s") is None
+
+
+def test_v3_a_declaration_changing_a_registered_type_fails() -> None:
+    calls: List[int] = []
+
+    def function(request: bytes) -> bytes:
+        calls.append(1)
+        declare = v3.FromFunction()
+        declare.incomplete_invocation_context.missing_values.add(
+            state_name="s", type_typename=ANY_TYPENAME if len(calls) == 1 else "io.statefun.types/int")
+        return declare.SerializeToString()
+
+    runtime = LocalRuntime(dict(v3_module().functions), InProcessTransport(function))  # type: ignore
+    runtime.send("example/fn", "a", text("x"))
+    with pytest.raises(FunctionCallFailedError, match="registered with type .*Any', and the reply declares it again "
+                                                      "with type 'io.statefun.types/int'"):
+        runtime.run_until_idle()
+
+
+def test_v3_cancellation_rules() -> None:
+    reply = v3.FromFunction()
+    delayed = reply.invocation_result.delayed_invocations.add(delay_in_ms=1000, cancellation_token="t")
+    delayed.target.namespace, delayed.target.type, delayed.target.id = "example", "fn", "b"
+    delayed.argument.typename, delayed.argument.has_value = "type.googleapis.com/google.protobuf.StringValue", True
+    runtime, _ = _replying(reply)
+    runtime.send("example/fn", "a", text("x"))
+    runtime.run_until_idle()
+    assert runtime.pending_delayed == 1
+    runtime.send("example/fn", "a", text("y"))  # the same token while the first is pending
+    with pytest.raises(FunctionCallFailedError, match="the cancellation token 't' names a delayed message still "
+                                                      "pending"):
+        runtime.run_until_idle()
+
+    cancel = v3.FromFunction()
+    cancel.invocation_result.delayed_invocations.add(is_cancellation_request=True)
+    runtime, _ = _replying(cancel)
+    runtime.send("example/fn", "a", text("x"))
+    with pytest.raises(FunctionCallFailedError, match="cancellation has no cancellation token"):
+        runtime.run_until_idle()
+
+
+def test_v3_a_cancelled_delayed_message_never_arrives_and_its_token_is_free_again() -> None:
+    functions = StatefulFunctions()
+    seen: List[str] = []
+
+    @functions.bind("example/fn")
+    def fn(context, message: StringValue):  # type: ignore[no-untyped-def]
+        seen.append(message.value)
+        if message.value == "schedule":
+            context.pack_and_send_after(timedelta(seconds=5), "example/fn", "b", text("late"), cancellation_token="t")
+        elif message.value == "cancel":
+            context.cancel_delayed_message("t")
+        elif message.value == "again":
+            context.pack_and_send_after(timedelta(seconds=1), "example/fn", "b", text("on time"),
+                                        cancellation_token="t")
+
+    runtime, _ = v3_runtime(functions, clock=VirtualClock())
+    for value in ("schedule", "cancel", "again"):
+        runtime.send("example/fn", "a", text(value))
+        runtime.run_until_idle()
+    assert runtime.pending_delayed == 1
+    runtime.advance(timedelta(seconds=10))
+    assert seen == ["schedule", "cancel", "again", "on time"]
+
+
+def test_v3_typed_state_expires_as_declared() -> None:
+    functions = StatefulFunctions()
+
+    @functions.bind("example/fn", states=[ValueSpec("v", IntWrapper, expire_after_write=timedelta(seconds=10))])
+    def fn(context, message: StringValue):  # type: ignore[no-untyped-def]
+        if message.value == "write":
+            context.state("v").pack(IntWrapper(value=7))
+
+    runtime, _ = v3_runtime(functions, clock=VirtualClock())
+    runtime.send("example/fn", "a", text("write"))
+    runtime.run_until_idle()
+    assert runtime.state("example/fn", "a", "v", IntWrapper) == IntWrapper(value=7)
+    typed = runtime.state("example/fn", "a", "v")
+    assert isinstance(typed, Any) and typed.type_url == "io.statefun.types/int"
+    runtime.advance(timedelta(seconds=9))
+    assert runtime.state("example/fn", "a", "v", IntWrapper) == IntWrapper(value=7)
+    runtime.advance(timedelta(seconds=1))
+    assert runtime.state("example/fn", "a", "v") is None
+
+
+@pytest.mark.parametrize("record, ok", [
+    ("type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord", True),
+    ("type.googleapis.com/org.apache.flink.statefun.flink.io.KafkaProducerRecord", False),
+])
+def test_v3_kafka_egress_takes_only_the_3x_record_name(record: str, ok: bool) -> None:
+    reply = v3.FromFunction()
+    egress = reply.invocation_result.outgoing_egresses.add(egress_namespace="example", egress_type="out")
+    egress.argument.typename, egress.argument.has_value = record, True
+    runtime, _ = _replying(reply)
+    runtime.send("example/fn", "a", text("x"))
+    if ok:
+        runtime.run_until_idle()
+        assert [r.argument.type_url for r in runtime.egress("example/out")] == [record]
+    else:
+        with pytest.raises(FunctionCallFailedError, match="it takes only 'type.googleapis.com/io.statefun.sdk"):
+            runtime.run_until_idle()
+
+
+def test_v3_kafka_egress_record_written_by_a_function_reaches_the_3x_egress() -> None:
+    functions = StatefulFunctions()
+
+    @functions.bind("example/fn")
+    def fn(context, message: StringValue):  # type: ignore[no-untyped-def]
+        context.pack_and_send_egress("example/out", kafka_egress_record(topic="t", key="k", value=message))
+
+    spec = v3_module(egresses="---\nkind: io.statefun.kafka.v1/egress\nspec:\n  id: example/out\n  address: k:9092\n")
+    runtime, _ = v3_runtime(functions, spec)
+    runtime.send("example/fn", "a", text("hello"))
+    runtime.run_until_idle()
+    record = runtime.egress("example/out")[0]
+    assert record.kafka is not None and record.kafka.topic == "t" and record.kafka.key == "k"
+
+
+def test_v3_max_num_batch_requests_is_the_backpressure_threshold() -> None:
+    functions = StatefulFunctions()
+    batches: List[int] = []
+
+    @functions.bind("example/fn")
+    def fn(context, message: StringValue):  # type: ignore[no-untyped-def]
+        batches.append(len(batches))
+
+    for extra, expected in (("maxNumBatchRequests: 2\n", [1, 2, 2]), ("", [1, 4])):
+        runtime, recorder = v3_runtime(functions, v3_module(extra=extra))
+        for index in range(5):
+            runtime.send("example/fn", "a", text(str(index)))
+        runtime.run_until_idle()
+        # the first request declares nothing: the function declares no state
+        assert [len(request.invocation.invocations) for request in recorder.requests] == expected
+
+
+def test_v3_async_transport_retries_every_failure_until_its_call_timeout() -> None:
+    """A 400 fails at once on okhttp (as 2.x) but is retried by async: 2 ms doubled per attempt."""
+    from statefun_wsgi.errors import StatefunError
+
+    class BadRequest(StatefunError):
+        status = 400
+
+    calls: List[float] = []
+    clock = VirtualClock()
+
+    def function(request: bytes) -> bytes:
+        calls.append(clock.now())
+        raise BadRequest("no")
+
+    for transport, expected in (("okhttp", 1), ("async", None)):
+        spec = v3_module(extra=f"transport:\n  type: io.statefun.transports.v1/{transport}\n  "
+                               + ("timeouts:\n    call: 1s\n    connect: 1s\n    read: 1s\n    write: 1s\n"
+                                  if transport == "okhttp" else "call: 1s\n"))
+        calls.clear()
+        runtime = LocalRuntime(dict(spec.functions), InProcessTransport(function), clock=clock)  # type: ignore
+        runtime.send("example/fn", "a", text("x"))
+        with pytest.raises(FunctionCallFailedError) as info:
+            runtime.run_until_idle()
+        if expected == 1:
+            assert len(calls) == 1 and info.value.reason.startswith("400")
+        else:
+            # 4, 8, ..., 256 ms; the next backoff (512 ms) is cut to the 492 ms left, after which
+            # the timer finds no budget: no attempt at the deadline
+            gaps = [round((b - a) * 1000, 3) for a, b in zip(calls, calls[1:])]
+            assert gaps == [4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
+            assert info.value.reason.startswith("maximal request time has elapsed")
+
+
+def test_v3_for_functions_protocol_and_module_must_agree() -> None:
+    functions = vector_greeter(["seen", "anystate"])
+    with pytest.raises(ConfigurationError, match="is a StateFun 3.x module.yaml"):
+        LocalRuntime.for_functions(functions, module_yaml=v3_module(), protocol="2.x")  # type: ignore[arg-type]
+    runtime = LocalRuntime.for_functions(functions, protocol="3.x")
+    assert runtime.protocol == "3.x"
+    runtime.send("example/greeter", "zed", Any(type_url="io.statefun.types/string", value=b"hello"))
+    runtime.run_until_idle()
+    assert runtime.batches_sent == 2
+    assert runtime.state("example/greeter", "zed", "seen") is not None
+
+
+def test_v3_a_mutation_of_an_unknown_type_fails_where_2x_ignores_it() -> None:
+    reply = v3.FromFunction()
+    mutation = reply.invocation_result.state_mutations.add(state_name="s", mutation_type=7)  # type: ignore[arg-type]
+    mutation.state_value.typename = ANY_TYPENAME
+    runtime, _ = _replying(reply)
+    runtime.send("example/fn", "a", text("x"))
+    with pytest.raises(FunctionCallFailedError, match="a mutation of unknown type 7"):
+        runtime.run_until_idle()
+
+
+def test_v3_a_write_to_a_state_never_declared_fails() -> None:
+    reply = v3.FromFunction()
+    mutation = reply.invocation_result.state_mutations.add(state_name="other", mutation_type=1)
+    mutation.state_value.typename = ANY_TYPENAME
+    runtime, _ = _replying(reply)
+    runtime.send("example/fn", "a", text("x"))
+    with pytest.raises(FunctionCallFailedError, match="changes state 'other', which the function has not declared"):
+        runtime.run_until_idle()
+
+
+def test_java_hash_map_order_matches_the_runtime() -> None:
+    from statefun_wsgi.local.runtime import _java_hash_map_order
+
+    assert _java_hash_map_order(["seen", "anystate"]) == ["anystate", "seen"]  # as in the golden request 2
+    # 13 names make the table 32 buckets: "Aa" and "BB" collide (same String.hashCode) and keep insertion order
+    names = ["BB", "Aa"] + [f"s{index}" for index in range(11)]
+    ordered = _java_hash_map_order(names)
+    assert ordered.index("BB") + 1 == ordered.index("Aa")
+
+
+def test_v3_a_namespace_endpoint_calls_each_type_at_its_url() -> None:
+    called: List[str] = []
+
+    def transport(spec: FunctionSpec, request: bytes) -> bytes:
+        called.append(spec.endpoint)
+        return b""
+
+    module = parse_module_yaml("kind: io.statefun.endpoints.v2/http\nspec:\n  functions: example/*\n"
+                               "  urlPathTemplate: http://app:8000/fn/{function.name}\n")
+    runtime = LocalRuntime(dict(module.functions), transport)
+    runtime.send("example/greeter", "a", text("x"))
+    runtime.send("example/formatter", "a", text("x"))
+    runtime.run_until_idle()
+    assert called == ["http://app:8000/fn/greeter", "http://app:8000/fn/formatter"]
+    with pytest.raises(ConfigurationError, match="no function type other/fn here"):
+        runtime.send("other/fn", "a", text("x"))
+
+
+def test_v3_async_a_reply_over_payload_max_bytes_is_retried_until_the_call_timeout() -> None:
+    functions = StatefulFunctions()
+
+    @functions.bind("example/fn")
+    def fn(context, message: StringValue):  # type: ignore[no-untyped-def]
+        context.pack_and_send_egress("example/out", text("x" * 100))
+
+    for limit, fails in ((64, True), (4096, False)):
+        spec = v3_module(extra=f"transport:\n  call: 100ms\n  payload_max_bytes: {limit}\n")
+        runtime, recorder = v3_runtime(functions, spec, clock=VirtualClock())
+        runtime.send("example/fn", "a", text("go"))
+        if fails:
+            with pytest.raises(FunctionCallFailedError, match="exceed payload_max_bytes 64"):
+                runtime.run_until_idle()
+            assert len(recorder.requests) > 3  # retried
+            assert runtime.egress("example/out") == []
+        else:
+            runtime.run_until_idle()
+            assert len(runtime.egress("example/out")) == 1
+
+
+def test_v3_after_a_restart_states_are_declared_again_and_keep_their_values() -> None:
+    functions = vector_greeter([ValueSpec("seen", IntWrapper), "anystate"])
+    runtime, recorder = v3_runtime(functions)
+    hello = Any(type_url="io.statefun.types/string", value=b"hello")
+    runtime.send("example/greeter", "zed", hello)
+    runtime.run_until_idle()
+    assert len(recorder.requests) == 2
+    runtime.restart()
+    with pytest.raises(KeyError):
+        runtime.state("example/greeter", "zed", "seen")
+    runtime.send("example/greeter", "zed", hello)
+    runtime.run_until_idle()
+    assert len(recorder.requests) == 4 and list(recorder.requests[2].invocation.state) == []
+    assert recorder.replies[2].HasField("incomplete_invocation_context")
+    assert runtime.state("example/greeter", "zed", "seen", IntWrapper) == IntWrapper(value=2)
+    runtime.send("example/greeter", "zed", hello)
+    with pytest.raises(ConfigurationError, match="needs an idle runtime"):
+        runtime.restart()
+
+
+def test_v3_async_in_process_call_is_bounded_by_the_call_timeout_alone() -> None:
+    functions = StatefulFunctions()
+
+    @functions.bind("example/fn")
+    def fn(context, message: StringValue):  # type: ignore[no-untyped-def]
+        time.sleep(0.06)
+
+    runtime, recorder = v3_runtime(functions, v3_module(extra="transport:\n  call: 50ms\n"), clock=VirtualClock())
+    runtime.send("example/fn", "a", text("go"))
+    with pytest.raises(FunctionCallFailedError) as info:
+        runtime.run_until_idle()
+    assert info.value.reason.endswith("in-process: no reply within timeout 50ms (the function ran; its reply is "
+                                      "lost)")
+    assert len(recorder.requests) == 1  # the whole budget went on the first attempt
+
+
+@pytest.mark.parametrize("record, ok", [
+    ("type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord", True),
+    ("type.googleapis.com/org.apache.flink.statefun.flink.io.KinesisEgressRecord", False),
+])
+def test_v3_kinesis_egress_takes_only_the_3x_record_name(record: str, ok: bool) -> None:
+    reply = v3.FromFunction()
+    egress = reply.invocation_result.outgoing_egresses.add(egress_namespace="example", egress_type="stream")
+    egress.argument.typename, egress.argument.has_value = record, True
+    spec = v3_module(egresses="---\nkind: io.statefun.kinesis.v1/egress\nspec:\n  id: example/stream\n")
+
+    def function(request: bytes) -> bytes:
+        if not v3.ToFunction.FromString(request).invocation.state:
+            declare = v3.FromFunction()
+            declare.incomplete_invocation_context.missing_values.add(state_name="s", type_typename=ANY_TYPENAME)
+            return declare.SerializeToString()
+        return reply.SerializeToString()
+
+    runtime = LocalRuntime(dict(spec.functions), InProcessTransport(function),  # type: ignore[attr-defined]
+                           egresses={e.id: e.type for e in spec.egresses})  # type: ignore[attr-defined]
+    runtime.send("example/fn", "a", text("x"))
+    if ok:
+        runtime.run_until_idle()
+        assert runtime.egress("example/stream")[0].kinesis is not None
+    else:
+        with pytest.raises(FunctionCallFailedError, match="it takes only 'type.googleapis.com/io.statefun.sdk"):
+            runtime.run_until_idle()

@@ -332,9 +332,9 @@ ENDPOINT = "endpoint: http://localhost:8000/statefun"
 
 ERROR_CASES = [
     pytest.param(
-        'version: "3.0"\nmodule:\n  meta:\n    type: remote\n  spec:\n',
+        'version: "2.5"\nmodule:\n  meta:\n    type: remote\n  spec:\n',
         "version",
-        "expected \"1.0\" or \"2.0\", found '3.0'",
+        "expected \"1.0\" or \"2.0\", found '2.5'",
         id="bad version",
     ),
     pytest.param(
@@ -712,3 +712,226 @@ def test_check_finds_endpoints_off_the_served_path(endpoint: str, wrong: bool) -
     problems = check_module_yaml(spec, functions, path="/statefun")
     assert [problem.kind for problem in problems] == (["endpoint"] if wrong else [])
     assert check_module_yaml(spec, functions) == []  # no path given: not checked
+
+
+# -- StateFun 3.x formats -------------------------------------------------------------------------
+
+from statefun_wsgi.module_yaml import (  # noqa: E402
+    ASYNC_TRANSPORT,
+    KAFKA_EGRESS_KIND,
+    KAFKA_INGRESS_KIND,
+    OKHTTP_TRANSPORT,
+)
+
+V3_ENDPOINT = """\
+kind: io.statefun.endpoints.v2/http
+spec:
+  functions: {functions}
+  urlPathTemplate: {template}
+{extra}"""
+
+V3_KAFKA = """\
+---
+kind: io.statefun.kafka.v1/ingress
+spec:
+  id: example/names
+  address: kafka:9092
+  consumerGroupId: greeter
+  topics:
+    - topic: names
+      valueType: type.googleapis.com/example.GreetRequest
+      targets: [example/greeter]
+---
+kind: io.statefun.kafka.v1/egress
+spec:
+  id: example/greets
+  address: kafka:9092
+  deliverySemantic:
+    type: at-least-once
+"""
+
+
+def v3(functions: str = "example/greeter", template: str = "http://app:8000/statefun", extra: str = "") -> str:
+    return V3_ENDPOINT.format(functions=functions, template=template, extra=textwrap.indent(extra, "  "))
+
+
+def test_v3_kind_documents_default_to_the_async_transport_and_its_defaults() -> None:
+    module = parse_module_yaml(v3() + V3_KAFKA)
+    assert module.version == "kind" and module.protocol == "3.x"
+    greeter = module.functions["example/greeter"]
+    assert greeter.protocol == "3.x" and greeter.transport == ASYNC_TRANSPORT
+    assert greeter.states == ()
+    assert greeter.max_batch_size == 1000
+    assert (greeter.timeout, greeter.connect_timeout) == (timedelta(minutes=2), timedelta(seconds=20))
+    assert (greeter.pool_ttl, greeter.pool_size, greeter.payload_max_bytes) == (timedelta(seconds=15), 1024,
+                                                                                32 * 1048576)
+    assert [(i.id, i.type) for i in module.ingresses] == [("example/names", KAFKA_INGRESS_KIND)]
+    assert [(e.id, e.type) for e in module.egresses] == [("example/greets", KAFKA_EGRESS_KIND)]
+
+
+def test_v3_okhttp_transport_reads_its_timeouts() -> None:
+    extra = ("maxNumBatchRequests: 7\ntransport:\n  type: io.statefun.transports.v1/okhttp\n  timeouts:\n"
+             "    call: 3s\n    connect: 1s\n    read: 2s\n    write: 500\n")
+    greeter = parse_module_yaml(v3(extra=extra)).functions["example/greeter"]
+    assert greeter.transport == OKHTTP_TRANSPORT and greeter.max_batch_size == 7
+    assert (greeter.timeout, greeter.connect_timeout, greeter.read_timeout, greeter.write_timeout) == (
+        timedelta(seconds=3), timedelta(seconds=1), timedelta(seconds=2), timedelta(milliseconds=500))
+
+
+def test_v3_okhttp_defaults_are_1_min_and_10_s() -> None:
+    greeter = parse_module_yaml(v3(extra="transport:\n  type: io.statefun.transports.v1/okhttp\n")).functions[
+        "example/greeter"]
+    assert (greeter.timeout, greeter.connect_timeout, greeter.read_timeout) == (
+        timedelta(minutes=1), timedelta(seconds=10), timedelta(seconds=10))
+
+
+def test_v3_async_transport_reads_its_keys_and_timeouts_win() -> None:
+    extra = ("transport:\n  type: io.statefun.transports.v1/async\n  call: 5s\n  connect: 2s\n  pool_ttl: 1min\n"
+             "  pool_size: 8\n  payload_max_bytes: 1024\n")
+    greeter = parse_module_yaml(v3(extra=extra)).functions["example/greeter"]
+    assert (greeter.timeout, greeter.connect_timeout, greeter.pool_ttl, greeter.pool_size,
+            greeter.payload_max_bytes) == (timedelta(seconds=5), timedelta(seconds=2), timedelta(minutes=1), 8, 1024)
+    extra = "transport:\n  call: 5s\n  timeouts:\n    call: 7s\n"
+    greeter = parse_module_yaml(v3(extra=extra)).functions["example/greeter"]
+    assert (greeter.timeout, greeter.connect_timeout) == (timedelta(seconds=7), timedelta(seconds=10))
+
+
+def test_v3_namespace_functions_resolve_per_type_with_the_url_template() -> None:
+    module = parse_module_yaml(v3("example/*", "http://app:8000/fn/{function.name}"))
+    assert module.function("example/greeter").endpoint == "http://app:8000/fn/greeter"  # type: ignore[union-attr]
+    assert module.function("example/greeter").typename == "example/greeter"  # type: ignore[union-attr]
+    assert module.function("other/greeter") is None
+
+
+def test_v3_legacy_version_3_0_format() -> None:
+    text = textwrap.dedent("""\
+        version: "3.0"
+        module:
+          meta:
+            type: remote
+          spec:
+            endpoints:
+              - endpoint:
+                  meta:
+                    kind: http
+                  spec:
+                    functions: example/*
+                    urlPathTemplate: http://app:8000/statefun
+                    maxNumBatchRequests: 10
+                    timeouts:
+                      call: 2s
+                      connect: 2s
+                      read: 1s
+                      write: 1s
+            ingresses:
+              - ingress:
+                  meta:
+                    type: io.statefun.kafka/ingress
+                    id: example/names
+                  spec:
+                    address: kafka:9092
+                    consumerGroupId: greeter
+                    topics:
+                      - topic: names
+                        valueType: type.googleapis.com/example.GreetRequest
+                        targets: [example/greeter]
+            egresses:
+              - egress:
+                  meta:
+                    type: io.statefun.kafka/egress
+                    id: example/greets
+                  spec:
+                    address: kafka:9092
+        """)
+    module = parse_module_yaml(text)
+    assert module.version == "3.0" and module.protocol == "3.x"
+    greeter = module.function("example/greeter")
+    assert greeter is not None and greeter.transport == OKHTTP_TRANSPORT and greeter.max_batch_size == 10
+    assert (greeter.timeout, greeter.read_timeout, greeter.connect_timeout) == (
+        timedelta(seconds=2), timedelta(seconds=1), timedelta(seconds=2))
+    assert module.ingresses[0].type == KAFKA_INGRESS_KIND and module.egresses[0].type == KAFKA_EGRESS_KIND
+
+
+V3_ERRORS = [
+    pytest.param(v3("example/gr*"), "only <namespace>/<name> or <namespace>/* are supported", id="star in name"),
+    pytest.param(v3('"*/greeter"'), "only <namespace>/<name> or <namespace>/* are supported", id="star in namespace"),
+    pytest.param(v3("greeter"), "'greeter' is not 'namespace/name'", id="no namespace"),
+    pytest.param("kind: io.statefun.endpoints.v2/http\nspec:\n  functions: example/greeter\n",
+                 "'urlPathTemplate' is required", id="no url"),
+    pytest.param(v3(template="ftp://app/statefun"), "is not http, https", id="bad scheme"),
+    pytest.param(v3(extra="transport:\n  type: io.statefun.transports.v1/grpc\n"), "has no transport",
+                 id="unknown transport"),
+    pytest.param(v3(extra="transport:\n  type: io.statefun.transports.v1/okhttp\n  timeouts:\n    call: 0s\n"),
+                 "Timeout durations must be larger than 0", id="zero call"),
+    pytest.param(v3(extra="transport:\n  type: io.statefun.transports.v1/okhttp\n  timeouts:\n    call: 5s\n"
+                          "    connect: 1s\n    read: 6s\n"),
+                 "Read timeout cannot be larger than request timeout", id="read over call"),
+    pytest.param(v3(extra="transport:\n  timeouts:\n    connect: 0ms\n"), "Timeout durations must be larger than 0",
+                 id="async zero connect"),
+    pytest.param(v3(extra="transport:\n  type: io.statefun.transports.v1/okhttp\n  timeouts:\n    call: 5s\n"),
+                 "Connect timeout cannot be larger than request timeout", id="default connect over call"),
+    pytest.param(v3(extra="maxNumBatchRequests: many\n"), "expected an integer", id="batch not a number"),
+    pytest.param(v3() + "---\n" + v3(), "functions example/greeter are bound twice", id="bound twice"),
+    pytest.param("kind: io.statefun.endpoints.v9/http\nspec: {}\n", "no binder", id="unknown kind"),
+    pytest.param(v3() + "---\nspec:\n  functions: example/other\n", "document 2: a component is a mapping with",
+                 id="no kind"),
+    pytest.param('version: "3.1"\nmodule:\n  meta:\n    type: remote\n  spec: {}\n', "'3.1' is not a format",
+                 id="version 3.1"),
+    pytest.param(v3() + V3_KAFKA.replace("  consumerGroupId: greeter\n", ""), "'consumerGroupId' is required",
+                 id="kafka without group"),
+    pytest.param(v3() + V3_KAFKA.replace("      targets: [example/greeter]\n", ""), "'targets' is required",
+                 id="kafka route without targets"),
+]
+
+
+@pytest.mark.parametrize("text, error", V3_ERRORS)
+def test_v3_refuses_what_the_3_3_loader_refuses(text: str, error: str) -> None:
+    with pytest.raises(ModuleYamlError) as info:
+        parse_module_yaml(text, source="m.yaml")
+    assert str(info.value).startswith("m.yaml: ")
+    assert error in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def _registry(*typenames: str) -> StatefulFunctions:
+    functions = StatefulFunctions()
+    for typename in typenames:
+        functions.bind(typename, states=["seen"])(lambda context, message: None)
+    return functions
+
+
+@pytest.mark.parametrize("protocol, transport", [("3.x", ASYNC_TRANSPORT), ("3.x", OKHTTP_TRANSPORT),
+                                                 ("3.0", OKHTTP_TRANSPORT)])
+def test_generated_v3_files_load_back_without_states(protocol: str, transport: str) -> None:
+    functions = _registry("example/greeter", "example/formatter")
+    text = generate_module_yaml(functions, "http://app:8000/statefun", protocol=protocol, transport=transport,
+                                max_batch_size=5, timeout=timedelta(seconds=4))
+    assert "states" not in text
+    module = parse_module_yaml(text)
+    assert module.protocol == "3.x" and module.version == ("3.0" if protocol == "3.0" else "kind")
+    for typename in ("example/greeter", "example/formatter"):
+        spec = module.function(typename)
+        assert spec is not None and spec.endpoint == "http://app:8000/statefun"
+        assert (spec.transport, spec.max_batch_size, spec.timeout) == (transport, 5, timedelta(seconds=4))
+    assert check_module_yaml(module, functions, path="/statefun") == []
+
+
+def test_check_v3_reports_routes_and_paths_not_states() -> None:
+    functions = _registry("example/greeter", "other/fn")
+    module = parse_module_yaml(v3("example/*", "http://app:8000/statefun/{function.name}") + "---\n"
+                               + v3("example/ghost"))
+    problems = check_module_yaml(module, functions, path="/statefun")
+    kinds = sorted(problem.kind for problem in problems)
+    assert kinds == ["endpoint", "missing-function", "unbound"]
+    assert any("other/fn is missing" in problem for problem in problems)
+    assert any("example/ghost is not bound" in problem for problem in problems)
+    assert any("/statefun/greeter" in problem for problem in problems)
+
+
+def test_generated_v3_endpoint_may_be_a_url_path_template() -> None:
+    functions = _registry("example/greeter")
+    text = generate_module_yaml(functions, "http://app:8000/fn/{function.name}", protocol="3.x")
+    assert parse_module_yaml(text).function("example/greeter").endpoint == (  # type: ignore[union-attr]
+        "http://app:8000/fn/greeter")
+    with pytest.raises(ValueError, match="must be percent-encoded"):
+        generate_module_yaml(functions, "http://app:8000/fn/{function.name}")  # 2.x has no template

@@ -527,3 +527,66 @@ def test_local_runtime_drives_gunicorn_concurrently_with_exact_counts(server: Se
                 f"Hello {name}! This is visit number {number}." for number in range(2, visits + 1)
             ]
         assert runtime.pending_delayed == len(names)  # one reminder per first visit, not due yet
+
+
+# -- StateFun 3.x: the async transport (Netty) retries every failure ---------------------------------
+
+ASYNC = "io.statefun.transports.v1/async"
+
+
+def async_spec(endpoint: str) -> FunctionSpec:
+    return FunctionSpec("example/formatter", endpoint, protocol="3.x", transport=ASYNC)
+
+
+@pytest.mark.parametrize("status", [400, 404, 415, 500, 503])
+def test_the_async_transport_retries_every_non_2xx(odd_server: str, transport: HttpTransport, status: int) -> None:
+    with pytest.raises(TransportError) as info:
+        transport(async_spec(f"{odd_server}/status/{status}"), format_request())
+    assert info.value.retryable
+    assert f"answered {status}" in info.value.reason
+
+
+@pytest.mark.parametrize("content_type, accepted", [("Application/Octet-Stream", True), ("text/plain", False)])
+def test_the_async_transport_compares_the_content_type_ignoring_case_and_retries_a_wrong_one(
+    odd_server: str, transport: HttpTransport, content_type: str, accepted: bool
+) -> None:
+    query = content_type.replace(" ", "%20").replace(";", "%3B")
+    if accepted:
+        transport(async_spec(f"{odd_server}/content-type/x?{query}"), format_request())
+        return
+    with pytest.raises(TransportError) as info:
+        transport(async_spec(f"{odd_server}/content-type/x?{query}"), format_request())
+    assert info.value.retryable and repr(content_type) in info.value.reason
+
+
+@pytest.mark.parametrize("path", ["/cut", "/headers-only"])
+def test_the_async_transport_retries_a_200_cut_short_as_a_lost_connection(
+    cut_server: CutServer, transport: HttpTransport, path: str
+) -> None:
+    with pytest.raises(TransportError) as info:
+        transport(async_spec(cut_server.url(path)), format_request())
+    assert info.value.retryable
+    assert "the async transport retries it as a lost connection" in info.value.reason
+
+
+def test_local_runtime_3x_drives_gunicorn_with_exact_counts(server: Server) -> None:
+    module = parse_module_yaml(generate_module_yaml(greeter_module.functions, "http://unused:1/statefun",
+                                                    protocol="3.x"))
+    names = [f"user-{number}" for number in range(5)]
+    visits = 3
+    with LocalRuntime.from_module_yaml(module, endpoint=server.base_url + "/statefun") as runtime:
+        assert runtime.protocol == "3.x"
+        for _ in range(visits):
+            for name in names:
+                runtime.send("example/greeter", name, GreetRequest(name=name))
+            runtime.run_until_idle(timeout=60)
+        for name in names:
+            assert runtime.state("example/greeter", name, "seen_count", Int64Value) == Int64Value(value=visits)
+        greetings: Dict[str, List[str]] = {}
+        for record in runtime.egress(greeter_module.GREETS_EGRESS):
+            assert record.argument.type_url == "type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord"
+            greetings.setdefault(record.kafka.key, []).append(record.kafka.value_bytes.decode())
+        for name in names:
+            assert greetings[name] == [f"Hello {name}! Nice to meet you."] + [
+                f"Hello {name}! This is visit number {number}." for number in range(2, visits + 1)
+            ]

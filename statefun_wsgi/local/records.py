@@ -25,6 +25,9 @@ M = TypeVar("M", bound=Message)
 
 _KAFKA = KafkaProducerRecord.DESCRIPTOR.full_name
 _KINESIS = KinesisEgressRecord.DESCRIPTOR.full_name
+# The same records under their StateFun 3.x names.
+_KAFKA_3 = "io.statefun.sdk.egress.KafkaProducerRecord"
+_KINESIS_3 = "io.statefun.sdk.egress.KinesisEgressRecord"
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,12 @@ class EgressRecord:
     @property
     def kafka(self) -> Optional[KafkaProducerRecord]:
         """The Kafka producer record, if this is one."""
-        return KafkaProducerRecord.FromString(self.argument.value) if self.type_name == _KAFKA else None
+        return KafkaProducerRecord.FromString(self.argument.value) if self.type_name in (_KAFKA, _KAFKA_3) else None
 
     @property
     def kinesis(self) -> Optional[KinesisEgressRecord]:
         """The Kinesis record, if this is one."""
-        return KinesisEgressRecord.FromString(self.argument.value) if self.type_name == _KINESIS else None
+        return KinesisEgressRecord.FromString(self.argument.value) if self.type_name in (_KINESIS, _KINESIS_3) else None
 
     def unpack(self, message_type: Type[M]) -> M:
         """The record as ``message_type`` (an error if it holds another type)."""

@@ -32,6 +32,18 @@ task; ``docs/protocol.md``):
   :mod:`.transport`). Anything else (another 4xx, a wrong content type, a 2xx
   body cut short or that does not parse, a refused reply) fails at once.
 
+Given a 3.x ``module.yaml`` (or ``for_functions(..., protocol="3.x")``) it speaks the
+3.x protocol as the 3.3.0 runtime does (``docs/protocol-3x.md``): ``TypedValue``
+messages and states; after the start no state is known, so a function type's first
+request carries none, its ``incomplete_invocation_context`` registers the states (type
+and expiry as declared) and the same invocations go out again; every later request
+carries every registered state (in the runtime's ``HashMap`` order). A MODIFY of another
+type than the registered one, a declaration changing a registered type, a mutation of an
+unknown type, a cancellation without a token or a token reused while its message is
+pending fail the batch; a 3.x generic Kafka/Kinesis egress takes only its 3.x record
+name. The ``async`` transport retries every failure, 4 ms doubling, until its call
+timeout; ``okhttp`` follows the rules above.
+
 When a call fails for good, the real job fails and Flink restarts it from its last
 checkpoint: every address's state goes back to it, the ingress replays from it,
 egress records written since may be written again, and the runtime sends the
@@ -64,12 +76,17 @@ from google.protobuf.any_pb2 import Any
 from google.protobuf.message import DecodeError, Message
 
 from .._proto.egress_records_pb2 import KafkaProducerRecord, KinesisEgressRecord
+from .._proto import request_reply_v3_pb2 as v3
 from .._proto.request_reply_pb2 import FromFunction, ToFunction
+from .._protocol3 import ANY_TYPENAME, KAFKA_PRODUCER_RECORD_TYPENAME, KINESIS_EGRESS_RECORD_TYPENAME, typename_of
 from ..context import Address, pack_any
 from ..errors import ConfigurationError, UnexpectedMessageTypeError
 from ..functions import StatefulFunctions, split_typename, type_name_of_url
 from ..handler import RequestReplyHandler
-from ..module_yaml import FunctionSpec, ModuleSpec, StateSpec, format_duration, load_module_yaml
+from ..module_yaml import (
+    ASYNC_TRANSPORT, KAFKA_EGRESS_KIND, KINESIS_EGRESS_KIND, FunctionSpec, ModuleSpec, StateSpec, format_duration,
+    load_module_yaml,
+)
 from .records import EgressRecord, Envelope
 from .transport import HttpTransport, InProcessTransport, Transport, TransportError
 
@@ -91,6 +108,18 @@ GENERIC_EGRESS_RECORDS: Dict[str, Type[Message]] = {
     "statefun.kafka.io/generic-egress": KafkaProducerRecord,
     "statefun.kinesis.io/generic-egress": KinesisEgressRecord,
 }
+#: The 3.x generic egresses (GenericKafkaEgressSerializer of 3.3), and the exact type name
+#: each takes.
+GENERIC_EGRESS_TYPENAMES_3: Dict[str, Tuple[str, Type[Message]]] = {
+    KAFKA_EGRESS_KIND: (KAFKA_PRODUCER_RECORD_TYPENAME, KafkaProducerRecord),
+    KINESIS_EGRESS_KIND: (KINESIS_EGRESS_RECORD_TYPENAME, KinesisEgressRecord),
+}
+#: The async transport's first backoff (NettyRequest: 2 ms doubled per attempt made).
+ASYNC_FIRST_BACKOFF = 0.002
+_V3_MODIFY = v3.FromFunction.PersistedValueMutation.MODIFY
+_V3_DELETE = v3.FromFunction.PersistedValueMutation.DELETE
+_EXPIRE_MODES_3 = {v3.FromFunction.ExpirationSpec.AFTER_WRITE: "after-write",
+                   v3.FromFunction.ExpirationSpec.AFTER_INVOKE: "after-invoke"}
 
 
 class FunctionCallFailedError(RuntimeError):
@@ -155,6 +184,15 @@ class _Delayed:
     due: float
     sequence: int
     envelope: Envelope = field(compare=False)
+    token: str = field(default="", compare=False)  # 3.x: its cancellation token
+
+
+@dataclass(frozen=True)
+class _Registered:
+    """A state a 3.x function declared (incomplete_invocation_context): its type is fixed."""
+
+    spec: StateSpec
+    typename: str
 
 
 Listener = Callable[[str, Dict[str, object]], None]
@@ -188,8 +226,17 @@ class LocalRuntime:
         egresses: Union[None, Iterable[str], Mapping[str, str]] = None,
         concurrency: int = 1,
         listener: Optional[Listener] = None,
+        protocol: Optional[str] = None,
     ) -> None:
         self.functions = dict(functions)
+        if protocol is None:
+            protocol = "3.x" if any(spec.protocol == "3.x" for spec in self.functions.values()) else "2.x"
+        if protocol not in ("2.x", "3.x"):
+            raise ConfigurationError(f"protocol must be '2.x' or '3.x', not {protocol!r}")
+        #: the protocol this runtime speaks, as a StateFun 2.2.2 or 3.3.0 runtime
+        self.protocol = protocol
+        # 3.x: the states each function type declared since the start (none at first)
+        self._registered: Dict[str, Dict[str, _Registered]] = {}
         self.transport = transport
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self._egress_types: Optional[Dict[str, Optional[str]]] = None
@@ -229,26 +276,39 @@ class LocalRuntime:
         module_yaml: Union[str, Path, ModuleSpec, None] = None,
         clock: Optional[Clock] = None,
         listener: Optional[Listener] = None,
+        protocol: Optional[str] = None,
     ) -> LocalRuntime:
         """Run ``functions`` in this process, with a virtual clock by default.
 
         Registered states come from ``module_yaml`` when given, else from the
-        states each function declares with ``bind(..., states=[...])``.
+        states each function declares with ``bind(..., states=[...])``. The protocol is
+        the module file's, else ``protocol`` (``"2.x"``, the default, or ``"3.x"``: the
+        functions declare their states at run time, as to a 3.3 runtime)::
+
+            runtime = LocalRuntime.for_functions(functions, protocol="3.x")
         """
         handler = RequestReplyHandler(functions)
         if module_yaml is not None:
             module = module_yaml if isinstance(module_yaml, ModuleSpec) else load_module_yaml(module_yaml)
             specs = dict(module.functions)
             egresses = {egress.id: egress.type for egress in module.egresses} or None
+            if protocol is not None and protocol != module.protocol:
+                raise ConfigurationError(f"protocol {protocol!r}, but {module.source} is a StateFun "
+                                         f"{module.protocol} module.yaml")
+            protocol = module.protocol
         else:
+            v3_spec = protocol == "3.x"
             specs = {
                 function.typename: FunctionSpec(
-                    function.typename, "in-process://", tuple(StateSpec(name) for name in function.states or ())
+                    function.typename, "in-process://",
+                    () if v3_spec else tuple(StateSpec(name) for name in function.states or ()),
+                    protocol="3.x" if v3_spec else "2.x", transport=ASYNC_TRANSPORT if v3_spec else "",
                 )
                 for function in functions
             }
             egresses = None
-        return cls(specs, InProcessTransport(handler), clock=clock, egresses=egresses, listener=listener)
+        return cls(specs, InProcessTransport(handler), clock=clock, egresses=egresses, listener=listener,
+                   protocol=protocol)
 
     @classmethod
     def from_module_yaml(
@@ -276,6 +336,7 @@ class LocalRuntime:
             egresses={egress.id: egress.type for egress in module.egresses} or None,
             concurrency=concurrency,
             listener=listener,
+            protocol=module.protocol,
         )
 
     # -- the testing API -----------------------------------------------------------
@@ -286,7 +347,7 @@ class LocalRuntime:
         """Deliver ``message`` (a protobuf message, or an ``Any``) to ``typename``/``id``,
         as an ingress does (no caller) unless ``caller`` is given."""
         namespace, name = split_typename(typename)
-        if typename not in self.functions:
+        if not self._routes(typename):
             raise ConfigurationError(f"no function type {typename} here (known: {', '.join(sorted(self.functions))})")
         argument = message if isinstance(message, Any) else pack_any(message)
         with self._condition:
@@ -360,20 +421,51 @@ class LocalRuntime:
         absent or expired), as an ``Any``, or unpacked into ``message_type``."""
         namespace, type_name = split_typename(typename)
         address = Address(namespace, type_name, id)
+        registered_type = ANY_TYPENAME
         with self._condition:
             spec = self._spec(address)
-            state_spec = next((s for s in spec.states if s.name == name), None)
-            if state_spec is None:
-                raise KeyError(f"{typename} has no registered state {name!r}")
+            if self.protocol == "3.x":
+                registered = self._registered.get(typename, {}).get(name)
+                if registered is None:
+                    raise KeyError(f"{typename} has no registered state {name!r} (a 3.x function declares its "
+                                   "states when first called)")
+                state_spec, registered_type = registered.spec, registered.typename
+            else:
+                found = next((s for s in spec.states if s.name == name), None)
+                if found is None:
+                    raise KeyError(f"{typename} has no registered state {name!r}")
+                state_spec = found
             stored = self._live_state(address, state_spec)
         if stored is None:
             return None
-        value = Any.FromString(stored.value)
+        if registered_type == ANY_TYPENAME:
+            value = Any.FromString(stored.value)
+        else:  # a typed 3.x state: its value is the message itself
+            value = Any(type_url=registered_type, value=stored.value)
+            if message_type is not None:
+                if typename_of(message_type()) != registered_type:
+                    raise UnexpectedMessageTypeError(f"state {name!r} is registered as {registered_type!r}")
+                return message_type.FromString(stored.value)
         if message_type is None:
             return value
         if type_name_of_url(value.type_url) != message_type.DESCRIPTOR.full_name:
             raise UnexpectedMessageTypeError(f"state {name!r} holds a {value.type_url!r}")
         return message_type.FromString(value.value)
+
+    def restart(self) -> None:
+        """As the job restoring from a checkpoint taken now, when idle: state values, delayed
+        messages and egress records stay; on 3.x the registered states are forgotten, so each
+        function type's next request carries none and its function declares them again::
+
+            runtime.run_until_idle()
+            runtime.restart()
+            runtime.send("example/greeter", "alice", GreetRequest(name="alice"))  # declares, then runs
+        """
+        with self._condition:
+            self._raise_failure()
+            if self._input or self._local or self._in_flight or self._completed or self._retries:
+                raise ConfigurationError("restart() needs an idle runtime: call run_until_idle() first")
+            self._registered.clear()
 
     @property
     def pending_delayed(self) -> int:
@@ -397,13 +489,20 @@ class LocalRuntime:
 
     # -- scheduling (all under self._condition) -------------------------------------
 
+    def _routes(self, typename: str) -> Optional[FunctionSpec]:
+        """The spec for ``typename``: its own, or (3.x) its namespace's ``ns/*`` endpoint's."""
+        spec = self.functions.get(typename)
+        if spec is None:
+            spec = self.functions.get(f"{typename.rpartition('/')[0]}/*")
+        return None if spec is None else spec.for_type(typename)
+
     def _spec(self, address: Address) -> FunctionSpec:
         typename = f"{address.namespace}/{address.type}"
-        try:
-            return self.functions[typename]
-        except KeyError:
+        spec = self._routes(typename)
+        if spec is None:
             known = ", ".join(sorted(self.functions)) or "none"
-            raise KeyError(f"no function type {typename} here (known: {known})") from None
+            raise KeyError(f"no function type {typename} here (known: {known})")
+        return spec
 
     def _deliver(self, envelope: Envelope) -> None:
         """A message reaches its address (RequestReplyFunction.onRequest)."""
@@ -472,6 +571,8 @@ class LocalRuntime:
 
     def _new_batch(self, address: Address, envelopes: List[Envelope]) -> _Batch:
         spec = self._spec(address)
+        if self.protocol == "3.x":
+            return self._new_batch_3(address, spec, envelopes)
         request = ToFunction()
         batch = request.invocation
         batch.target.namespace, batch.target.type, batch.target.id = address
@@ -482,6 +583,33 @@ class LocalRuntime:
             batch.state.add(state_name=state_spec.name, state_value=b"" if stored is None else stored.value)
         for envelope in envelopes:
             invocation = batch.invocations.add(argument=envelope.argument)
+            if envelope.caller is not None:
+                caller = invocation.caller
+                caller.namespace, caller.type, caller.id = envelope.caller
+        return _Batch(address, spec, envelopes, request.SerializeToString(), self.clock.now())
+
+    def _new_batch_3(self, address: Address, spec: FunctionSpec, envelopes: List[Envelope]) -> _Batch:
+        """A 3.x request: every state the function type registered so far (one without a value
+        as its name alone), and TypedValue arguments."""
+        request = v3.ToFunction()
+        batch = request.invocation
+        batch.target.namespace, batch.target.type, batch.target.id = address
+        registry = self._registered.get(spec.typename, {})
+        for name in _java_hash_map_order(list(registry)):
+            registered = registry[name]
+            stored = self._live_state(address, registered.spec)
+            state = batch.state.add(state_name=name)
+            if stored is not None:
+                if registered.spec.expire_mode == "after-invoke":
+                    stored.touched = self.clock.now()
+                state.state_value.typename = registered.typename
+                state.state_value.has_value = True
+                state.state_value.value = stored.value
+        for envelope in envelopes:
+            invocation = batch.invocations.add()
+            invocation.argument.typename = envelope.argument.type_url
+            invocation.argument.has_value = True
+            invocation.argument.value = envelope.argument.value
             if envelope.caller is not None:
                 caller = invocation.caller
                 caller.namespace, caller.type, caller.id = envelope.caller
@@ -542,8 +670,15 @@ class LocalRuntime:
                 ended = max(ended, gave_up) if self.clock.virtual else min(ended, gave_up)
             timeout = batch.spec.timeout
             remaining_ns = round(timeout.total_seconds() * 1e9) - round((ended - batch.started) * 1e9)
-            sleep_ns = min(remaining_ns, round(batch.backoff * 1e9))
-            batch.backoff *= 2
+            if batch.spec.transport == ASYNC_TRANSPORT:
+                # NettyRequest: 2 ms doubled per attempt made, cut to the budget; with 1 ms or less
+                # left (now, or when the backoff timer fires), no further attempt.
+                sleep_ns = min(remaining_ns, round(ASYNC_FIRST_BACKOFF * 1e9) << batch.attempts)
+                if remaining_ns - sleep_ns <= 1_000_000:
+                    sleep_ns = 0
+            else:
+                sleep_ns = min(remaining_ns, round(batch.backoff * 1e9))
+                batch.backoff *= 2
             if sleep_ns > 0:
                 logger.warning("retrying %s in %.0f ms: %s", _name(batch.address), sleep_ns / 1e6, error.reason)
                 heapq.heappush(self._retries, (ended + sleep_ns / 1e9, next(self._sequence), batch))
@@ -556,7 +691,10 @@ class LocalRuntime:
             return
         assert reply is not None
         try:
-            self._apply(batch, reply)
+            if self.protocol == "3.x":
+                self._apply_3(batch, reply)
+            else:
+                self._apply(batch, reply)
         except _ReplyRejected as rejected:
             self._fail(batch, str(rejected))
 
@@ -630,12 +768,143 @@ class LocalRuntime:
         else:
             del self._in_flight[address]
 
+    def _apply_3(self, batch: _Batch, reply: bytes) -> None:
+        """A 3.x reply, as RequestReplyFunction of 3.3 handles it."""
+        response = v3.FromFunction()
+        try:
+            response.ParseFromString(reply)
+        except DecodeError as exc:
+            raise _ReplyRejected(f"the reply is not a FromFunction: {exc}") from None
+        address = batch.address
+        typename = batch.spec.typename
+        registered = self._registered.setdefault(typename, {})
+        if response.HasField("incomplete_invocation_context"):
+            declared: Dict[str, _Registered] = {}
+            for missing in response.incomplete_invocation_context.missing_values:
+                name, state_type = missing.state_name, missing.type_typename
+                known: Optional[_Registered] = registered.get(name) or declared.get(name)
+                if known is not None and known.typename != state_type:
+                    raise _ReplyRejected(f"state {name!r} is registered with type {known.typename!r}, and the "
+                                         f"reply declares it again with type {state_type!r}")
+                if known is not None:
+                    continue
+                expiration = missing.expiration_spec
+                mode = _EXPIRE_MODES_3.get(expiration.mode)
+                if mode is not None and expiration.expire_after_millis <= 0:
+                    raise _ReplyRejected(f"state {name!r} expires after {expiration.expire_after_millis} ms: "
+                                         "Flink refuses a TTL that is not positive")
+                spec = StateSpec(name) if mode is None else StateSpec(
+                    name, timedelta(milliseconds=expiration.expire_after_millis), mode)
+                declared[name] = _Registered(spec, state_type)
+            registered.update(declared)
+            for name, new in declared.items():
+                self._emit("register", address=address, name=name, type=new.typename,
+                           expire=None if new.spec.expire_after is None else format_duration(new.spec.expire_after))
+            # The same invocations again, now with the registered states.
+            again = self._new_batch(address, batch.envelopes)
+            self._in_flight[address] = again
+            self._start(again)
+            return
+        result = response.invocation_result
+        for message in result.outgoing_messages:
+            self._check_target(message.target)
+        pending = {delayed.token for delayed in self._delayed if delayed.token}
+        for delayed in result.delayed_invocations:
+            token = delayed.cancellation_token
+            if delayed.is_cancellation_request:
+                if not token:
+                    raise _ReplyRejected("a delayed message cancellation has no cancellation token (\"Can not "
+                                         "handle a cancellation request without a cancellation token\")")
+                pending.discard(token)
+                continue
+            self._check_target(delayed.target)
+            if delayed.delay_in_ms < 0:
+                raise _ReplyRejected(f"a delayed message has a negative delay ({delayed.delay_in_ms} ms)")
+            if token:
+                if token in pending:
+                    raise _ReplyRejected(f"the cancellation token {token!r} names a delayed message still pending")
+                pending.add(token)
+        for egress in result.outgoing_egresses:
+            self._check_egress(f"{egress.egress_namespace}/{egress.egress_type}",
+                               Any(type_url=egress.argument.typename, value=egress.argument.value))
+        for mutation in result.state_mutations:
+            if mutation.mutation_type not in (_V3_MODIFY, _V3_DELETE):  # 2.x ignores it, 3.3 fails the job
+                raise _ReplyRejected(f"state {mutation.state_name!r}: a mutation of unknown type "
+                                     f"{mutation.mutation_type} (\"Received an UNRECOGNIZED PersistedValueMutation "
+                                     "type\")")
+            entry = registered.get(mutation.state_name)
+            if entry is None:
+                raise _ReplyRejected(f"the reply changes state {mutation.state_name!r}, which the function has "
+                                     "not declared (incomplete_invocation_context)")
+            if mutation.mutation_type == _V3_MODIFY and mutation.state_value.typename != entry.typename:
+                raise _ReplyRejected(
+                    f"state {mutation.state_name!r} is registered with type {entry.typename!r}, and the reply "
+                    f"writes a value of type {mutation.state_value.typename!r}"
+                )
+
+        now = self.clock.now()
+        for message in result.outgoing_messages:
+            target = message.target
+            argument = Any(type_url=message.argument.typename, value=message.argument.value)
+            envelope = Envelope(Address(target.namespace, target.type, target.id), argument, address)
+            self._local.append(envelope)
+            self._emit("message", target=envelope.target, caller=address, argument=envelope.argument)
+        for delayed in result.delayed_invocations:
+            if delayed.is_cancellation_request:
+                kept = [entry for entry in self._delayed if entry.token != delayed.cancellation_token]
+                if len(kept) != len(self._delayed):
+                    self._delayed = kept
+                    heapq.heapify(self._delayed)
+                    self._emit("cancelled", token=delayed.cancellation_token)
+                continue
+            target = delayed.target
+            argument = Any(type_url=delayed.argument.typename, value=delayed.argument.value)
+            envelope = Envelope(Address(target.namespace, target.type, target.id), argument, address)
+            heapq.heappush(self._delayed, _Delayed(now + delayed.delay_in_ms / 1000, next(self._sequence), envelope,
+                                                   delayed.cancellation_token))
+            self._emit("delayed", target=envelope.target, caller=address, argument=envelope.argument,
+                       delay_ms=delayed.delay_in_ms)
+        for egress in result.outgoing_egresses:
+            argument = Any(type_url=egress.argument.typename, value=egress.argument.value)
+            record = EgressRecord(f"{egress.egress_namespace}/{egress.egress_type}", argument)
+            self._egress.setdefault(record.egress, []).append(record)
+            self._emit("egress", record=record)
+        if result.state_mutations:
+            states = self._states.setdefault(address, {})
+            for mutation in result.state_mutations:
+                name = mutation.state_name
+                if mutation.mutation_type == _V3_MODIFY:
+                    states[name] = _StoredState(mutation.state_value.value, now)
+                    value = (Any.FromString(mutation.state_value.value) if registered[name].typename == ANY_TYPENAME
+                             else Any(type_url=registered[name].typename, value=mutation.state_value.value))
+                    self._emit("state", address=address, name=name, value=value)
+                elif mutation.mutation_type == _V3_DELETE:
+                    states.pop(name, None)
+                    self._emit("state", address=address, name=name, value=None)
+        self._blocked.discard(address)
+        backlog = self._backlogs.pop(address, None)
+        if backlog:
+            self._start(self._new_batch(address, backlog))
+        else:
+            del self._in_flight[address]
+
     def _check_egress(self, egress_id: str, argument: Any) -> None:
         if self._egress_types is None:
             return
         if egress_id not in self._egress_types:
             raise _ReplyRejected(f"egress {egress_id} is not declared in module.yaml")
         egress_type = self._egress_types[egress_id]
+        generic = GENERIC_EGRESS_TYPENAMES_3.get(egress_type or "")
+        if generic is not None:
+            expected_name, record_class = generic
+            if argument.type_url != expected_name:
+                raise _ReplyRejected(f"egress {egress_id} is a {egress_type}: it takes only {expected_name!r} "
+                                     f"records, not {argument.type_url!r}")
+            try:
+                record_class.FromString(argument.value)
+            except DecodeError as exc:
+                raise _ReplyRejected(f"egress {egress_id}: the record is not a valid {expected_name}: {exc}") from None
+            return
         record_type = GENERIC_EGRESS_RECORDS.get(egress_type or "")
         if record_type is None:
             return
@@ -651,7 +920,7 @@ class LocalRuntime:
 
     def _check_target(self, target: object) -> None:
         typename = f"{target.namespace}/{target.type}"  # type: ignore[attr-defined]
-        if typename not in self.functions:
+        if not self._routes(typename):
             raise _ReplyRejected(f"the reply sends a message to {typename}, which no module.yaml function declares")
 
     def _wait(self, deadline: Optional[float]) -> None:
@@ -682,6 +951,31 @@ class LocalRuntime:
                 self.listener(event, fields)
             except Exception:
                 logger.exception("the local runtime's listener failed")
+
+
+def _java_string_hash(text: str) -> int:
+    """Java's ``String.hashCode`` (over UTF-16 code units), as an unsigned 32-bit int."""
+    data = text.encode("utf-16-be")
+    value = 0
+    for index in range(0, len(data), 2):
+        value = (31 * value + (data[index] << 8 | data[index + 1])) & 0xFFFFFFFF
+    return value
+
+
+def _java_hash_map_order(names: List[str]) -> List[str]:
+    """``names`` (in insertion order) in the order a ``java.util.HashMap`` iterates them: the
+    3.3 runtime keeps a function's registered states in one (PersistedRemoteFunctionValues)
+    and sends them in that order. Buckets by the spread hash in a table of 16 doubled at a
+    0.75 load; insertion order within a bucket (trees of 8+ colliding names are not modelled)."""
+    capacity = 16
+    while len(names) > capacity * 3 // 4:
+        capacity *= 2
+
+    def bucket(name: str) -> int:
+        value = _java_string_hash(name)
+        return (value ^ (value >> 16)) & (capacity - 1)
+
+    return [name for _, _, name in sorted((bucket(name), index, name) for index, name in enumerate(names))]
 
 
 class _ReplyRejected(Exception):

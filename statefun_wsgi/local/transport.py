@@ -14,6 +14,14 @@ timed out, once it has returned (the retry schedule counts from when the runtime
 would have given up; on a virtual clock, the clock moves to then). A 2xx whose body
 cannot be read in full (cut short, reset, timed out) is not retried: the runtime
 fails the job when the body does not parse.
+
+A 3.x function whose ``transport`` is ``io.statefun.transports.v1/async`` (the 3.3
+default, Netty) is called as that transport calls: every failure is retried until the
+call timeout runs out (any non-2xx status, a 2xx whose body is cut short: a lost
+connection, a wrong ``Content-Type``, a reply over ``payload_max_bytes``), and it has no
+read or write timeout of its own
+(the call timeout bounds the whole attempt). The ``okhttp`` transport keeps the rules
+above.
 """
 
 from __future__ import annotations
@@ -56,10 +64,31 @@ def is_retryable_status(status: int) -> bool:
     return status >= 500 or status in RETRYABLE_STATUSES
 
 
+_ASYNC = "io.statefun.transports.v1/async"
+
+
+def _retries_all(spec: FunctionSpec) -> bool:
+    """The 3.x async transport retries every failure until its call timeout."""
+    return spec.transport == _ASYNC
+
+
+def _retryable(spec: FunctionSpec, status: int) -> bool:
+    return _retries_all(spec) or is_retryable_status(status)
+
+
+def _check_payload(spec: FunctionSpec, size: int) -> None:
+    """The async transport's ``payload_max_bytes`` (Netty's HttpObjectAggregator): a longer
+    reply fails the attempt, which is retried like any other failure."""
+    limit = spec.payload_max_bytes
+    if _retries_all(spec) and limit is not None and size > limit:
+        raise TransportError(f"{spec.endpoint}: the reply's {size} bytes exceed payload_max_bytes {limit} "
+                             "(retried by the async transport until its call timeout)", retryable=True)
+
+
 def _reply_wait(spec: FunctionSpec) -> Tuple[str, float]:
     """The timeout that ends a silent wait for the reply: ``readTimeout``, or ``timeout``
     if that is shorter (the runtime's loader refuses that, a FunctionSpec may not)."""
-    if spec.timeout < spec.read_timeout:
+    if spec.timeout < spec.read_timeout or _retries_all(spec):  # async: the call timeout alone
         return "timeout", spec.timeout.total_seconds()
     return "readTimeout", spec.read_timeout.total_seconds()
 
@@ -84,7 +113,7 @@ class InProcessTransport:
         try:
             reply = self.handler(request)
         except StatefunError as error:
-            failure = TransportError(f"{error.status}: {error}", retryable=is_retryable_status(error.status))
+            failure = TransportError(f"{error.status}: {error}", retryable=_retryable(spec, error.status))
         except Exception as error:  # anything else is a server error: retried
             failure = TransportError(f"500: {type(error).__name__}: {error}", retryable=True)
         name, limit = _reply_wait(spec)
@@ -97,6 +126,7 @@ class InProcessTransport:
             )
         if failure is not None:
             raise failure
+        _check_payload(spec, len(reply))
         return reply
 
 
@@ -256,8 +286,14 @@ class HttpTransport:
         except (OSError, http.client.HTTPException) as exc:
             self._drop(target)
             if not 200 <= status < 300:  # the status decides; the runtime does not read the body
-                retryable = is_retryable_status(status)
+                retryable = _retryable(spec, status)
                 raise TransportError(f"{spec.endpoint} answered {status}", retryable=retryable) from exc
+            if _retries_all(spec):  # Netty: the connection was lost before the whole reply came
+                raise TransportError(
+                    f"{spec.endpoint} answered {status}, but its body could not be read in full ({phase.describe(exc)})"
+                    ": the async transport retries it as a lost connection",
+                    retryable=True,
+                ) from exc
             # OkHttp hands the 2xx to the runtime, whose parsing of the body then fails
             # ("unexpected end of stream"): the job fails, no retry.
             raise TransportError(
@@ -267,13 +303,18 @@ class HttpTransport:
             ) from exc
         if response.will_close:
             self._drop(target)
+        _check_payload(spec, len(body))
         if not 200 <= status < 300:
             # One line, whole for our endpoint's error bodies (at most ~1 KB); longer ones cut at a space.
             text = " ".join(body[:2000].decode("utf-8", "replace").split())
             text = text if len(body) <= 2000 else text.rsplit(" ", 1)[0] + " ... (cut)"
-            raise TransportError(f"{spec.endpoint} answered {status}: {text}", retryable=is_retryable_status(status))
+            raise TransportError(f"{spec.endpoint} answered {status}: {text}", retryable=_retryable(spec, status))
         content_type = response.getheader("Content-Type")
-        if content_type != "application/octet-stream":
+        if _retries_all(spec):  # Netty compares the value ignoring case, and retries a mismatch
+            if (content_type or "").lower() != "application/octet-stream":
+                raise TransportError(f"{spec.endpoint} answered Content-Type {content_type!r}, not "
+                                     "'application/octet-stream' (retried by the async transport)", retryable=True)
+        elif content_type != "application/octet-stream":
             raise TransportError(
                 f"{spec.endpoint} answered Content-Type {content_type!r}, not exactly 'application/octet-stream'",
                 retryable=False,

@@ -15,9 +15,14 @@ the deploy's module.yaml with only what cannot exist here rewritten:
   the runtime's generic Kafka egress does. The ingress stays: the runtime builds its Kafka
   consumer from the spec (the test sees it use the module's consumer group) and retries the
   absent broker; its ``default.api.timeout.ms`` is raised so that the consumer does not give up
-  (and restart the job) while the test runs. Records come in through the harness's stdin
-  instead, as the Kafka ingress would route them: to ``example/greeter``, keyed by the name,
-  typed with the module's ``valueType``.
+  (and restart the job) while the test runs. Its source task stays initializing, so Flink 1.16
+  triggers no checkpoint (none completes in this test) and nothing holds back the other input.
+  Records come in through the harness's stdin instead, as the Kafka ingress would route them:
+  to ``example/greeter``, keyed by the name, typed with the module's ``valueType``.
+
+A second test runs the 2.2 set's deploy/module.yaml on the real 2.2.2 runtime beside it,
+against the same app process (without that file's Kafka ingress: see
+:func:`for_the_harness_22`).
 
 Asserted: the job starts once; GreetRequests for alice and bob, then alice again, give the
 greetings (visit 1, 1, then 2: the state the endpoint declared lives in the runtime) and one
@@ -51,6 +56,7 @@ pytestmark = pytest.mark.flink
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE_YAML = REPO / "deploy" / "statefun-3.3" / "module.yaml"
+MODULE_YAML_22 = REPO / "deploy" / "module.yaml"
 DOCKERFILE_APP = REPO / "deploy" / "Dockerfile.app"
 
 #: Bounds on every wait, in seconds.
@@ -60,6 +66,7 @@ RECORDS_TIMEOUT = 60.0  # messages sent -> their egress records
 CONSUMER_API_TIMEOUT_MS = 600_000
 
 KAFKA_RECORD_TYPE = "type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord"
+KAFKA_RECORD_TYPE_22 = "type.googleapis.com/org.apache.flink.statefun.flink.io.KafkaProducerRecord"
 
 
 def app_command() -> List[str]:
@@ -90,14 +97,41 @@ def for_the_harness(text: str, runtime_listener: str) -> Tuple[str, Dict[str, An
     return yaml.safe_dump_all(documents, sort_keys=False), original[1]["spec"]
 
 
-@pytest.fixture(scope="module")
-def java_cmd() -> Path:
+def for_the_harness_22(text: str, runtime_listener: str) -> str:
+    """deploy/module.yaml (format "2.0") with the endpoints and the egress's address rewritten
+    as :func:`for_the_harness` does, and **without its Kafka ingress**: on 2.2.2 (Flink 1.11) a
+    Kafka source whose broker is absent stays in its ``open()``, so the first checkpoint's
+    barrier never comes from it, and barrier alignment then holds back the harness's stdin
+    records for good (observed: a record sent 10 s after the job started never reached the
+    app). The 3.3.0 runtime runs the same ingress beside stdin without harm."""
+    module = yaml.safe_load(text)
+    spec = module["module"]["spec"]
+    for entry in spec["functions"]:
+        url = urlsplit(entry["function"]["spec"]["endpoint"])
+        entry["function"]["spec"]["endpoint"] = urlunsplit(("http", runtime_listener, url.path, url.query, url.fragment))
+    (egress,) = spec["egresses"]
+    egress["egress"]["spec"]["address"] = runtime.NO_BROKER
+    assert [i["ingress"]["meta"]["id"] for i in spec.pop("ingresses")] == ["example/names"]
+    return yaml.safe_dump(module, sort_keys=False)
+
+
+def _build(version: str) -> Path:
     try:
-        return runtime.build_harness("3.3.0")
+        return runtime.build_harness(version)
     except runtime.SetupError as exc:
         if exc.missing:
             pytest.skip(str(exc))
         pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="module")
+def java_cmd() -> Path:
+    return _build("3.3.0")
+
+
+@pytest.fixture(scope="module")
+def java_cmd_22() -> Path:
+    return _build("2.2.2")
 
 
 @pytest.fixture()
@@ -117,11 +151,11 @@ def app() -> Iterator[servers.Server]:
         server.stop()
 
 
-def greets(jvm: runtime.HarnessJvm) -> List[Tuple[str, str, str]]:
-    """(topic, key, value) of every record on example/greets, in order."""
+def greets(jvm: runtime.HarnessJvm, typename: str = KAFKA_RECORD_TYPE) -> List[Tuple[str, str, str]]:
+    """(topic, key, value) of every record on example/greets, in order; each of ``typename``."""
     found = []
     for record in jvm.records("example/greets"):
-        assert record.typename == KAFKA_RECORD_TYPE and record.has_value, record
+        assert record.typename == typename and record.has_value, record
         kafka = KafkaProducerRecord.FromString(record.value)
         found.append((kafka.topic, kafka.key, kafka.value_bytes.decode()))
     return found
@@ -158,3 +192,40 @@ def test_the_deploys_module_yaml_drives_the_app_on_the_real_33_runtime(java_cmd:
             assert jvm.starts() == 1, jvm.diagnostics()
             # The runtime built the ingress's Kafka consumer from the module's spec.
             assert f"groupId={ingress['consumerGroupId']}" in jvm.stderr()
+
+
+def test_one_app_serves_the_22_and_the_33_cluster_at_once(
+    java_cmd: Path, java_cmd_22: Path, app: servers.Server
+) -> None:
+    """deploy/module.yaml on the real 2.2.2 runtime and deploy/statefun-3.3/module.yaml on the
+    real 3.3.0 runtime, both calling the same app process at the same URL: each cluster gets its
+    greetings, with its own counts (the state lives in each runtime), and its own egress type."""
+    listener = f"127.0.0.1:{app.port}"
+    module33, ingress = for_the_harness(MODULE_YAML.read_text(encoding="utf-8"), listener)
+    module22 = for_the_harness_22(MODULE_YAML_22.read_text(encoding="utf-8"), listener)
+    value_type = ingress["topics"][0]["valueType"]
+
+    def record(name: str) -> Tuple[str, str, bytes]:
+        return f"example/greeter/{name}", value_type, GreetRequest(name=name).SerializeToString()
+
+    with tempfile.TemporaryDirectory(prefix="statefun-deploy-both-") as work:
+        work22, work33 = Path(work) / "22", Path(work) / "33"
+        with runtime.HarnessJvm.start(java_cmd_22, work22, module22, egresses=["example/greets"]) as jvm22, \
+                runtime.HarnessJvm.start(java_cmd, work33, module33, egresses=["example/greets"],
+                                         kafka_egresses=["example/greets"]) as jvm33:
+            for jvm in (jvm22, jvm33):
+                jvm.extra_diagnostics = lambda: f"--- app log (tail) ---\n{chr(10).join(app.log().splitlines()[-40:])}"
+                jvm.wait_running(RUNNING_TIMEOUT)
+            # alice visits twice through 2.2, once through 3.3, interleaved.
+            jvm22.send(*record("alice"))
+            jvm33.send(*record("alice"))
+            greeting1 = ("greetings", "alice", "Hello alice! Nice to meet you.")
+            reminder = ("reminders", "alice", "Hi alice, still there? Come back soon!")
+            jvm22.wait_for(lambda: greeting1 in greets(jvm22, KAFKA_RECORD_TYPE_22), RECORDS_TIMEOUT, "2.2's greeting")
+            jvm22.send(*record("alice"))
+            greeting2 = ("greetings", "alice", "Hello alice! This is visit number 2.")
+            jvm22.wait_for(lambda: len(greets(jvm22, KAFKA_RECORD_TYPE_22)) >= 3, RECORDS_TIMEOUT, "2.2's records")
+            jvm33.wait_for(lambda: len(greets(jvm33)) >= 2, RECORDS_TIMEOUT, "3.3's records")
+            assert sorted(greets(jvm22, KAFKA_RECORD_TYPE_22)) == sorted([greeting1, greeting2, reminder])
+            assert greets(jvm33) == [greeting1, reminder]
+            assert (jvm22.starts(), jvm33.starts()) == (1, 1)

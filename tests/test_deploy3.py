@@ -31,7 +31,7 @@ import re
 import shlex
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 import pytest
@@ -430,9 +430,10 @@ def test_the_dockerfiles_copy_what_their_context_holds(service: str) -> None:
 # The container's command answers the 3.3 runtime
 
 
-def _ingress_batch3(name: str, seen_count: Any = None) -> bytes:
+def _ingress_batch3(name: str, states: bool = True, seen_count: Optional[bytes] = None) -> bytes:
     """A 3.x ToFunction as the 3.3 runtime sends it for one record of the Kafka ingress:
-    without states before the runtime knows them, else with ``seen_count`` (``None``: absent)."""
+    without states (``states=False``) before the runtime knows them, else with ``seen_count``
+    (the serialized Any; ``None``: absent)."""
     from statefun_wsgi._proto import request_reply_v3_pb2 as v3
 
     producer = load_tool("producer")
@@ -444,7 +445,7 @@ def _ingress_batch3(name: str, seen_count: Any = None) -> bytes:
     request = v3.ToFunction()
     batch = request.invocation
     batch.target.CopyFrom(v3.Address(namespace=namespace, type=function_type, id=key.decode()))
-    if seen_count is not False:
+    if states:
         state = batch.state.add(state_name="seen_count")
         if seen_count is not None:
             state.state_value.CopyFrom(v3.TypedValue(
@@ -465,7 +466,7 @@ def test_the_containers_command_answers_the_33_runtime() -> None:
     headers = {"Content-Type": "application/octet-stream"}
     with container_command(command, env) as (_, runtime_port, log):
         # The runtime's first request knows no state: the endpoint declares seen_count.
-        status, reply_headers, body = get(runtime_port, path, method="POST", body=_ingress_batch3("alice", False),
+        status, reply_headers, body = get(runtime_port, path, method="POST", body=_ingress_batch3("alice", states=False),
                                           headers=headers)
         assert status == 200, log.read_text(errors="replace")
         assert reply_headers["Content-Type"] == "application/octet-stream"
@@ -494,7 +495,7 @@ def test_the_containers_command_answers_the_33_runtime() -> None:
         (reminder,) = result.delayed_invocations  # first visit
 
         # A later visit: the count goes on from the stored Any.
-        status, _, body = get(runtime_port, path, method="POST", body=_ingress_batch3("alice", stored.SerializeToString()),
+        status, _, body = get(runtime_port, path, method="POST", body=_ingress_batch3("alice", seen_count=stored.SerializeToString()),
                               headers=headers)
         assert status == 200, log.read_text(errors="replace")
         result = v3.FromFunction.FromString(body).invocation_result

@@ -50,6 +50,9 @@ from servers import free_port
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
+#: The StateFun 3.3 cluster's manifests (tests/test_deploy3.py): its workers share the app and
+#: its NetworkPolicy.
+K8S3 = DEPLOY / "statefun-3.3" / "k8s"
 
 if str(REPO) not in sys.path:  # examples/ and app.py are imported from the repository root
     sys.path.insert(0, str(REPO))
@@ -83,10 +86,12 @@ def compose() -> Dict[str, Any]:
     return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text(encoding="utf-8"))
 
 
-def k8s_objects() -> List[Dict[str, Any]]:
+def k8s_objects(*folders: Path) -> List[Dict[str, Any]]:
+    """The objects under deploy/k8s (or under ``folders``)."""
     objects = []
-    for path in sorted(K8S.glob("*.yaml")):
-        objects += [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    for folder in folders or (K8S,):
+        for path in sorted(folder.glob("*.yaml")):
+            objects += [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
     return objects
 
 
@@ -463,6 +468,12 @@ def pods(name: str) -> Dict[str, str]:
     return k8s_object("Deployment", name)["spec"]["template"]["metadata"]["labels"]
 
 
+def pods3(name: str) -> Dict[str, str]:
+    """The pod labels of a Deployment of the 3.3 cluster (deploy/statefun-3.3/k8s)."""
+    (found,) = [o for o in k8s_objects(K8S3) if o["kind"] == "Deployment" and o["metadata"]["name"] == name]
+    return found["spec"]["template"]["metadata"]["labels"]
+
+
 def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     assert set(selector) <= {"matchLabels"}, f"only matchLabels is read here: {selector}"
     return selector.get("matchLabels", {}).items() <= labels.items()
@@ -483,16 +494,22 @@ def test_the_network_policy_lets_only_the_workers_reach_the_runtimes_listener() 
     assert None in reachable[PUBLIC_PORT], "the public port must stay open to everyone"
     peers = reachable[RUNTIME_PORT]
     assert peers, "nothing may reach the runtime's listener"
+    # The workers of the 2.2 cluster and of the 3.3 one (deploy/statefun-3.3/k8s), nobody else.
+    workers = {"statefun-worker": pods("statefun-worker"), "statefun33-worker": pods3("statefun33-worker")}
+    others = {"statefun-master": pods("statefun-master"), "greeter-app": pods("greeter-app"),
+              "statefun33-master": pods3("statefun33-master")}
     for peer in peers:
         assert peer is not None, "the runtime's listener is open to everyone"
         assert set(peer) == {"podSelector"}, f"only pods of this namespace, by label: {peer}"
-        assert selects(peer["podSelector"], pods("statefun-worker"))
-        for other in ("statefun-master", "greeter-app"):
-            assert not selects(peer["podSelector"], pods(other)), f"{other} may reach the runtime's listener"
+        assert any(selects(peer["podSelector"], labels) for labels in workers.values()), peer
+        for other, labels in others.items():
+            assert not selects(peer["podSelector"], labels), f"{other} may reach the runtime's listener"
+    for worker, labels in workers.items():
+        assert any(selects(peer["podSelector"], labels) for peer in peers), f"{worker} cannot reach the functions"
 
 
 def test_every_k8s_selector_matches() -> None:
-    objects = k8s_objects()
+    objects = k8s_objects(K8S, K8S3)  # the NetworkPolicy admits the workers of both clusters
     pod_labels = []
     for deployment in (o for o in objects if o["kind"] == "Deployment"):
         labels = deployment["spec"]["template"]["metadata"]["labels"]

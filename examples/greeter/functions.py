@@ -19,21 +19,24 @@ from typing import Union
 
 from google.protobuf.wrappers_pb2 import Int64Value
 
-from statefun_wsgi import StatefulFunctions, kafka_egress_record
+from statefun_wsgi import StatefulFunctions, ValueSpec, kafka_egress_record
 
 from .messages_pb2 import FormatRequest, GreetRequest, GreetResponse, Reminder
 
-__all__ = ["GREETS_EGRESS", "REMINDER_DELAY", "functions"]
+__all__ = ["GREETS_EGRESS", "REMINDER_DELAY", "SEEN_COUNT_EXPIRY", "functions"]
 
-#: The Kafka egress id, as declared in deploy/module.yaml.
+#: The Kafka egress id, as declared in deploy/module.yaml and deploy/statefun-3.3/module.yaml.
 GREETS_EGRESS = "example/greets"
+#: How long a user's visit count lives after their last visit. A StateFun 3.x runtime takes it
+#: from here (the endpoint declares its states); 2.x from module.yaml (deploy/module.yaml says 1d).
+SEEN_COUNT_EXPIRY = timedelta(days=1)
 #: How long after a first visit the reminder fires (STATEFUN_REMINDER_DELAY_MS overrides it).
 REMINDER_DELAY = timedelta(milliseconds=int(os.environ.get("STATEFUN_REMINDER_DELAY_MS", "5000")))
 
 functions = StatefulFunctions()
 
 
-@functions.bind("example/greeter", states=["seen_count"])
+@functions.bind("example/greeter", states=[ValueSpec("seen_count", expire_after_call=SEEN_COUNT_EXPIRY)])
 def greeter(context, message: Union[GreetRequest, GreetResponse, Reminder]) -> None:
     """Count visits, ask for a greeting, publish it; remind first-time visitors."""
     if isinstance(message, GreetRequest):

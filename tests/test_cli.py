@@ -868,8 +868,9 @@ def test_dev_speaks_3x_and_prints_the_states_the_functions_declare() -> None:
         "bob": ["Hello bob! Nice to meet you."],
     }
     registered = [line for line in lines if line["event"] == "register"]
+    # The greeter declares seen_count with ValueSpec(..., expire_after_call=timedelta(days=1)).
     assert {"event": "register", "address": registered[0]["address"], "state": "seen_count",
-            "type": "type.googleapis.com/google.protobuf.Any", "expire": None} in registered
+            "type": "type.googleapis.com/google.protobuf.Any", "expire": "1d"} in registered
     states = [line for line in lines if line["event"] == "state" and line["address"] == "example/greeter/alice"]
     assert states[-1]["value"] == {"@type": "type.googleapis.com/google.protobuf.Int64Value", "value": "3"}
 

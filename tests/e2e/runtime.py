@@ -192,6 +192,9 @@ def start_app(python: str, app: str, *args: str, env: Optional[Mapping[str, str]
         raise SetupError(f"{python} cannot import gunicorn: {quiet.stderr.strip()}")
     # gunicorn 25+ opens a control socket at one fixed path in $HOME by default: servers would fight.
     flags = ["--no-control-socket"] if quiet.stdout.strip() == "True" else []
+    if not any(arg in ("-c", "--config") or arg.startswith("--config=") for arg in args):
+        # gunicorn reads ./gunicorn.conf.py (ours, which imports statefun_wsgi) unless told a file.
+        flags.extend(["--config", os.devnull])
     command = [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "3", *flags, *args, app]
     return servers.Server(command, environment, "127.0.0.1", port)
 

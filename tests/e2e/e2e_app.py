@@ -44,6 +44,9 @@ to that file (one ``write`` on an ``O_APPEND`` descriptor, so lines from both wo
 never mix): the test reads from it how the runtime batched and retried, and how long
 each request's body took to arrive after the request reached the app.
 
+``wsgi3`` serves the same functions with a request log for the StateFun 3.x e2e tests
+(tests/e2e/test_flink3_ours.py), and the ``e2e3`` functions described above it.
+
 The example's registry is not modified: its functions are registered again on a
 registry of our own.
 """
@@ -54,18 +57,33 @@ import fcntl
 import os
 import threading
 import time
+from datetime import timedelta
 from typing import Callable, Union
 
 from google.protobuf.any_pb2 import Any
 from google.protobuf.wrappers_pb2 import Int64Value, StringValue
 
 from examples.greeter.functions import functions as greeter_functions
-from statefun_wsgi import RequestReplyHandler, StatefulFunctions, StatefunMiddleware
+from statefun_wsgi import (
+    IntWrapper,
+    RequestReplyHandler,
+    StatefulFunctions,
+    StatefunMiddleware,
+    StringWrapper,
+    UnexpectedMessageTypeError,
+    ValueSpec,
+    detect_protocol,
+    kafka_egress_record,
+    kinesis_egress_record,
+)
+from statefun_wsgi._proto import request_reply_v3_pb2 as v3
 from statefun_wsgi._proto.request_reply_pb2 import FromFunction, ToFunction
+from statefun_wsgi.errors import RequestError
 from statefun_wsgi.context import pack_any
 
 __all__ = [
-    "KAFKA_EGRESS", "OUT_EGRESS", "SCENARIO_TYPES", "RecordingHandler", "ScenarioReplies", "functions", "wsgi",
+    "KAFKA_EGRESS", "KINESIS_EGRESS", "OUT_EGRESS", "SCENARIO_TYPES", "RecordingHandler", "ScenarioReplies", "StateLog",
+    "functions", "wsgi", "wsgi3",
 ]
 
 #: The egress every e2e-only function writes to.
@@ -324,12 +342,6 @@ if _batch_log:
 # ``missing:<names>`` or ``failed``. With ``$E2E_FAIL_FILE`` set, a request holding a message
 # ``StringValue("fail-once")`` while that file exists deletes it and is answered 400 (a
 # :class:`~statefun_wsgi.errors.RequestError`), which the okhttp transport does not retry.
-
-from statefun_wsgi import IntWrapper, StringWrapper, UnexpectedMessageTypeError, ValueSpec  # noqa: E402
-from statefun_wsgi import kafka_egress_record, kinesis_egress_record, detect_protocol  # noqa: E402
-from statefun_wsgi._proto import request_reply_v3_pb2 as v3  # noqa: E402
-from statefun_wsgi.errors import RequestError  # noqa: E402
-from datetime import timedelta  # noqa: E402
 
 KINESIS_EGRESS = "e2e/kinesis"
 STRING_TYPENAME = "io.statefun.types/string"

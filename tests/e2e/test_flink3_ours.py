@@ -24,7 +24,8 @@ tests/e2e/harness3/README.md). What is asserted:
   the job, which restores its last checkpoint; the first request after the restore carries no
   state, our reply declares it again, and the counts go on from the checkpoint exactly once.
 - ``test_one_app_serves_2_2_2_and_3_3_0_at_once``: one gunicorn, a 2.2.2 and a 3.3.0 runtime
-  running at the same time, each counting exactly once.
+  running at the same time (fed in turns, so the app's log alternates 2.x, 3.x, 2.x, 3.x, then
+  both together), each counting exactly once.
 - ``test_mutual_tls_on_the_runtimes_listener``: a gunicorn serving only the runtime's listener
   with TLS that requires a client certificate (``STATEFUN_SERVE=runtime``,
   ``STATEFUN_RUNTIME_CERTFILE/_KEYFILE/_CA_CERTS``); the async transport with ``trust_cacerts``,
@@ -289,7 +290,17 @@ def test_one_app_serves_2_2_2_and_3_3_0_at_once(java_cmd3: Path, ours: Ours, tmp
         jvm2.wait_running(RUNNING_TIMEOUT)
         jvm3.wait_running(RUNNING_TIMEOUT)
         started = time.monotonic()
-        for n in range(messages):  # interleaved: both runtimes call the app at the same time
+        # Both runtimes stay up throughout. First in turns (2.2.2, 3.3.0, 2.2.2, 3.3.0: each turn
+        # counted before the next, so the app's log must alternate), then both at once.
+        sent = 0
+        for turn in range(2):
+            for jvm, addresses in ((jvm2, v2), (jvm3, v3)):
+                jvm.send_many([(a, STRING_VALUE, text(str(n))) for n in range(sent, sent + 10) for a in addresses])
+                jvm.wait_for(lambda: all(sent + 10 in counts(jvm, a) for a in addresses), WAIT_TIMEOUT,
+                             f"turn {turn}'s counts")
+            sent += 10
+        turns_end = len(ours.requests(log_start))
+        for n in range(sent, messages):
             jvm2.send_many([(a, STRING_VALUE, text(str(n))) for a in v2])
             jvm3.send_many([(a, STRING_VALUE, text(str(n))) for a in v3])
             time.sleep(0.01)
@@ -306,12 +317,15 @@ def test_one_app_serves_2_2_2_and_3_3_0_at_once(java_cmd3: Path, ours: Ours, tmp
     for r in requests:
         protocols.setdefault(r[0], set()).add(r[1])
     assert protocols == {"2.x": set(v2), "3.x": set(v3)}, protocols
-    # The 3.x requests overlap the 2.x ones in the log (one app, both at once), not one after the other.
+    # The turns: the app answered 2.2.2, then 3.3.0, then 2.2.2 again, then 3.3.0, each in its protocol.
     order = [r[0] for r in requests]
-    first3, last2 = order.index("3.x"), len(order) - 1 - order[::-1].index("2.x")
-    assert first3 < last2, order
-    print(f"\n[flink3 ours] one app, 2.2.2 and 3.3.0 at once: {2 * 3 * messages} messages counted in "
-          f"{elapsed:.2f} s; {order.count('2.x')} 2.x and {order.count('3.x')} 3.x requests, interleaved")
+    runs = [p for i, p in enumerate(order[:turns_end]) if i == 0 or order[i - 1] != p]
+    assert runs == ["2.x", "3.x", "2.x", "3.x"], order
+    concurrent = order[turns_end:]
+    print(f"\n[flink3 ours] one app, 2.2.2 and 3.3.0 up at once: {2 * 3 * messages} messages counted in "
+          f"{elapsed:.2f} s; {order.count('2.x')} 2.x and {order.count('3.x')} 3.x requests "
+          f"({turns_end} in turns, then {concurrent.count('2.x')} 2.x and {concurrent.count('3.x')} 3.x sent "
+          f"together)")
 
 
 # -- mutual TLS (issue #17) --------------------------------------------------------------------

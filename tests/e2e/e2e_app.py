@@ -332,6 +332,9 @@ if _batch_log:
 # ``e2e3/records``   each message ``T``: a Kafka record (topic ``t3``, key the id, value T) to
 #                    ``e2e/kafka`` and a Kinesis record (stream ``s3``, partition key the id) to
 #                    ``e2e/kinesis``.
+# ``e2e3/evolving``  state ``n``, counted: an Any (``Int64Value``), or, when the file
+#                    ``$E2E_STATE_TYPE_FILE`` reads ``int`` as the app is imported (a new version
+#                    of the app), ``ValueSpec("n", IntWrapper)``.
 # ``e2e3/ping``      ``ping T``: sends ``StringWrapper("T")`` (``io.statefun.types/string``) to
 #                    ``sdk33/echo`` (the official SDK's, tests/e2e/official33_app.py) with the
 #                    same id; a ``StringWrapper`` from there egresses ``got <text> from <caller>``.
@@ -417,6 +420,29 @@ def ping(context, message: Any) -> None:
     payload = text.split(" ", 1)[1]
     context.pack_and_send("sdk33/echo", context.address.identity, StringWrapper(value=payload))
     _say(context, f"sent {payload}")
+
+
+def _evolved() -> bool:
+    """True when ``$E2E_STATE_TYPE_FILE`` reads ``int``: the app's "second version" (read at import)."""
+    path = os.environ.get("E2E_STATE_TYPE_FILE")
+    if not path or not os.path.exists(path):
+        return False
+    with open(path) as file:
+        return file.read().strip() == "int"
+
+
+_EVOLVED = _evolved()
+
+
+@functions.bind("e2e3/evolving", states=[ValueSpec("n", IntWrapper) if _EVOLVED else "n"])
+def evolving(context, message: Any) -> None:
+    if _EVOLVED:
+        count = context.state("n").unpack(IntWrapper) or IntWrapper()
+    else:
+        count = context.state("n").unpack(Int64Value) or Int64Value()
+    count.value += 1
+    context.state("n").pack(count)
+    _say(context, f"n {count.value}")
 
 
 class FailingOnce(RequestError):

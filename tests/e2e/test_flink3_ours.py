@@ -26,6 +26,11 @@ tests/e2e/harness3/README.md). What is asserted:
 - ``test_one_app_serves_2_2_2_and_3_3_0_at_once``: one gunicorn, a 2.2.2 and a 3.3.0 runtime
   running at the same time (fed in turns, so the app's log alternates 2.x, 3.x, 2.x, 3.x, then
   both together), each counting exactly once.
+- ``test_a_new_app_version_that_changes_a_states_type_fails_the_job``: what the endpoint
+  cannot refuse in the function: a new version of the app (gunicorn reloaded) declares a state
+  ``ValueSpec("n", IntWrapper)`` that the old one stored as an Any; after a restore from a
+  checkpoint the runtime rejects the declaration (``RemoteValueTypeMismatchException``) and the
+  job fails for good.
 - ``test_mutual_tls_on_the_runtimes_listener``: a gunicorn serving only the runtime's listener
   with TLS that requires a client certificate (``STATEFUN_SERVE=runtime``,
   ``STATEFUN_RUNTIME_CERTFILE/_KEYFILE/_CA_CERTS``); the async transport with ``trust_cacerts``,
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import http.client
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -444,5 +450,59 @@ def test_mutual_tls_on_the_runtimes_listener(java_cmd3: Path, tmp_path: Path) ->
         assert request_log.read_text().splitlines() == served, "a call without the client certificate ran"
         print(f"\n[flink3 ours] mTLS without the client certificate: no call answered, {refused} handshakes "
               f"refused (certificate_required), the job failed {failed_after:.2f} s after the JVM started")
+    finally:
+        server.stop()
+
+
+def test_a_new_app_version_that_changes_a_states_type_fails_the_job(java_cmd3: Path, tmp_path: Path) -> None:
+    """What our endpoint cannot refuse in the function: a new version of the app declaring an
+    existing state with another type (``"n"``, an Any, becomes ``ValueSpec("n", IntWrapper)``).
+    The runtime rejects the declaration once it restores the state from a checkpoint."""
+    type_file, fail_file, request_log = tmp_path / "state-type", tmp_path / "fail-once", tmp_path / "requests.txt"
+    server = servers.start(
+        "tests.e2e.e2e_app:wsgi3", "-c", "gunicorn.conf.py", "--workers", "1",
+        env={"STATEFUN_BIND": f"127.0.0.1:{servers.free_port()}", "STATEFUN_ACCESS_LOG": "off",
+             "E2E_REQUEST_LOG3": str(request_log), "E2E_FAIL_FILE": str(fail_file),
+             "E2E_STATE_TYPE_FILE": str(type_file)},
+        bind=False,
+    )
+    address = "e2e3/evolving/x"
+    try:
+        server.wait_ready("/")
+        endpoint = runtime.Endpoint3("e2e3/*", f"{server.base_url}/statefun", transport="okhttp")
+        properties = {"e2e.restart.attempts": "1", "e2e.restart.delay": "200ms"}
+        with runtime.HarnessJvm.start(java_cmd3, tmp_path / "jvm", runtime.module_yaml3([endpoint]),
+                                      properties=properties) as jvm:
+            jvm.send_many([(address, STRING_VALUE, text(str(n))) for n in range(5)])
+            jvm.wait_running(RUNNING_TIMEOUT)
+            jvm.wait_for(lambda: said(jvm, address) == [f"n {n}" for n in range(1, 6)], WAIT_TIMEOUT, "n 1..5")
+            done = len(jvm.checkpoints())
+            jvm.wait_for(lambda: len(jvm.checkpoints()) >= done + 2, WAIT_TIMEOUT, "two more checkpoints")
+            # The new version: gunicorn reloads its workers (SIGHUP), which import the app again.
+            type_file.write_text("int\n")
+            server.process.send_signal(signal.SIGHUP)
+            server.wait_for_log("Worker exiting", 1, WAIT_TIMEOUT)
+            server.wait_for_log("Booting worker", 2, WAIT_TIMEOUT)
+            # A restart from the checkpoint (a 400 okhttp does not retry): the runtime then knows
+            # no state, the new version declares `n` as io.statefun.types/int, and the restored
+            # state is google.protobuf.Any: the job fails, and again after its one restart.
+            fail_file.write_text("")
+            jvm.send(address, STRING_VALUE, text("fail-once"))
+            try:
+                returncode = jvm.process.wait(timeout=WAIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the job did not fail within {WAIT_TIMEOUT} s\n{jvm.diagnostics()}")
+            stderr = jvm.stderr()
+            assert returncode == 1, jvm.diagnostics()
+            assert "E2E-HARNESS job failed for good" in stderr
+            assert ("RemoteValueTypeMismatchException: Previous type was: TypeName(type.googleapis.com, "
+                    "google.protobuf.Any), new type is: TypeName(io.statefun.types, int)") in stderr, jvm.diagnostics()
+            assert said(jvm, address) == [f"n {n}" for n in range(1, 6)]
+            starts = jvm.starts()
+        outcomes = [line.split(" ")[3:] for line in request_log.read_text().splitlines()]
+        failed = outcomes.index([f"n={ANY}", "failed"])
+        assert outcomes[0] == ["-", "missing:n"] and outcomes[failed + 1] == ["-", "missing:n"], outcomes
+        print(f"\n[flink3 ours] a state's type changed by a new app version: RemoteValueTypeMismatchException "
+              f"after the restore, job starts {starts}, JVM exit {returncode}; requests {outcomes}")
     finally:
         server.stop()

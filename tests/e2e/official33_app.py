@@ -14,6 +14,9 @@ the project's; nothing here imports the project. Every POST is answered by the S
                    and a Kafka record (topic ``counts``, key the id, value the count as text) to
                    ``e2e/kafka``.
 
+``sdk33/echo``     a message ``T`` (``StringType``) from a caller: sends ``"pong T"`` (``StringType``)
+                   back to the caller (our app's ``e2e3/ping``, tests/e2e/test_flink3_ours.py).
+
 ``sdk33/bad-kafka`` sends a ``StringType`` record to ``e2e/kafka``; the generic Kafka egress
                    takes only ``KafkaProducerRecord``s, so this fails the job (a test of the
                    harness's egress check).
@@ -43,6 +46,7 @@ from statefun import (
     ValueSpec,
     egress_message_builder,
     kafka_egress_message,
+    message_builder,
 )
 from statefun.request_reply_pb2 import FromFunction, ToFunction
 from statefun.types_pb2 import StringWrapper
@@ -63,6 +67,15 @@ def counter(context: Context, message: Message) -> None:
         value_type=StringType))
     context.send_egress(kafka_egress_message(
         typename=KAFKA_EGRESS, topic="counts", key=address.id, value=str(count)))
+
+
+@functions.bind(typename="sdk33/echo")
+def echo(context: Context, message: Message) -> None:
+    caller = context.caller
+    if caller is None:
+        return
+    context.send(message_builder(target_typename=f"{caller.namespace}/{caller.name}", target_id=caller.id,
+                                 str_value=f"pong {message.as_string()}"))
 
 
 @functions.bind(typename="sdk33/bad-kafka")

@@ -181,7 +181,9 @@ def start_app(python: str, app: str, *args: str, env: Optional[Mapping[str, str]
     """Start ``python -m gunicorn [args] app`` from the repository root on a free port of
     127.0.0.1 and return at once (then :meth:`servers.Server.wait_ready`, and always
     :meth:`servers.Server.stop`). ``python`` is any interpreter with gunicorn: the project's
-    (``sys.executable``) or another virtualenv's (:func:`official_sdk_python`)."""
+    (``sys.executable``) or another virtualenv's (:func:`official_sdk_python`). Without a ``-c``
+    in ``args`` gunicorn gets ``--config /dev/null``: not the repository's ``gunicorn.conf.py``
+    (which imports statefun_wsgi, absent from the SDK's virtualenv, and binds listeners of its own)."""
     environment = dict(os.environ)
     environment.update(env or {})
     port = servers.free_port()
@@ -192,6 +194,9 @@ def start_app(python: str, app: str, *args: str, env: Optional[Mapping[str, str]
         raise SetupError(f"{python} cannot import gunicorn: {quiet.stderr.strip()}")
     # gunicorn 25+ opens a control socket at one fixed path in $HOME by default: servers would fight.
     flags = ["--no-control-socket"] if quiet.stdout.strip() == "True" else []
+    if not any(arg in ("-c", "--config") or arg.startswith("--config=") for arg in args):
+        # gunicorn reads ./gunicorn.conf.py (ours, which imports statefun_wsgi) unless told a file.
+        flags.extend(["--config", os.devnull])
     command = [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "3", *flags, *args, app]
     return servers.Server(command, environment, "127.0.0.1", port)
 

@@ -42,7 +42,7 @@ from typing import Any as TypingAny
 from typing import Callable, List, Optional, TypeVar
 
 from .._proto.request_reply_v3_pb2 import TypedValue
-from ..functions import ANY_TYPE_URL, StatefulFunction
+from ..functions import ANY_TYPE_URL, StatefulFunction, split_typename
 from ..functions import StatefulFunctions as _Registry
 from ..functions import ValueSpec as _CoreSpec
 from .context import _Context, storage_class
@@ -172,3 +172,11 @@ class StatefulFunctions(_Registry):
             return function
 
         return wrapper
+
+    def for_typename(self, typename: str) -> StatefulFunction:
+        """The registration of ``typename`` (``KeyError`` when none)."""
+        namespace, name = split_typename(typename)
+        function = self.for_type(namespace, name)
+        if function is None:
+            raise KeyError(f"no function is bound to {typename}")
+        return function

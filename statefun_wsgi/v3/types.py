@@ -149,10 +149,10 @@ class _WrapperType(Type):
 
     __slots__ = ("wrapper", "_serializer")
 
-    def __init__(self, typename: str, wrapper: type[ProtobufMessage]) -> None:
+    def __init__(self, typename: str, wrapper_message_type: type[ProtobufMessage]) -> None:
         super().__init__(typename)
-        self.wrapper = wrapper
-        self._serializer = _WrapperSerializer(wrapper)
+        self.wrapper = wrapper_message_type
+        self._serializer = _WrapperSerializer(wrapper_message_type)
 
     def serializer(self) -> TypeSerializer:
         return self._serializer

@@ -168,3 +168,23 @@ def test_unknown_function_and_2x_requests_are_refused() -> None:
 def test_a_str_request_is_refused() -> None:
     with pytest.raises(TypeError, match="a request is bytes"):
         RequestReplyHandler(greeter_functions()).handle_sync("hello")
+
+
+def test_the_readme_example_runs() -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "statefun_wsgi.v3 import" in b)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    handler = namespace["handler"]
+    request = vector("request", 2)
+    from statefun_wsgi._proto import request_reply_v3_pb2 as pb
+
+    parsed = pb.ToFunction.FromString(request)
+    del parsed.invocation.state[:]
+    parsed.invocation.state.add(state_name="seen")
+    parsed.invocation.invocations[0].argument.value = StringType.serializer().serialize("zed")
+    reply = pb.FromFunction.FromString(handler.handle_sync(parsed.SerializeToString()))
+    record = reply.invocation_result.outgoing_egresses[0]
+    assert StringType.serializer().deserialize(record.argument.value) == "hi zed #1"

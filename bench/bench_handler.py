@@ -350,7 +350,9 @@ BASELINES = {
     "official3-default": "ours-3x",
     "official3-fastest": "ours-3x",
 }
-ALL_SIDES = ["ours", "official-default", "official-fastest", "ours-3x", "official3-default", "official3-fastest"]
+ALL_SIDES = [
+    "ours", "official-default", "official-fastest", "ours-3x", "official3-default", "official3-fastest", "ours-v3api"
+]
 V2_SIDES = ALL_SIDES[:3]
 V3_SIDES = ALL_SIDES[3:]
 
@@ -446,6 +448,7 @@ def make_sides(args: argparse.Namespace) -> List[Side]:
         Side("official-default", "official default", "official", "python", clean_env()),
         Side("official-fastest", "official fastest", "official", "cpp", clean_env(**{cpp: "cpp"})),
         Side("ours-3x", "ours 3.x", "ours", None, clean_env(), python=sys.executable, protocol=3),
+        Side("ours-v3api", "ours, 3.3 API", "oursv3", None, clean_env(), python=sys.executable, protocol=3),
         Side("official3-default", "official 3.3 default", "official3", "python", clean_env(), protocol=3),
         Side("official3-fastest", "official 3.3 fastest", "official3", "cpp", clean_env(**{cpp: "cpp"}), protocol=3),
     ]

@@ -151,3 +151,21 @@ def test_cancellation_mistakes_raise_in_the_function() -> None:
 
     with pytest.raises(FunctionInvocationError, match="already names a delayed message"):
         run(reused, [], batch([], [None]))
+
+
+def test_a_received_message_reads_the_request_as_is() -> None:
+    seen: List[object] = []
+
+    def fn(context: Context, message: Any) -> None:
+        seen.append((message.value_typename(), message.is_string(), message.raw_value(), message.as_string()))
+        seen.append(message.typed_value)
+        context.send(message)  # forwarded as it came (its target is this function)
+
+    request = pb.ToFunction.FromString(batch([], [None]))
+    argument = request.invocation.invocations[0].argument
+    argument.has_value = False  # a message without a value
+    reply = run(fn, [], request.SerializeToString())
+    assert seen[0] == ("io.statefun.types/string", True, None, None)
+    assert seen[1] == pb.TypedValue(typename="io.statefun.types/string", has_value=False)
+    sent = reply.invocation_result.outgoing_messages[0]
+    assert (sent.target.type, sent.target.id, sent.argument) == ("fn", "me", seen[1])

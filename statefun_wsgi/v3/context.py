@@ -33,6 +33,10 @@ from typing import TYPE_CHECKING, Dict, List, Optional
 
 from google.protobuf.any_pb2 import Any
 
+from .._proto.request_reply_v3_pb2 import TypedValue
+from .._protocol3 import CODEC as _PROTOCOL_3
+from .._wire import outgoing_message
+from ..context import _address
 from ..functions import ANY_TYPE_URL
 from .messages import EgressMessage, Message
 from .types import SdkAddress, ValueSpec
@@ -109,28 +113,30 @@ class _Context(Context):
             return None
         return SdkAddress(caller.namespace, caller.type, caller.id, f"{caller.namespace}/{caller.type}")
 
+    def _argument(self, typed_value: TypedValue) -> bytes:
+        """The encoded message value: the TypedValue itself on 3.x (as the official SDK copies
+        it), the equivalent Any on 2.x."""
+        codec = self._batch._codec
+        if codec is _PROTOCOL_3:
+            return typed_value.SerializeToString()  # type: ignore[no-any-return]
+        return codec.boxed(Any(type_url=typed_value.typename, value=typed_value.value))
+
     def send(self, message: Message) -> None:
-        typed_value = message.typed_value
-        self._batch.send(
-            message.target_typename, message.target_id, Any(type_url=typed_value.typename, value=typed_value.value)
-        )
+        target = _address(message.target_typename, message.target_id)
+        self._batch._outgoing_buffer().extend(outgoing_message(target, self._argument(message.typed_value)))
 
     def send_after(self, duration: timedelta, message: Message, cancellation_token: str = "") -> None:
-        typed_value = message.typed_value
-        self._batch.send_after(
-            duration,
-            message.target_typename,
-            message.target_id,
-            Any(type_url=typed_value.typename, value=typed_value.value),
-            cancellation_token or None,  # "" is no token, as in the official SDK
+        argument = self._argument(message.typed_value)
+        # "" is no token, as in the official SDK
+        self._batch._add_delayed(
+            duration, message.target_typename, message.target_id, argument, cancellation_token or None
         )
 
     def cancel_delayed_message(self, cancellation_token: str) -> None:
         self._batch.cancel_delayed_message(cancellation_token)
 
     def send_egress(self, message: EgressMessage) -> None:
-        typed_value = message.typed_value
-        self._batch.send_egress(message.typename, Any(type_url=typed_value.typename, value=typed_value.value))
+        self._batch._add_egress(message.typename, self._argument(message.typed_value))
 
     def __repr__(self) -> str:
         return f"<Context {self.address.typename}/{self.address.id}>"

@@ -41,12 +41,11 @@ from datetime import timedelta
 from typing import Any as TypingAny
 from typing import Callable, List, Optional, TypeVar
 
-from .._proto.request_reply_v3_pb2 import TypedValue
 from ..functions import ANY_TYPE_URL, StatefulFunction, split_typename
 from ..functions import StatefulFunctions as _Registry
 from ..functions import ValueSpec as _CoreSpec
 from .context import _Context, storage_class
-from .messages import Message
+from .messages import _Received
 from .types import ValueSpec
 
 __all__ = ["StatefulFunctions"]
@@ -100,10 +99,9 @@ def thread_loop() -> asyncio.AbstractEventLoop:
         return _THREAD.holder.loop  # type: ignore[no-any-return]
 
 
-def _typed_value(argument: TypingAny) -> TypedValue:
-    """A batch argument (3.x: the TypedValue view; 2.x: an Any) as a TypedValue."""
-    has_value = getattr(argument, "has_value", True)
-    return TypedValue(typename=argument.type_url, has_value=has_value, value=argument.value)
+def _as_is(argument: TypingAny) -> TypingAny:
+    """A batch argument (3.x: the TypedValue view; 2.x: an Any), as it is."""
+    return argument
 
 
 def _adapter(typename: str, fun: Callable[..., TypingAny], specs: List[ValueSpec]) -> Callable[..., TypingAny]:
@@ -111,8 +109,8 @@ def _adapter(typename: str, fun: Callable[..., TypingAny], specs: List[ValueSpec
     if inspect.iscoroutinefunction(fun):
         get_running_loop = asyncio._get_running_loop
 
-        def run_async(batch: TypingAny, typed_value: TypedValue) -> TypingAny:
-            coroutine = fun(_Context(batch, storage), Message(typename, batch._target.id, typed_value))
+        def run_async(batch, argument):  # type: ignore[no-untyped-def]  # (no annotation: core passes the argument as is)
+            coroutine = fun(_Context(batch, storage), _Received(typename, batch._target.id, argument))
             if get_running_loop() is not None:
                 return coroutine  # an asyncio host: its handler awaits it
             thread_loop().run_until_complete(coroutine)
@@ -121,8 +119,8 @@ def _adapter(typename: str, fun: Callable[..., TypingAny], specs: List[ValueSpec
         run_async.__qualname__ = run_async.__name__ = getattr(fun, "__qualname__", "function")
         return run_async
 
-    def run(batch: TypingAny, typed_value: TypedValue) -> None:
-        fun(_Context(batch, storage), Message(typename, batch._target.id, typed_value))
+    def run(batch, argument):  # type: ignore[no-untyped-def]  # (no annotation: core passes the argument as is)
+        fun(_Context(batch, storage), _Received(typename, batch._target.id, argument))
 
     run.__qualname__ = run.__name__ = getattr(fun, "__qualname__", "function")
     return run
@@ -160,7 +158,7 @@ class StatefulFunctions(_Registry):
         function: StatefulFunction = super().register(
             typename, _adapter(typename, fun, specs), [_TypedSpec(spec) for spec in specs] or None
         )
-        function.unpack = _typed_value  # the argument reaches the adapter as a TypedValue
+        function.unpack = _as_is  # the argument reaches the adapter as the request holds it
         if inspect.iscoroutinefunction(fun):
             self._has_async = True
 

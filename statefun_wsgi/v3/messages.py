@@ -61,37 +61,37 @@ class Message:
         self.typed_value = typed_value
 
     def is_int(self) -> bool:
-        return self.typed_value.typename == IntType.typename
+        return self.is_type(IntType)
 
     def as_int(self) -> Optional[int]:
         return self.as_type(IntType)  # type: ignore[no-any-return]
 
     def is_bool(self) -> bool:
-        return self.typed_value.typename == BoolType.typename
+        return self.is_type(BoolType)
 
     def as_bool(self) -> Optional[bool]:
         return self.as_type(BoolType)  # type: ignore[no-any-return]
 
     def is_long(self) -> bool:
-        return self.typed_value.typename == LongType.typename
+        return self.is_type(LongType)
 
     def as_long(self) -> Optional[int]:
         return self.as_type(LongType)  # type: ignore[no-any-return]
 
     def is_string(self) -> bool:
-        return self.typed_value.typename == StringType.typename
+        return self.is_type(StringType)
 
     def as_string(self) -> Optional[str]:
         return self.as_type(StringType)  # type: ignore[no-any-return]
 
     def is_float(self) -> bool:
-        return self.typed_value.typename == FloatType.typename
+        return self.is_type(FloatType)
 
     def as_float(self) -> Optional[float]:
         return self.as_type(FloatType)  # type: ignore[no-any-return]
 
     def is_double(self) -> bool:
-        return self.typed_value.typename == DoubleType.typename
+        return self.is_type(DoubleType)
 
     def as_double(self) -> Optional[float]:
         return self.as_type(DoubleType)  # type: ignore[no-any-return]
@@ -124,6 +124,51 @@ class Message:
 
     def __repr__(self) -> str:
         return f"<Message to {self.target_typename}/{self.target_id} of type {self.typed_value.typename}>"
+
+
+class _Received(Message):
+    """A message of the batch: read from the request's argument as it is; its ``typed_value``
+    (a new TypedValue) is made only when asked for."""
+
+    __slots__ = ("_argument",)
+
+    def __init__(self, target_typename: str, target_id: str, argument: TypingAny) -> None:
+        self.target_typename = target_typename
+        self.target_id = target_id
+        self._argument = argument  # the 3.x view's TypedValue (type_url = typename), or a 2.x Any
+
+    @property  # type: ignore[override]
+    def typed_value(self) -> TypedValue:
+        argument = self._argument
+        if type(argument) is TypedValue:
+            return argument
+        has_value = getattr(argument, "has_value", True)  # (a 2.x Any has no such field)
+        return TypedValue(typename=argument.type_url, has_value=has_value, value=argument.value)
+
+    @typed_value.setter
+    def typed_value(self, typed_value: TypedValue) -> None:
+        self._argument = typed_value
+
+    def is_type(self, tpe: Type) -> bool:
+        argument = self._argument
+        return (argument.typename if type(argument) is TypedValue else argument.type_url) == tpe.typename
+
+    def value_typename(self) -> str:
+        argument = self._argument
+        return argument.typename if type(argument) is TypedValue else argument.type_url  # type: ignore[no-any-return]
+
+    def raw_value(self) -> Optional[bytes]:
+        argument = self._argument
+        return argument.value if getattr(argument, "has_value", True) else None
+
+    def as_type(self, tpe: Type) -> TypingAny:
+        argument = self._argument
+        typename = argument.typename if type(argument) is TypedValue else argument.type_url
+        if typename != tpe.typename:
+            raise TypeError(f"the message is of type {typename!r}, not {tpe.typename!r}: check is_type() first")
+        if not getattr(argument, "has_value", True):
+            return None
+        return tpe.serializer().deserialize(argument.value)
 
 
 class EgressMessage:

@@ -19,7 +19,7 @@ from werkzeug.test import Client
 from statefun_wsgi import StatefunMiddleware, StringWrapper
 from statefun_wsgi._proto import request_reply_v3_pb2 as pb
 from statefun_wsgi.local import LocalRuntime
-from statefun_wsgi.v3 import IntType, StatefulFunctions, StringType, ValueSpec, egress_message_builder, message_builder
+from statefun_wsgi.v3 import IntType, RequestReplyHandler, StatefulFunctions, StringType, ValueSpec, egress_message_builder, message_builder
 from tests.v3_app import functions
 
 DATA = Path(__file__).resolve().parent / "data" / "v3"
@@ -45,6 +45,14 @@ def test_statefun_middleware_answers_the_golden_vectors(function_type: str) -> N
         assert response.status_code == 200, response.data
         assert response.headers["Content-Type"] == OCTET
         assert response.data == vector("reply", n)
+
+
+def test_statefun_middleware_takes_a_v3_handler_too() -> None:
+    client = Client(StatefunMiddleware(None, RequestReplyHandler(functions), runtime_listeners=None))
+    response = client.post("/statefun", data=vector("request", 2), content_type=OCTET)
+    assert response.status_code == 200 and response.data == vector("reply", 2)
+    two = (DATA.parent / "request-1.bin").read_bytes()  # a 2.x request: the v3 handler serves 3.x only
+    assert client.post("/statefun", data=two, content_type=OCTET).status_code == 415
 
 
 def test_async_functions_in_a_wsgi_server_run_on_one_loop_per_thread() -> None:

@@ -57,6 +57,7 @@ def test_same_request_same_reply_as_the_official_sdk(name: str) -> None:
     ours = sf.RequestReplyHandler(functions).handle_sync(request)
     official = bytes.fromhex(RECORDED[name]["reply"])
     assert content(ours) == content(official)
+    assert ours == official  # and byte for byte (mutations happen to be written in ValueSpec order here)
     decoded = content(ours)
     assert decoded.get("missing") or decoded["mutations"] or decoded["messages"] or decoded["egress"]
 

@@ -28,18 +28,20 @@ sends something the runtime fails the job on, or silently loses data):
 from __future__ import annotations
 
 import abc
+import functools
 from datetime import timedelta
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, Union
+from typing import Any as TypingAny
 
 from google.protobuf.any_pb2 import Any
 
 from .._proto.request_reply_v3_pb2 import TypedValue
 from .._protocol3 import CODEC as _PROTOCOL_3
-from .._wire import outgoing_message
+from .._wire import SMALL_VARINTS, outgoing_message, string_field, varint
 from ..context import _address
 from ..functions import ANY_TYPE_URL
-from .messages import EgressMessage, Message
-from .types import SdkAddress, ValueSpec
+from .messages import EgressMessage, Message, _Built, _BuiltEgress
+from .types import SdkAddress, ValueSpec, _ProtobufType
 
 if TYPE_CHECKING:
     from ..context import BatchContext
@@ -113,20 +115,27 @@ class _Context(Context):
             return None
         return SdkAddress(caller.namespace, caller.type, caller.id, f"{caller.namespace}/{caller.type}")
 
-    def _argument(self, typed_value: TypedValue) -> bytes:
+    def _argument(self, message: Union[Message, EgressMessage]) -> bytes:
         """The encoded message value: the TypedValue itself on 3.x (as the official SDK copies
         it), the equivalent Any on 2.x."""
         codec = self._batch._codec
         if codec is _PROTOCOL_3:
-            return typed_value.SerializeToString()  # type: ignore[no-any-return]
+            if type(message) is _Built or type(message) is _BuiltEgress:  # (a builder's: no TypedValue made)
+                value = message._value
+                size = len(value)
+                if not size:  # (as protobuf writes an empty bytes field: not at all)
+                    return _typed_head(message._typename)
+                return _typed_head(message._typename) + b"\x1a" + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + value
+            return message.typed_value.SerializeToString()  # type: ignore[no-any-return]
+        typed_value = message.typed_value
         return codec.boxed(Any(type_url=typed_value.typename, value=typed_value.value))
 
     def send(self, message: Message) -> None:
         target = _address(message.target_typename, message.target_id)
-        self._batch._outgoing_buffer().extend(outgoing_message(target, self._argument(message.typed_value)))
+        self._batch._outgoing_buffer().extend(outgoing_message(target, self._argument(message)))
 
     def send_after(self, duration: timedelta, message: Message, cancellation_token: str = "") -> None:
-        argument = self._argument(message.typed_value)
+        argument = self._argument(message)
         # "" is no token, as in the official SDK
         self._batch._add_delayed(
             duration, message.target_typename, message.target_id, argument, cancellation_token or None
@@ -136,10 +145,16 @@ class _Context(Context):
         self._batch.cancel_delayed_message(cancellation_token)
 
     def send_egress(self, message: EgressMessage) -> None:
-        self._batch._add_egress(message.typename, self._argument(message.typed_value))
+        self._batch._add_egress(message.typename, self._argument(message))
 
     def __repr__(self) -> str:
         return f"<Context {self.address.typename}/{self.address.id}>"
+
+
+@functools.lru_cache(maxsize=1024)
+def _typed_head(typename: str) -> bytes:
+    """A TypedValue's fields before its value: typename, has_value = true."""
+    return string_field(b"\x0a", typename.encode()) + b"\x10\x01"
 
 
 def _state_property(function_typename: str, spec: ValueSpec) -> property:
@@ -147,13 +162,25 @@ def _state_property(function_typename: str, spec: ValueSpec) -> property:
     tpe = spec.type
     typename = tpe.typename
 
-    if typename == ANY_TYPE_URL:  # the batch holds the Any itself (the codec parsed it)
+    if typename == ANY_TYPE_URL and isinstance(tpe, _ProtobufType) and tpe.message_class is Any:
+        # make_protobuf_type(Any): a copy of the Any the batch holds, without encoding it.
+
+        def fget(self: _Storage) -> object:
+            value = self._batch[name]
+            return None if value is None else Any(type_url=value.type_url, value=value.value)
+
+        def to_any(value: TypingAny) -> Any:
+            if type(value) is Any:
+                return Any(type_url=value.type_url, value=value.value)  # a copy, as serializing makes one
+            return Any.FromString(tpe.serializer().serialize(value))
+
+    elif typename == ANY_TYPE_URL:  # the batch holds the Any itself (the codec parsed it)
 
         def fget(self: _Storage) -> object:
             value = self._batch[name]
             return None if value is None else tpe.serializer().deserialize(value.SerializeToString())
 
-        def to_any(value: object) -> Any:
+        def to_any(value: TypingAny) -> Any:
             return Any.FromString(tpe.serializer().serialize(value))
 
     else:
@@ -169,7 +196,7 @@ def _state_property(function_typename: str, spec: ValueSpec) -> property:
                 )
             return tpe.serializer().deserialize(value.value)
 
-        def to_any(value: object) -> Any:
+        def to_any(value: TypingAny) -> Any:
             return Any(type_url=typename, value=tpe.serializer().serialize(value))
 
     def fset(self: _Storage, value: object) -> None:

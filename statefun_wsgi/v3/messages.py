@@ -199,6 +199,72 @@ def _typed_value(tpe: Type, value: TypingAny) -> TypedValue:
     return TypedValue(typename=tpe.typename, has_value=True, value=tpe.serializer().serialize(value))
 
 
+class _Built(Message):
+    """A message made by :func:`message_builder`: its type name and bytes; ``typed_value``
+    (a new TypedValue) is made only when asked for (the context encodes the two directly)."""
+
+    __slots__ = ("_typename", "_value")
+
+    def __init__(self, target_typename: str, target_id: str, typename: str, value: bytes) -> None:
+        if not target_typename:
+            raise ValueError("target_typename can not be missing")
+        if not target_id:
+            raise ValueError("target_id can not be missing")
+        self.target_typename = target_typename
+        self.target_id = target_id
+        self._typename = typename
+        self._value = value
+
+    @property  # type: ignore[override]
+    def typed_value(self) -> TypedValue:
+        return TypedValue(typename=self._typename, has_value=True, value=self._value)
+
+    @typed_value.setter
+    def typed_value(self, typed_value: TypedValue) -> None:
+        self._typename, self._value = typed_value.typename, typed_value.value  # (has_value: see raw_value)
+
+    def is_type(self, tpe: Type) -> bool:
+        return self._typename == tpe.typename
+
+    def value_typename(self) -> str:
+        return self._typename
+
+    def raw_value(self) -> Optional[bytes]:
+        return self._value
+
+    def as_type(self, tpe: Type) -> TypingAny:
+        if self._typename != tpe.typename:
+            raise TypeError(f"the message is of type {self._typename!r}, not {tpe.typename!r}: check is_type() first")
+        return tpe.serializer().deserialize(self._value)
+
+
+class _BuiltEgress(EgressMessage):
+    """A record made by a builder: its type name and bytes (``typed_value`` made when asked for)."""
+
+    __slots__ = ("_typename", "_value")
+
+    def __init__(self, typename: str, value_typename: str, value: bytes) -> None:
+        if not typename:
+            raise ValueError("typename is missing")
+        self.typename = typename
+        self._typename = value_typename
+        self._value = value
+
+    @property  # type: ignore[override]
+    def typed_value(self) -> TypedValue:
+        return TypedValue(typename=self._typename, has_value=True, value=self._value)
+
+    @typed_value.setter
+    def typed_value(self, typed_value: TypedValue) -> None:
+        self._typename, self._value = typed_value.typename, typed_value.value
+
+    def value_typename(self) -> str:
+        return self._typename
+
+    def raw_value(self) -> Optional[bytes]:
+        return self._value
+
+
 _KEYWORD_TYPES = {
     "int_value": IntType,
     "float_value": FloatType,
@@ -233,7 +299,7 @@ def message_builder(target_typename: str, target_id: str, **kwargs: TypingAny) -
         raise ValueError(
             "Could not deduce the value type, please specify the type explicitly: value=<the value>, value_type=<the type>"
         )
-    return Message(target_typename, target_id, _typed_value(value_type, value))
+    return _Built(target_typename, target_id, value_type.typename, value_type.serializer().serialize(value))
 
 
 def egress_message_builder(target_typename: str, value: TypingAny, value_type: Type) -> EgressMessage:
@@ -245,7 +311,7 @@ def egress_message_builder(target_typename: str, value: TypingAny, value_type: T
         raise ValueError("target typename is missing")
     if value is None:
         raise ValueError("value can not be missing")
-    return EgressMessage(target_typename, _typed_value(value_type, value))
+    return _BuiltEgress(target_typename, value_type.typename, value_type.serializer().serialize(value))
 
 
 def _record_bytes(value: TypingAny, value_type: Optional[Type], numbers: bool) -> bytes:
@@ -280,10 +346,7 @@ def kafka_egress_message(
     record = KafkaProducerRecord(topic=topic, value_bytes=_record_bytes(value, value_type, True))
     if key is not None:
         record.key = key
-    return EgressMessage(
-        typename,
-        TypedValue(typename=KAFKA_PRODUCER_RECORD_TYPENAME, has_value=True, value=record.SerializeToString()),
-    )
+    return _BuiltEgress(typename, KAFKA_PRODUCER_RECORD_TYPENAME, record.SerializeToString())
 
 
 def kinesis_egress_message(
@@ -306,7 +369,4 @@ def kinesis_egress_message(
     )
     if explicit_hash_key is not None:
         record.explicit_hash_key = explicit_hash_key
-    return EgressMessage(
-        typename,
-        TypedValue(typename=KINESIS_EGRESS_RECORD_TYPENAME, has_value=True, value=record.SerializeToString()),
-    )
+    return _BuiltEgress(typename, KINESIS_EGRESS_RECORD_TYPENAME, record.SerializeToString())

@@ -177,7 +177,17 @@ def make_protobuf_type(cls: type[ProtobufMessage], namespace: Optional[str] = No
     name = cls.DESCRIPTOR.full_name
     if not name:
         raise TypeError("Unable to deduce the Protobuf Message full name.")
-    return _SimpleType(f"{namespace or 'type.googleapis.com'}/{name}", _serialize_message, cls.FromString)
+    return _ProtobufType(f"{namespace or 'type.googleapis.com'}/{name}", cls)
+
+
+class _ProtobufType(_SimpleType):
+    """A protobuf message class's type (:func:`make_protobuf_type`)."""
+
+    __slots__ = ("message_class",)
+
+    def __init__(self, typename: str, cls: type[ProtobufMessage]) -> None:
+        super().__init__(typename, _serialize_message, cls.FromString)
+        self.message_class = cls
 
 
 def _serialize_message(message: ProtobufMessage) -> bytes:

@@ -60,10 +60,16 @@ def test_storage_reads_writes_and_deletes() -> None:
         del context.storage.other
         seen.append(context.storage.other)
 
-    reply = run(fn, [ValueSpec("count", IntType), ValueSpec("other", IntType)], batch([("count", INT(2)), ("other", INT(1))], [None]))
+    reply = run(
+        fn,
+        [ValueSpec("count", IntType), ValueSpec("other", IntType)],
+        batch([("count", INT(2)), ("other", INT(1))], [None]),
+    )
     assert seen == [2, 5, None]
     mutations = {m.state_name: m for m in reply.invocation_result.state_mutations}
-    assert mutations["count"].state_value == pb.TypedValue(typename="io.statefun.types/int", has_value=True, value=INT(5)[1])
+    assert mutations["count"].state_value == pb.TypedValue(
+        typename="io.statefun.types/int", has_value=True, value=INT(5)[1]
+    )
     assert mutations["other"].mutation_type == pb.FromFunction.PersistedValueMutation.DELETE
 
 
@@ -87,10 +93,15 @@ def test_storage_refuses_none_and_unknown_names() -> None:
 
 def test_missing_states_are_declared_with_their_types_and_expiry() -> None:
     user = make_json_type("com.example/User")
-    specs = [ValueSpec("a", IntType, expire_after_call=timedelta(seconds=3)), ValueSpec("b", user, expire_after_write=timedelta(minutes=1))]
+    specs = [
+        ValueSpec("a", IntType, expire_after_call=timedelta(seconds=3)),
+        ValueSpec("b", user, expire_after_write=timedelta(minutes=1)),
+    ]
     reply = run(lambda context, message: None, specs, batch([], [None]))
     missing = reply.incomplete_invocation_context.missing_values
-    assert [(m.state_name, m.type_typename, m.expiration_spec.mode, m.expiration_spec.expire_after_millis) for m in missing] == [
+    assert [
+        (m.state_name, m.type_typename, m.expiration_spec.mode, m.expiration_spec.expire_after_millis) for m in missing
+    ] == [
         ("a", "io.statefun.types/int", pb.FromFunction.ExpirationSpec.AFTER_INVOKE, 3000),
         ("b", "com.example/User", pb.FromFunction.ExpirationSpec.AFTER_WRITE, 60000),
     ]
@@ -133,7 +144,9 @@ def test_delayed_messages_and_cancellation() -> None:
 
     delayed = run(fn, [], batch([], [None])).invocation_result.delayed_invocations
     assert [(d.delay_in_ms, d.target.id, d.cancellation_token, d.is_cancellation_request) for d in delayed] == [
-        (2000, "1", "", False), (3000, "2", "t", False), (0, "", "t", True)
+        (2000, "1", "", False),
+        (3000, "2", "t", False),
+        (0, "", "t", True),
     ]
 
 

@@ -19,8 +19,8 @@ from typing import Any, Dict
 import pytest
 
 import statefun_wsgi.v3 as sf
-from statefun_wsgi._proto import request_reply_v3_pb2 as pb
 from statefun_wsgi import ConfigurationError
+from statefun_wsgi._proto import request_reply_v3_pb2 as pb
 
 DATA = Path(__file__).resolve().parent / "data" / "v3"
 _spec = importlib.util.spec_from_file_location("v3_scenarios", DATA / "scenarios.py")

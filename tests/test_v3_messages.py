@@ -27,8 +27,14 @@ UserType = make_json_type("com.example/User")
 
 @pytest.mark.parametrize(
     "keyword, value, kind",
-    [("int_value", 3, "int"), ("long_value", 2**40, "long"), ("float_value", 0.5, "float"),
-     ("double_value", 0.1, "double"), ("str_value", "s", "string"), ("bool_value", True, "bool")],
+    [
+        ("int_value", 3, "int"),
+        ("long_value", 2**40, "long"),
+        ("float_value", 0.5, "float"),
+        ("double_value", 0.1, "double"),
+        ("str_value", "s", "string"),
+        ("bool_value", True, "bool"),
+    ],
 )
 def test_builders_and_readers_round_trip(keyword: str, value: object, kind: str) -> None:
     message = message_builder("example/fn", "id", **{keyword: value})
@@ -63,9 +69,13 @@ def test_a_message_without_a_value() -> None:
 
 @pytest.mark.parametrize(
     "kwargs, error, match",
-    [({}, TypeError, "exactly one of"), ({"int_value": 1, "str_value": "a"}, TypeError, "exactly one of"),
-     ({"int_value": None}, ValueError, "value can not be missing"), ({"value": 1}, ValueError, "deduce"),
-     ({"value": 1, "value_type": None}, ValueError, "deduce")],
+    [
+        ({}, TypeError, "exactly one of"),
+        ({"int_value": 1, "str_value": "a"}, TypeError, "exactly one of"),
+        ({"int_value": None}, ValueError, "value can not be missing"),
+        ({"value": 1}, ValueError, "deduce"),
+        ({"value": 1, "value_type": None}, ValueError, "deduce"),
+    ],
 )
 def test_message_builder_refusals(kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
@@ -92,9 +102,14 @@ def test_egress_message_builder() -> None:
 
 @pytest.mark.parametrize(
     "value, value_type, expected",
-    [("text", None, b"text"), (b"\x00", None, b"\x00"), (bytearray(b"ab"), None, b"ab"),
-     (258, None, struct.pack(">i", 258)), (0.5, None, struct.pack(">d", 0.5)),
-     (7, LongType, LongType.serializer().serialize(7))],
+    [
+        ("text", None, b"text"),
+        (b"\x00", None, b"\x00"),
+        (bytearray(b"ab"), None, b"ab"),
+        (258, None, struct.pack(">i", 258)),
+        (0.5, None, struct.pack(">d", 0.5)),
+        (7, LongType, LongType.serializer().serialize(7)),
+    ],
 )
 def test_kafka_records(value: object, value_type: object, expected: bytes) -> None:
     message = kafka_egress_message("example/kafka", "topic", value, value_type=value_type, key="k")  # type: ignore[arg-type]
@@ -121,7 +136,12 @@ def test_kinesis_records() -> None:
     message = kinesis_egress_message("example/kinesis", "stream", "v", "pk", explicit_hash_key="h")
     assert message.value_typename() == "type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord"
     record = KinesisEgressRecord.FromString(message.raw_value() or b"")
-    assert (record.stream, record.value_bytes, record.partition_key, record.explicit_hash_key) == ("stream", b"v", "pk", "h")
+    assert (record.stream, record.value_bytes, record.partition_key, record.explicit_hash_key) == (
+        "stream",
+        b"v",
+        "pk",
+        "h",
+    )
     assert message.raw_value() == b"\x0a\x02pk\x12\x01v\x1a\x06stream\x22\x01h"
     typed = kinesis_egress_message("example/kinesis", "stream", 5, "pk", value_type=IntType)
     assert KinesisEgressRecord.FromString(typed.raw_value() or b"").value_bytes == IntType.serializer().serialize(5)

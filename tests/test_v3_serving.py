@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +18,15 @@ from werkzeug.test import Client
 from statefun_wsgi import StatefunMiddleware, StringWrapper
 from statefun_wsgi._proto import request_reply_v3_pb2 as pb
 from statefun_wsgi.local import LocalRuntime
-from statefun_wsgi.v3 import IntType, RequestReplyHandler, StatefulFunctions, StringType, ValueSpec, egress_message_builder, message_builder
+from statefun_wsgi.v3 import (
+    IntType,
+    RequestReplyHandler,
+    StatefulFunctions,
+    StringType,
+    ValueSpec,
+    egress_message_builder,
+    message_builder,
+)
 from tests.v3_app import functions
 
 DATA = Path(__file__).resolve().parent / "data" / "v3"
@@ -84,9 +91,8 @@ def test_async_functions_in_a_wsgi_server_run_on_one_loop_per_thread() -> None:
 
 
 def test_django_middleware_serves_a_v3_registry() -> None:
-    from test_django import Views, configure_django  # noqa: F401  (Django configured once per process)
-
     from django.test import RequestFactory
+    from test_django import Views, configure_django  # noqa: F401  (Django configured once per process)
 
     from statefun_wsgi.django import StatefunMiddleware as DjangoMiddleware
 
@@ -103,7 +109,9 @@ def test_the_local_runtime_runs_v3_functions() -> None:
     @local.bind("example/counter", specs=[ValueSpec("seen", IntType)])
     def count(context, message):  # type: ignore[no-untyped-def]
         context.storage.seen = (context.storage.seen or 0) + 1
-        context.send_egress(egress_message_builder("example/out", f"{message.as_string()} {context.storage.seen}", StringType))
+        context.send_egress(
+            egress_message_builder("example/out", f"{message.as_string()} {context.storage.seen}", StringType)
+        )
         if context.storage.seen < 3:
             context.send(message_builder("example/counter", context.address.id, str_value="again"))
 

@@ -60,8 +60,12 @@ def test_json_protobuf_and_simple_types() -> None:
     assert user.serializer().deserialize(b'{"a": 1}') == {"a": 1}
     proto = make_protobuf_type(StringValue)
     assert proto.typename == "type.googleapis.com/google.protobuf.StringValue"
-    assert make_protobuf_type(StringValue, namespace="com.example").typename == "com.example/google.protobuf.StringValue"
-    assert proto.serializer().deserialize(proto.serializer().serialize(StringValue(value="x"))) == StringValue(value="x")
+    assert (
+        make_protobuf_type(StringValue, namespace="com.example").typename == "com.example/google.protobuf.StringValue"
+    )
+    assert proto.serializer().deserialize(proto.serializer().serialize(StringValue(value="x"))) == StringValue(
+        value="x"
+    )
     pair = simple_type("com.example/Pair", serialize_fn=lambda v: bytes(v), deserialize_fn=lambda b: list(b))
     assert pair.serializer().serialize([1, 2]) == b"\x01\x02" and pair.serializer().deserialize(b"\x03") == [3]
     with pytest.raises(ValueError, match="serialize_fn is missing"):
@@ -92,7 +96,13 @@ def test_user_defined_type_classes() -> None:
 
 def test_value_spec_official_attributes() -> None:
     spec = ValueSpec("seen", IntType, expire_after_call=timedelta(seconds=2))
-    assert (spec.name, spec.type, spec.duration, spec.after_call, spec.after_write) == ("seen", IntType, 2000, True, False)
+    assert (spec.name, spec.type, spec.duration, spec.after_call, spec.after_write) == (
+        "seen",
+        IntType,
+        2000,
+        True,
+        False,
+    )
     spec = ValueSpec("seen", IntType, expire_after_write=timedelta(hours=1))
     assert (spec.duration, spec.after_call, spec.after_write) == (3_600_000, False, True)
     spec = ValueSpec("seen", IntType)
@@ -109,7 +119,13 @@ def test_value_spec_official_attributes() -> None:
         ("Seen", IntType, {}, ValueError, "lower case"),
         ("seen", None, {}, ValueError, "type can not be missing"),
         ("seen", int, {}, TypeError, "not a StateFun type"),
-        ("seen", IntType, {"expire_after_call": timedelta(1), "expire_after_write": timedelta(1)}, ValueError, "not both"),
+        (
+            "seen",
+            IntType,
+            {"expire_after_call": timedelta(1), "expire_after_write": timedelta(1)},
+            ValueError,
+            "not both",
+        ),
     ],
 )
 def test_value_spec_validation(name: str, tpe: object, kwargs: dict, error: type, match: str) -> None:

@@ -35,7 +35,6 @@ from typing import Any as TypingAny
 
 from google.protobuf.any_pb2 import Any
 
-from .._proto.request_reply_v3_pb2 import TypedValue
 from .._protocol3 import CODEC as _PROTOCOL_3
 from .._wire import SMALL_VARINTS, outgoing_message, string_field, varint
 from ..context import _address
@@ -125,7 +124,12 @@ class _Context(Context):
                 size = len(value)
                 if not size:  # (as protobuf writes an empty bytes field: not at all)
                     return _typed_head(message._typename)
-                return _typed_head(message._typename) + b"\x1a" + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + value
+                return (
+                    _typed_head(message._typename)
+                    + b"\x1a"
+                    + (SMALL_VARINTS[size] if size < 0x80 else varint(size))
+                    + value
+                )
             return message.typed_value.SerializeToString()  # type: ignore[no-any-return]
         typed_value = message.typed_value
         return codec.boxed(Any(type_url=typed_value.typename, value=typed_value.value))

@@ -91,7 +91,9 @@ class Type(metaclass=abc.ABCMeta):
 class _FunctionSerializer(TypeSerializer):
     __slots__ = ("serialize_fn", "deserialize_fn")
 
-    def __init__(self, serialize_fn: Callable[[TypingAny], bytes], deserialize_fn: Callable[[bytes], TypingAny]) -> None:
+    def __init__(
+        self, serialize_fn: Callable[[TypingAny], bytes], deserialize_fn: Callable[[bytes], TypingAny]
+    ) -> None:
         self.serialize_fn = serialize_fn
         self.deserialize_fn = deserialize_fn
 
@@ -126,7 +128,7 @@ def simple_type(
 ) -> Type:
     """A :class:`Type` named ``typename`` made of two functions (value -> bytes, bytes -> value)::
 
-        UserType = simple_type("com.example/User", serialize_fn=encode, deserialize_fn=decode)
+    UserType = simple_type("com.example/User", serialize_fn=encode, deserialize_fn=decode)
     """
     return _SimpleType(typename, serialize_fn, deserialize_fn)  # type: ignore[arg-type]  # checked in there
 

@@ -48,8 +48,9 @@ def java_cmd() -> Path:
 
 
 def _serve(app: str, env: dict) -> servers.Server:
-    server = runtime.start_app(sys.executable, app, "--worker-class", "gthread", "--workers", "2", "--threads", "4",
-                               env=env)
+    server = runtime.start_app(
+        sys.executable, app, "--worker-class", "gthread", "--workers", "2", "--threads", "4", env=env
+    )
     server.wait_ready("/")
     return server
 
@@ -80,12 +81,20 @@ def test_the_official_counter_on_statefun_wsgi_v3_counts_exactly_once(
     log: Path = apps["log"]
     log_start = len(log.read_text().splitlines()) if log.exists() else 0
 
-    with runtime.HarnessJvm.start(java_cmd, tmp_path, module_yaml, egresses=[OUT, KAFKA], kafka_egresses=[KAFKA]) as jvm:
+    with runtime.HarnessJvm.start(
+        java_cmd, tmp_path, module_yaml, egresses=[OUT, KAFKA], kafka_egresses=[KAFKA]
+    ) as jvm:
         jvm.extra_diagnostics = lambda: "\n".join(server.log().splitlines()[-40:])
         sent = jvm.send_many([(a, STRING_TYPE, _text(str(n))) for n in range(MESSAGES) for a in addresses])
         running = jvm.wait_running(RUNNING_TIMEOUT)
-        jvm.wait_for(lambda: len([r for r in jvm.records(KAFKA)]) >= COUNTERS * MESSAGES and
-                     all(MESSAGES in _counts(jvm, a) for a in addresses), COUNTS_TIMEOUT, "every count")
+        jvm.wait_for(
+            lambda: (
+                len([r for r in jvm.records(KAFKA)]) >= COUNTERS * MESSAGES
+                and all(MESSAGES in _counts(jvm, a) for a in addresses)
+            ),
+            COUNTS_TIMEOUT,
+            "every count",
+        )
         done = time.monotonic()
         time.sleep(0.5)  # a repeat would show now
 
@@ -98,11 +107,14 @@ def test_the_official_counter_on_statefun_wsgi_v3_counts_exactly_once(
         for address in addresses:
             key = address.rsplit("/", 1)[1]
             assert [(r.topic, r.value_bytes.decode()) for r in records if r.key == key] == [
-                ("counts", str(n)) for n in range(1, MESSAGES + 1)]
+                ("counts", str(n)) for n in range(1, MESSAGES + 1)
+            ]
         if served_by == "app":  # its wrapper logs every request: state discovery as with the official SDK
             requests = [line.split(" ") for line in log.read_text().splitlines()[log_start:]]
             assert requests[0][2:] == ["-", "missing:count"], requests[:3]
             assert all(r[2:] == ["count", "result"] for r in requests[1:]), requests
             assert sum(int(r[1]) for r in requests[1:]) == COUNTERS * MESSAGES
-        print(f"\n[flink3 v3api e2e] {served_by}: JVM start -> RUNNING {running:.2f} s; "
-              f"{COUNTERS * MESSAGES} messages counted {done - sent:.2f} s after sending")
+        print(
+            f"\n[flink3 v3api e2e] {served_by}: JVM start -> RUNNING {running:.2f} s; "
+            f"{COUNTERS * MESSAGES} messages counted {done - sent:.2f} s after sending"
+        )

@@ -19,10 +19,28 @@ import sys
 from typing import Any, Dict, List, Optional
 
 NAMES = [
-    "StatefulFunctions", "ValueSpec", "Context", "Message", "SdkAddress", "EgressMessage", "Type",
-    "TypeSerializer", "simple_type", "make_protobuf_type", "make_json_type", "BoolType", "IntType",
-    "FloatType", "LongType", "DoubleType", "StringType", "message_builder", "egress_message_builder",
-    "kafka_egress_message", "kinesis_egress_message", "RequestReplyHandler",
+    "StatefulFunctions",
+    "ValueSpec",
+    "Context",
+    "Message",
+    "SdkAddress",
+    "EgressMessage",
+    "Type",
+    "TypeSerializer",
+    "simple_type",
+    "make_protobuf_type",
+    "make_json_type",
+    "BoolType",
+    "IntType",
+    "FloatType",
+    "LongType",
+    "DoubleType",
+    "StringType",
+    "message_builder",
+    "egress_message_builder",
+    "kafka_egress_message",
+    "kinesis_egress_message",
+    "RequestReplyHandler",
 ]
 
 
@@ -53,7 +71,11 @@ def describe(value: Any) -> Dict[str, Any]:
         return {"kind": "class", "members": members}
     if inspect.isfunction(value):
         return {"kind": "function", "parameters": parameters(value)}
-    return {"kind": "instance", "class_members": describe(type(value))["members"], "typename": getattr(value, "typename", None)}
+    return {
+        "kind": "instance",
+        "class_members": describe(type(value))["members"],
+        "typename": getattr(value, "typename", None),
+    }
 
 
 def record(module_name: str) -> Dict[str, Any]:

@@ -21,7 +21,12 @@ from google.protobuf.wrappers_pb2 import StringValue
 TARGET = "example/fn"
 
 
-def request(pb: Any, states: List[Tuple[str, Optional[Tuple[str, bytes]]]], arguments: List[Tuple[Optional[str], str, bytes]], id: str = "alice") -> bytes:
+def request(
+    pb: Any,
+    states: List[Tuple[str, Optional[Tuple[str, bytes]]]],
+    arguments: List[Tuple[Optional[str], str, bytes]],
+    id: str = "alice",
+) -> bytes:
     """A ToFunction to example/fn: states as (name, None | (typename, bytes)), invocations as
     (caller typename/id or None, argument typename, argument bytes)."""
     to = pb.ToFunction()
@@ -47,10 +52,17 @@ def request(pb: Any, states: List[Tuple[str, Optional[Tuple[str, bytes]]]], argu
 
 def scenarios(sf: Any, pb: Any) -> Dict[str, Tuple[Any, bytes]]:
     out: Dict[str, Tuple[Any, bytes]] = {}
-    ser = {t.typename: t.serializer().serialize for t in (sf.BoolType, sf.IntType, sf.LongType, sf.FloatType, sf.DoubleType, sf.StringType)}
+    ser = {
+        t.typename: t.serializer().serialize
+        for t in (sf.BoolType, sf.IntType, sf.LongType, sf.FloatType, sf.DoubleType, sf.StringType)
+    }
     UserType = sf.make_json_type("com.example/User")
     ProtoType = sf.make_protobuf_type(StringValue)
-    PairType = sf.simple_type("com.example/Pair", serialize_fn=lambda v: f"{v[0]},{v[1]}".encode(), deserialize_fn=lambda b: tuple(b.decode().split(",")))
+    PairType = sf.simple_type(
+        "com.example/Pair",
+        serialize_fn=lambda v: f"{v[0]},{v[1]}".encode(),
+        deserialize_fn=lambda b: tuple(b.decode().split(",")),
+    )
 
     # 1. every built-in message type read back, echoed to egress as strings
     functions = sf.StatefulFunctions()
@@ -63,9 +75,18 @@ def scenarios(sf: Any, pb: Any) -> Dict[str, Tuple[Any, bytes]]:
         text += f":{message.is_type(UserType)}:{context.caller}:{context.address}"
         context.send_egress(sf.egress_message_builder("example/out", text, sf.StringType))
 
-    arguments = [(None, t, ser[t](v)) for t, v in (("io.statefun.types/int", -7), ("io.statefun.types/bool", True),
-                 ("io.statefun.types/long", 2**40), ("io.statefun.types/string", "héllo"), ("io.statefun.types/float", 1.5),
-                 ("io.statefun.types/double", 0.1), ("io.statefun.types/int", 0))]
+    arguments = [
+        (None, t, ser[t](v))
+        for t, v in (
+            ("io.statefun.types/int", -7),
+            ("io.statefun.types/bool", True),
+            ("io.statefun.types/long", 2**40),
+            ("io.statefun.types/string", "héllo"),
+            ("io.statefun.types/float", 1.5),
+            ("io.statefun.types/double", 0.1),
+            ("io.statefun.types/int", 0),
+        )
+    ]
     arguments.append(("example/caller/bob", "com.example/User", b'{"a": 1}'))
     out["read_builtin_messages"] = (functions, request(pb, [], arguments))
 
@@ -85,7 +106,9 @@ def scenarios(sf: Any, pb: Any) -> Dict[str, Tuple[Any, bytes]]:
         context.send(sf.message_builder("example/a", "9", value=("l", "r"), value_type=PairType))
         context.send_after(timedelta(seconds=1.5), sf.message_builder("example/b", "1", str_value="later"))
         context.send_after(timedelta(minutes=2), sf.message_builder("example/b", "2", int_value=1), "token-1")
-        context.send_after(timedelta(0), sf.message_builder("example/b", "3", int_value=2), cancellation_token="token-2")
+        context.send_after(
+            timedelta(0), sf.message_builder("example/b", "3", int_value=2), cancellation_token="token-2"
+        )
         context.cancel_delayed_message("token-0")
         context.send_egress(sf.egress_message_builder("example/out", {"k": 1}, UserType))
         context.send_egress(sf.kafka_egress_message("example/kafka", "topic", "text", key="key"))
@@ -100,10 +123,17 @@ def scenarios(sf: Any, pb: Any) -> Dict[str, Tuple[Any, bytes]]:
     out["send_everything"] = (functions, request(pb, [], [(None, "io.statefun.types/string", b"")]))
 
     # 3. states of every kind: declared, read, written, deleted
-    specs = [sf.ValueSpec("b", sf.BoolType), sf.ValueSpec("i", sf.IntType), sf.ValueSpec("l", sf.LongType),
-             sf.ValueSpec("f", sf.FloatType), sf.ValueSpec("d", sf.DoubleType), sf.ValueSpec("s", sf.StringType),
-             sf.ValueSpec("u", UserType, expire_after_call=timedelta(seconds=30)),
-             sf.ValueSpec("p", ProtoType, expire_after_write=timedelta(days=1)), sf.ValueSpec("gone", sf.IntType)]
+    specs = [
+        sf.ValueSpec("b", sf.BoolType),
+        sf.ValueSpec("i", sf.IntType),
+        sf.ValueSpec("l", sf.LongType),
+        sf.ValueSpec("f", sf.FloatType),
+        sf.ValueSpec("d", sf.DoubleType),
+        sf.ValueSpec("s", sf.StringType),
+        sf.ValueSpec("u", UserType, expire_after_call=timedelta(seconds=30)),
+        sf.ValueSpec("p", ProtoType, expire_after_write=timedelta(days=1)),
+        sf.ValueSpec("gone", sf.IntType),
+    ]
 
     def stateful() -> Any:
         functions = sf.StatefulFunctions()
@@ -129,15 +159,30 @@ def scenarios(sf: Any, pb: Any) -> Dict[str, Tuple[Any, bytes]]:
 
         return functions
 
-    out["states_declared"] = (stateful(), request(pb, [("b", None)], [(None, "io.statefun.types/int", ser["io.statefun.types/int"](1))]))
+    out["states_declared"] = (
+        stateful(),
+        request(pb, [("b", None)], [(None, "io.statefun.types/int", ser["io.statefun.types/int"](1))]),
+    )
     all_empty = [(spec.name, None) for spec in specs]
-    out["states_empty"] = (stateful(), request(pb, all_empty, [(None, "io.statefun.types/int", ser["io.statefun.types/int"](1))] * 3))
-    full = [("b", ("io.statefun.types/bool", ser["io.statefun.types/bool"](True))), ("i", ("io.statefun.types/int", ser["io.statefun.types/int"](0))),
-            ("l", ("io.statefun.types/long", ser["io.statefun.types/long"](7))), ("f", ("io.statefun.types/float", ser["io.statefun.types/float"](1.0))),
-            ("d", ("io.statefun.types/double", ser["io.statefun.types/double"](2.0))), ("s", ("io.statefun.types/string", ser["io.statefun.types/string"]("a"))),
-            ("u", ("com.example/User", b'{"list": [1]}')), ("p", (ProtoType.typename, StringValue(value="q").SerializeToString())),
-            ("gone", ("io.statefun.types/int", ser["io.statefun.types/int"](3)))]
-    out["states_full"] = (stateful(), request(pb, full, [("example/c/1", "io.statefun.types/int", ser["io.statefun.types/int"](4))] * 2))
+    out["states_empty"] = (
+        stateful(),
+        request(pb, all_empty, [(None, "io.statefun.types/int", ser["io.statefun.types/int"](1))] * 3),
+    )
+    full = [
+        ("b", ("io.statefun.types/bool", ser["io.statefun.types/bool"](True))),
+        ("i", ("io.statefun.types/int", ser["io.statefun.types/int"](0))),
+        ("l", ("io.statefun.types/long", ser["io.statefun.types/long"](7))),
+        ("f", ("io.statefun.types/float", ser["io.statefun.types/float"](1.0))),
+        ("d", ("io.statefun.types/double", ser["io.statefun.types/double"](2.0))),
+        ("s", ("io.statefun.types/string", ser["io.statefun.types/string"]("a"))),
+        ("u", ("com.example/User", b'{"list": [1]}')),
+        ("p", (ProtoType.typename, StringValue(value="q").SerializeToString())),
+        ("gone", ("io.statefun.types/int", ser["io.statefun.types/int"](3))),
+    ]
+    out["states_full"] = (
+        stateful(),
+        request(pb, full, [("example/c/1", "io.statefun.types/int", ser["io.statefun.types/int"](4))] * 2),
+    )
     return out
 
 

@@ -5,6 +5,7 @@ Started by ``bench_handler.py`` under any of its interpreters::
     python bench/_worker.py --sdk ours       # statefun_wsgi from this repository
     python bench/_worker.py --sdk official   # the official ``statefun`` 2.2.2 SDK
     python bench/_worker.py --sdk official3  # the official ``statefun`` 3.3 SDK (handle_sync)
+    python bench/_worker.py --sdk oursv3     # statefun_wsgi.v3 (the 3.3 API) running scenarios_v3, handle_sync
 
 It reads commands from stdin, one line each, and answers each with one line on
 stdout (``ok ...`` or ``error <text>``); byte payloads follow their line:
@@ -39,6 +40,14 @@ def load_sdk(name):
         from statefun_wsgi import RequestReplyHandler, StatefulFunctions
 
         module = "statefun_wsgi"
+    elif name == "oursv3":
+        sys.path.insert(0, REPO)
+        import statefun_wsgi.v3
+
+        sys.modules["statefun"] = statefun_wsgi.v3  # scenarios_v3 as written for the official SDK
+        from statefun_wsgi.v3 import RequestReplyHandler, StatefulFunctions
+
+        module = "statefun_wsgi.v3"
     elif name in ("official", "official3"):
         from statefun import RequestReplyHandler, StatefulFunctions
 
@@ -46,7 +55,7 @@ def load_sdk(name):
     else:
         raise SystemExit("unknown --sdk %r" % name)
     sys.path.insert(0, HERE)
-    if name == "official3":
+    if name in ("official3", "oursv3"):
         import scenarios_v3 as scenarios
     else:
         import scenarios
@@ -54,7 +63,7 @@ def load_sdk(name):
     functions = StatefulFunctions()
     scenarios.register(functions)
     handler = RequestReplyHandler(functions)
-    if name == "official3":
+    if name in ("official3", "oursv3"):
         return handler.handle_sync, sys.modules[module]  # its synchronous entry: asyncio.run per request
     return handler, sys.modules[module]
 
@@ -76,7 +85,7 @@ def info(sdk_name, sdk_module):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sdk", required=True, choices=["ours", "official", "official3"])
+    parser.add_argument("--sdk", required=True, choices=["ours", "official", "official3", "oursv3"])
     args = parser.parse_args()
 
     # Only this process's protocol goes to the real stdout; stray prints go to stderr.

@@ -350,9 +350,14 @@ BASELINES = {
     "official3-default": "ours-3x",
     "official3-fastest": "ours-3x",
 }
-ALL_SIDES = ["ours", "official-default", "official-fastest", "ours-3x", "official3-default", "official3-fastest"]
+ALL_SIDES = [
+    "ours", "official-default", "official-fastest", "ours-3x", "official3-default", "official3-fastest", "ours-v3api"
+]
 V2_SIDES = ALL_SIDES[:3]
-V3_SIDES = ALL_SIDES[3:]
+V3_SIDES = ALL_SIDES[3:6]
+#: ``--protocol 3 --sides ours-3x ours-v3api official3-default official3-fastest``: the official 3.3 API
+#: on statefun_wsgi (statefun_wsgi.v3, handle_sync, bench/scenarios_v3.py as written for the official SDK).
+V3API_SIDES = ["ours-3x", "ours-v3api", "official3-default", "official3-fastest"]
 
 
 #: ``--tuned-malloc``: keep freed memory in glibc's heap instead of handing large blocks back to
@@ -446,6 +451,7 @@ def make_sides(args: argparse.Namespace) -> List[Side]:
         Side("official-default", "official default", "official", "python", clean_env()),
         Side("official-fastest", "official fastest", "official", "cpp", clean_env(**{cpp: "cpp"})),
         Side("ours-3x", "ours 3.x", "ours", None, clean_env(), python=sys.executable, protocol=3),
+        Side("ours-v3api", "ours, 3.3 API", "oursv3", None, clean_env(), python=sys.executable, protocol=3),
         Side("official3-default", "official 3.3 default", "official3", "python", clean_env(), protocol=3),
         Side("official3-fastest", "official 3.3 fastest", "official3", "cpp", clean_env(**{cpp: "cpp"}), protocol=3),
     ]
@@ -877,6 +883,20 @@ def render_v3(data: Dict[str, TypingAny]) -> str:
         if "official3-fastest" in ratios and name != "state-1mib" and ratios["official3-fastest"]["median"] < GOAL_VS_OFFICIAL3:
             verdicts.append(f"{name} vs official 3.3 fastest = {ratios['official3-fastest']['median']:.1f}×")
     out += ["Targets: " + ("**all met**." if not verdicts else "**missed** on " + ", ".join(verdicts) + "."), ""]
+    if "ours-v3api" in sides:
+        out += [
+            "The official 3.3 API on statefun_wsgi: `statefun_wsgi.v3`'s `handle_sync` running "
+            "`bench/scenarios_v3.py` as written for the official SDK (only its import changed); "
+            "ratio = official time / this time (median):",
+            "",
+            "| scenario | ours, 3.3 API µs/req | " + " | ".join(f"{sides[o]['label']} ratio" for o in officials) + " |",
+            "|---|---:|" + "---:|" * len(officials),
+        ]
+        for name, entry in data["scenarios"].items():
+            ours_v3api = entry["ours-v3api"]["median_us_per_request"]
+            cells = [f"{entry[o]['median_us_per_request'] / ours_v3api:.1f}×" for o in officials]
+            out.append(f"| {name} | {fmt_us(ours_v3api)} | " + " | ".join(cells) + " |")
+        out.append("")
     out += ["Best round (minimum) per side:", "", *table("min"), ""]
     out += [
         "Minor page faults per request (median over rounds):",
@@ -1011,6 +1031,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(markdown)
     if args.write:
         name = "handler-v3" if args.protocol == 3 else "handler"
+        if "ours-v3api" in args.sides:
+            name = "handler-v3api"
         write_results(data, markdown, name + ("-tuned-malloc" if args.tuned_malloc else ""))
     return 0
 

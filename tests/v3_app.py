@@ -1,0 +1,64 @@
+"""A WSGI app serving functions written against statefun_wsgi.v3 (the official 3.3 API),
+for tests/test_v3_serving.py: ``gunicorn tests.v3_app:wsgi``.
+
+``example/greeter`` is the greeter of tests/data/v3/README.md (plain ``def``);
+``example/agreeter`` is the same as ``async def``; ``example/loops`` answers with the
+thread and the event loop it ran on (which a test reads back from the egress record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import timedelta
+
+from google.protobuf.any_pb2 import Any
+from google.protobuf.wrappers_pb2 import StringValue
+
+from statefun_wsgi import StatefunMiddleware
+from statefun_wsgi.v3 import (
+    Context,
+    IntType,
+    Message,
+    StatefulFunctions,
+    StringType,
+    ValueSpec,
+    egress_message_builder,
+    make_protobuf_type,
+)
+
+functions = StatefulFunctions()
+AnyType = make_protobuf_type(Any)
+SPECS = [ValueSpec("seen", IntType), ValueSpec("anystate", AnyType, expire_after_write=timedelta(hours=1))]
+
+
+@functions.bind("example/greeter", specs=SPECS)
+def greeter(ctx: Context, msg: Message) -> None:
+    seen = (ctx.storage.seen or 0) + 1
+    ctx.storage.seen = seen
+    prev = ctx.storage.anystate
+    a = Any()
+    a.Pack(StringValue(value=f"n{seen}"))
+    ctx.storage.anystate = a
+    text = msg.raw_value().decode()
+    ctx.send_egress(
+        egress_message_builder(
+            "e2e/out", f"{ctx.address.id}:{text}:{seen}:prev={prev.type_url if prev else None}", StringType
+        )
+    )
+
+
+@functions.bind("example/agreeter", specs=SPECS)
+async def agreeter(ctx: Context, msg: Message) -> None:
+    await asyncio.sleep(0)
+    greeter(ctx, msg)
+
+
+@functions.bind("example/loops")
+async def loops(ctx: Context, msg: Message) -> None:
+    await asyncio.sleep(0.01)
+    loop = asyncio.get_running_loop()
+    ctx.send_egress(egress_message_builder("e2e/out", f"{threading.get_ident()}:{id(loop)}", StringType))
+
+
+wsgi = StatefunMiddleware(None, functions)

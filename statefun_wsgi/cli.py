@@ -430,7 +430,7 @@ class _Gunicorn:
                            STATEFUN_RUNTIME_BIND=runtime_bind)
         self.port = port
         self.runtime_port = runtime_port
-        self.tail: Deque[str] = collections.deque(maxlen=40)
+        self.tail: Deque[str] = collections.deque(maxlen=400)  # two workers' tracebacks fit
         self.process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                         text=True, errors="replace")
         self._reader = threading.Thread(target=self._pass_on, daemon=True)

@@ -372,6 +372,11 @@ def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
+#: What a CA certificate needs for Python 3.13's strict verification (VERIFY_X509_STRICT, set by
+#: ssl.create_default_context, on gunicorn's side too): its key usage, critical CA constraints.
+CA_EXTENSIONS = ("-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+
 def make_certificates(directory: Path) -> None:
     """A CA; a server certificate for 127.0.0.1 and a client certificate it signed; a client
     certificate signed by another CA. EC P-256 keys, PKCS#8 (what the runtime's client_key reads)."""
@@ -383,7 +388,7 @@ def make_certificates(directory: Path) -> None:
     key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     for ca in ("ca", "other-ca"):
         openssl("req", "-x509", *key, "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2",
-                "-subj", f"/CN=statefun-wsgi test {ca}", cwd=directory)
+                "-subj", f"/CN=statefun-wsgi test {ca}", *CA_EXTENSIONS, cwd=directory)
     for name, ca, ext in (("server", "ca", "server.ext"), ("client", "ca", "client.ext"),
                           ("stranger", "other-ca", "client.ext")):
         openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=directory)

@@ -347,11 +347,14 @@ def openssl(*args: str, cwd: Path) -> None:
 def make_certificates(directory: Path) -> None:
     """A CA, a server certificate for 127.0.0.1 and a client certificate it signed (EC P-256,
     keys in unencrypted PKCS#8, what the runtime's ``client_key`` reads)."""
-    (directory / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    (directory / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    (directory / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+                                          "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    (directory / "client.ext").write_text("extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\n"
+                                          "authorityKeyIdentifier=keyid\n")
     key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=statefun-wsgi e2e ca", cwd=directory)
+            "-subj", "/CN=statefun-wsgi e2e ca", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
     for name in ("server", "client"):
         openssl("req", *key, "-keyout", f"{name}.key.tmp", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=directory)
         openssl("pkcs8", "-topk8", "-nocrypt", "-in", f"{name}.key.tmp", "-out", f"{name}.key", cwd=directory)

@@ -1414,3 +1414,24 @@ def test_v3_kinesis_egress_takes_only_the_3x_record_name(record: str, ok: bool) 
     else:
         with pytest.raises(FunctionCallFailedError, match="it takes only 'type.googleapis.com/io.statefun.sdk"):
             runtime.run_until_idle()
+
+
+@pytest.mark.parametrize("protocol", ["2.x", "3.x"])
+def test_state_unpacks_a_builtin_type_held_in_an_any_state(protocol: str) -> None:
+    """An Any state holding ``io.statefun.types/int``: ``state(..., IntWrapper)`` gives the
+    IntWrapper (it used to raise UnexpectedMessageTypeError); another class is still refused."""
+    functions = StatefulFunctions()
+
+    @functions.bind("t/keeper", states=["n"])
+    def keeper(context, message: Any) -> None:
+        context.state("n").pack(IntWrapper(value=5))
+
+    runtime = LocalRuntime.for_functions(functions, protocol=protocol)
+    runtime.send("t/keeper", "a", StringValue(value="go"))
+    runtime.run_until_idle()
+    assert runtime.state("t/keeper", "a", "n").type_url == "io.statefun.types/int"
+    assert runtime.state("t/keeper", "a", "n", IntWrapper) == IntWrapper(value=5)
+    with pytest.raises(UnexpectedMessageTypeError, match="holds a 'io.statefun.types/int'"):
+        runtime.state("t/keeper", "a", "n", StringWrapper)
+    with pytest.raises(UnexpectedMessageTypeError, match="holds a 'io.statefun.types/int'"):
+        runtime.state("t/keeper", "a", "n", Int64Value)

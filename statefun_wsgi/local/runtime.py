@@ -79,6 +79,7 @@ from .._proto.egress_records_pb2 import KafkaProducerRecord, KinesisEgressRecord
 from .._proto import request_reply_v3_pb2 as v3
 from .._proto.request_reply_pb2 import FromFunction, ToFunction
 from .._protocol3 import ANY_TYPENAME, KAFKA_PRODUCER_RECORD_TYPENAME, KINESIS_EGRESS_RECORD_TYPENAME, typename_of
+from ..builtin_types import BUILTIN_TYPENAMES
 from ..context import Address, pack_any
 from ..errors import ConfigurationError, UnexpectedMessageTypeError
 from ..functions import StatefulFunctions, split_typename, type_name_of_url
@@ -418,7 +419,11 @@ class LocalRuntime:
         self, typename: str, id: str, name: str, message_type: Optional[Type[M]] = None
     ) -> Union[None, Any, M]:
         """The stored value of state ``name`` of ``typename``/``id`` (``None`` when
-        absent or expired), as an ``Any``, or unpacked into ``message_type``."""
+        absent or expired), as an ``Any``, or unpacked into ``message_type`` (a built-in
+        type such as ``IntWrapper`` matches its own type name, ``io.statefun.types/int``)::
+
+            runtime.state("example/counter", "a", "seen", IntWrapper).value
+        """
         namespace, type_name = split_typename(typename)
         address = Address(namespace, type_name, id)
         registered_type = ANY_TYPENAME
@@ -448,7 +453,9 @@ class LocalRuntime:
                 return message_type.FromString(stored.value)
         if message_type is None:
             return value
-        if type_name_of_url(value.type_url) != message_type.DESCRIPTOR.full_name:
+        builtin = BUILTIN_TYPENAMES.get(message_type)  # io.statefun.types/int, ...: its own type name
+        if (value.type_url != builtin if builtin is not None
+                else type_name_of_url(value.type_url) != message_type.DESCRIPTOR.full_name):
             raise UnexpectedMessageTypeError(f"state {name!r} holds a {value.type_url!r}")
         return message_type.FromString(value.value)
 

@@ -1435,3 +1435,55 @@ def test_state_unpacks_a_builtin_type_held_in_an_any_state(protocol: str) -> Non
         runtime.state("t/keeper", "a", "n", StringWrapper)
     with pytest.raises(UnexpectedMessageTypeError, match="holds a 'io.statefun.types/int'"):
         runtime.state("t/keeper", "a", "n", Int64Value)
+
+
+from statefun_wsgi.errors import RequestError  # noqa: E402
+
+
+def test_v3_restart_after_a_failure_sends_the_failed_batch_again_with_states_declared_again() -> None:
+    """As the 3.3 runtime restoring a checkpoint after a failed call: the runtime knows no
+    state again (the first request after the restart carries none and the function declares
+    it), the failed message is delivered again, and the count goes on exactly once."""
+    functions = StatefulFunctions()
+    failing = {"once": True}
+    seen: List[int] = []
+
+    @functions.bind("t/counter", states=["n"])
+    def counter(context, message: StringValue) -> None:
+        count = context.state("n").unpack(Int64Value) or Int64Value()
+        count.value += 1
+        context.state("n").pack(count)
+        seen.append(count.value)
+
+    handler = RequestReplyHandler(functions)
+    requests: List[v3.ToFunction] = []
+
+    def recording(body: bytes) -> bytes:
+        request = v3.ToFunction.FromString(body)
+        requests.append(request)
+        if request.invocation.invocations[0].argument.value == b"\n\x04fail" and failing.pop("once", False):
+            raise RequestError("failing once")  # a 400, which okhttp does not retry
+        return handler(body)
+
+    spec = FunctionSpec("t/counter", "in-process://", (), protocol="3.x")  # okhttp
+    runtime = LocalRuntime({"t/counter": spec}, InProcessTransport(recording), protocol="3.x")
+    runtime.send("t/counter", "a", StringValue(value="x"))
+    runtime.run_until_idle()
+    with pytest.raises(ConfigurationError, match="idle runtime"):
+        runtime.send("t/counter", "a", StringValue(value="x"))
+        runtime.restart()  # a message waiting: not idle
+    runtime.run_until_idle()
+    runtime.send("t/counter", "a", StringValue(value="fail"))
+    with pytest.raises(FunctionCallFailedError, match="failing once"):
+        runtime.run_until_idle()
+    assert runtime.state("t/counter", "a", "n", Int64Value) == Int64Value(value=2)
+    before = len(requests)
+    runtime.restart()
+    runtime.run_until_idle()
+    runtime.send("t/counter", "a", StringValue(value="x"))
+    runtime.run_until_idle()
+    assert runtime.state("t/counter", "a", "n", Int64Value) == Int64Value(value=4)
+    assert seen == [1, 2, 3, 4]
+    after = requests[before:]
+    assert [len(r.invocation.state) for r in after] == [0, 1, 1]  # declared again, then carried
+    assert [i.argument.value for i in after[0].invocation.invocations] == [StringValue(value="fail").SerializeToString()]

@@ -55,7 +55,9 @@ earlier batches did (state, egress records, messages) stays visible through
 :meth:`~LocalRuntime.state` and :meth:`~LocalRuntime.egress`, where a real job
 would have rolled it back to the checkpoint; calls still in flight are abandoned.
 A test of a failure asserts the error, and that the effects it expects were not
-applied.
+applied. :meth:`LocalRuntime.restart` then goes on as the restored job would from a
+checkpoint taken just before the failed batch: it sends that batch again (on 3.x with
+the states to declare again).
 """
 
 from __future__ import annotations
@@ -261,6 +263,7 @@ class LocalRuntime:
         self._states: Dict[Address, Dict[str, _StoredState]] = {}
         self._egress: Dict[str, List[EgressRecord]] = {}
         self._failure: Optional[FunctionCallFailedError] = None
+        self._failed_batch: Optional[_Batch] = None  # the batch of self._failure, for restart()
         self._pool = ThreadPoolExecutor(concurrency, "statefun-local") if concurrency > 1 else None
         self.batches_sent = 0
         #: calls in flight (or waiting for a retry) at which the ingress waits, as the
@@ -467,12 +470,33 @@ class LocalRuntime:
             runtime.run_until_idle()
             runtime.restart()
             runtime.send("example/greeter", "alice", GreetRequest(name="alice"))  # declares, then runs
+
+        After a :class:`FunctionCallFailedError`, as the real job restoring from a checkpoint
+        taken just before the failed batch (none of it was applied): the failure is cleared and
+        the failed batch's messages are delivered again, then the address's backlog. It needs
+        the failed call to be the only one in flight::
+
+            with pytest.raises(FunctionCallFailedError):
+                runtime.run_until_idle()
+            runtime.restart()
+            runtime.run_until_idle()  # the failed messages again (states declared again on 3.x)
         """
         with self._condition:
-            self._raise_failure()
-            if self._input or self._local or self._in_flight or self._completed or self._retries:
-                raise ConfigurationError("restart() needs an idle runtime: call run_until_idle() first")
+            failed = self._failed_batch if self._failure is not None else None
+            if failed is None:
+                self._raise_failure()
+            busy = [address for address in self._in_flight if failed is None or address != failed.address]
+            if self._input or self._local or busy or self._completed or self._retries:
+                raise ConfigurationError("restart() needs an idle runtime (after a failure: the failed call the "
+                                         "only one in flight): call run_until_idle() first")
             self._registered.clear()
+            if failed is not None:
+                self._failure = self._failed_batch = None
+                del self._in_flight[failed.address]
+                self._blocked.discard(failed.address)
+                self._local.extend(failed.envelopes + self._backlogs.pop(failed.address, []))
+                self._deliver_local()
+                self._condition.notify_all()
 
     @property
     def pending_delayed(self) -> int:
@@ -708,6 +732,7 @@ class LocalRuntime:
     def _fail(self, batch: _Batch, reason: str) -> None:
         # Keep the batch unapplied and the address blocked: as a failed job, nothing moves.
         self._failure = FunctionCallFailedError(batch.address, reason)
+        self._failed_batch = batch
         logger.error("%s", self._failure)
         self._condition.notify_all()
 

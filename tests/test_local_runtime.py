@@ -1487,3 +1487,38 @@ def test_v3_restart_after_a_failure_sends_the_failed_batch_again_with_states_dec
     after = requests[before:]
     assert [len(r.invocation.state) for r in after] == [0, 1, 1]  # declared again, then carried
     assert [i.argument.value for i in after[0].invocation.invocations] == [StringValue(value="fail").SerializeToString()]
+
+
+def test_v3_after_restart_a_state_declared_with_another_type_fails() -> None:
+    """As the 3.3 runtime after a restore: the checkpoint keeps each state's type, so a new
+    app version declaring ``n`` (an Any before) as io.statefun.types/int fails the job
+    (RemoteValueTypeMismatchException); the same type declared again is fine."""
+    functions = StatefulFunctions()
+    version = {"typed": False}
+
+    @functions.bind("t/evolving", states=["n"])
+    def old(context, message: StringValue) -> None:
+        context.state("n").pack(Int64Value(value=1))
+
+    newer = StatefulFunctions()
+
+    @newer.bind("t/evolving", states=[ValueSpec("n", IntWrapper)])
+    def new(context, message: StringValue) -> None:
+        context.state("n").pack(IntWrapper(value=1))
+
+    handlers = {False: RequestReplyHandler(functions), True: RequestReplyHandler(newer)}
+    spec = FunctionSpec("t/evolving", "in-process://", (), protocol="3.x")
+    runtime = LocalRuntime({"t/evolving": spec}, InProcessTransport(lambda body: handlers[version["typed"]](body)),
+                           protocol="3.x")
+    runtime.send("t/evolving", "a", StringValue(value="x"))
+    runtime.run_until_idle()
+    runtime.restart()
+    runtime.send("t/evolving", "a", StringValue(value="x"))
+    runtime.run_until_idle()  # the same type again: fine
+    runtime.restart()
+    version["typed"] = True
+    runtime.send("t/evolving", "a", StringValue(value="x"))
+    with pytest.raises(FunctionCallFailedError, match=(
+            "state 'n' was restored with type 'type.googleapis.com/google.protobuf.Any', and the reply declares "
+            "it with type 'io.statefun.types/int'")):
+        runtime.run_until_idle()

@@ -240,6 +240,8 @@ class LocalRuntime:
         self.protocol = protocol
         # 3.x: the states each function type declared since the start (none at first)
         self._registered: Dict[str, Dict[str, _Registered]] = {}
+        # 3.x: the types states had when restart() forgot them (what a checkpoint keeps)
+        self._restored_types: Dict[str, Dict[str, str]] = {}
         self.transport = transport
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self._egress_types: Optional[Dict[str, Optional[str]]] = None
@@ -465,7 +467,8 @@ class LocalRuntime:
     def restart(self) -> None:
         """As the job restoring from a checkpoint taken now, when idle: state values, delayed
         messages and egress records stay; on 3.x the registered states are forgotten, so each
-        function type's next request carries none and its function declares them again::
+        function type's next request carries none and its function declares them again (with
+        the types they had: another type fails, as the runtime's RemoteValueTypeMismatchException)::
 
             runtime.run_until_idle()
             runtime.restart()
@@ -489,6 +492,9 @@ class LocalRuntime:
             if self._input or self._local or busy or self._completed or self._retries:
                 raise ConfigurationError("restart() needs an idle runtime (after a failure: the failed call the "
                                          "only one in flight): call run_until_idle() first")
+            for function_type, states in self._registered.items():
+                restored = self._restored_types.setdefault(function_type, {})
+                restored.update({name: entry.typename for name, entry in states.items()})
             self._registered.clear()
             if failed is not None:
                 self._failure = self._failed_batch = None
@@ -820,6 +826,11 @@ class LocalRuntime:
                                          f"reply declares it again with type {state_type!r}")
                 if known is not None:
                     continue
+                restored_type = self._restored_types.get(typename, {}).get(name, state_type)
+                if restored_type != state_type:  # the checkpoint's state has its type
+                    raise _ReplyRejected(
+                        f"state {name!r} was restored with type {restored_type!r}, and the reply declares it with "
+                        f"type {state_type!r} (RemoteValueTypeMismatchException)")
                 expiration = missing.expiration_spec
                 mode = _EXPIRE_MODES_3.get(expiration.mode)
                 if mode is not None and expiration.expire_after_millis <= 0:

@@ -51,33 +51,23 @@ from pathlib import Path
 from typing import Dict, Iterator, List, NamedTuple, Optional
 
 import pytest
-from google.protobuf.wrappers_pb2 import Int64Value, StringValue
+from google.protobuf.wrappers_pb2 import StringValue
 
 for _path in (Path(__file__).resolve().parents[2], Path(__file__).resolve().parents[1]):  # the repo; tests/
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from statefun_wsgi._proto.egress_records_pb2 import KafkaProducerRecord, KinesisEgressRecord  # noqa: E402
 import servers  # noqa: E402  (tests/servers.py)
 from e2e import runtime  # noqa: E402  (tests/e2e/runtime.py)
+from e2e.scenarios3 import (  # noqa: E402  (the scenarios, shared with LocalRuntime's test_scenarios3.py)
+    ANY, DELAY_S, EVOLVING, KAFKA, KINESIS, OUT, RESTART, SCENARIOS3, STRING_VALUE, by_address, kafka_record,
+    kinesis_record, outcome3, outcome_runs, text,
+)
 
 pytestmark = pytest.mark.flink
 
 RUNNING_TIMEOUT = 90.0
 WAIT_TIMEOUT = 60.0
-
-OUT, KAFKA, KINESIS = "e2e/out", "e2e/kafka", "e2e/kinesis"
-STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue"
-INT64_VALUE = "type.googleapis.com/google.protobuf.Int64Value"
-ANY = "type.googleapis.com/google.protobuf.Any"
-INT_TYPE = "io.statefun.types/int"
-KAFKA_RECORD_TYPE = "type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord"
-KINESIS_RECORD_TYPE = "type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord"
-DELAY_S = 4.0  # the delayed messages' delay: the cancellation must arrive before it
-
-
-def text(value: str) -> bytes:
-    return StringValue(value=value).SerializeToString()
 
 
 class Ours(NamedTuple):
@@ -166,109 +156,94 @@ def counts(jvm: runtime.HarnessJvm, address: str) -> List[int]:
 def test_our_functions_on_the_3_3_runtime(
     java_cmd3: Path, ours: Ours, official: servers.Server, tmp_path: Path, transport: str, version: str
 ) -> None:
+    """The table of tests/e2e/scenarios3.py (SCENARIOS3), all in one job; LocalRuntime runs the
+    same in tests/e2e/test_scenarios3.py."""
     tag = f"{transport}-{version.replace('.', '')}"
     endpoints = [runtime.Endpoint3("e2e3/*", f"{ours.server.base_url}/statefun", transport=transport),
                  runtime.Endpoint3("sdk33/*", f"{official.base_url}/statefun/{{function.name}}", transport=transport)]
     yaml = runtime.module_yaml3(endpoints, kafka_egresses=[KAFKA], kinesis_egresses=[KINESIS], version=version)
-    remember, typed, delayer = f"e2e3/remember/{tag}", f"e2e3/typed/{tag}", f"e2e3/delayer/{tag}"
-    records, ping = f"e2e3/records/{tag}", f"e2e3/ping/{tag}"
     log_start = len(ours.requests())
-    a, seven, b = StringValue(value="a"), Int64Value(value=7), StringValue(value="b")
+    # The scenario with a later step (the cancellation) last, so that its clock starts late.
+    table = sorted(SCENARIOS3, key=lambda scenario: scenario.then is not None)
 
     with runtime.HarnessJvm.start(java_cmd3, tmp_path, yaml, egresses=[OUT, KAFKA, KINESIS],
                                   kafka_egresses=[KAFKA], kinesis_egresses=[KINESIS]) as jvm:
         jvm.extra_diagnostics = ours.diagnostics
-        jvm.send_many([
-            (remember, STRING_VALUE, a.SerializeToString()), (remember, INT64_VALUE, seven.SerializeToString()),
-            (remember, STRING_VALUE, b.SerializeToString()),
-            *[(typed, STRING_VALUE, text("x"))] * 3,
-            *[(records, STRING_VALUE, text(f"r{n}")) for n in range(3)],
-            (ping, STRING_VALUE, text(f"ping hello-{tag}")),
-            (delayer, STRING_VALUE, text(f"schedule 4 {DELAY_S}")),
-        ])
+        jvm.send_many([sent for scenario in table for sent in scenario.sends(tag, scenario.messages)])
         running = jvm.wait_running(RUNNING_TIMEOUT)
-        jvm.wait_for(lambda: "scheduled 4" in said(jvm, delayer), WAIT_TIMEOUT, "the delayed messages scheduled")
-        scheduled = time.monotonic()
-        cancel_sent = jvm.send(delayer, STRING_VALUE, text("cancel 2"))
-        jvm.wait_for(lambda: "cancelled 2" in said(jvm, delayer), WAIT_TIMEOUT, "the cancellation")
-        cancelled = time.monotonic()
-        # (Had it come after the delay, "fired 2" would show below: a failure, never a false pass.)
-        assert cancelled - scheduled < DELAY_S - 1, f"the cancellation came {cancelled - scheduled:.2f} s late"
-        jvm.wait_for(lambda: len([t for t in said(jvm, delayer) if t.startswith("fired")]) >= 3,
-                     WAIT_TIMEOUT, "three delayed messages")
-        jvm.wait_for(lambda: len(said(jvm, ping)) >= 2 and len(said(jvm, typed)) >= 6 and len(said(jvm, remember)) >= 3
-                     and len(jvm.records(KAFKA)) >= 3 and len(jvm.records(KINESIS)) >= 3, WAIT_TIMEOUT, "the rest")
+        timings = []
+        for scenario in table:
+            if scenario.then is None:
+                continue
+            address, (trigger, messages) = scenario.address(tag), scenario.then
+            jvm.wait_for(lambda: trigger in said(jvm, address), WAIT_TIMEOUT, f"{scenario.id}: {trigger!r}")
+            scheduled = time.monotonic()
+            then_sent = jvm.send_many(scenario.sends(tag, messages))
+            jvm.wait_for(lambda: len(said(jvm, address)) >= len(scenario.said), WAIT_TIMEOUT,
+                         f"{scenario.id}: the answer to {messages}")
+            answered = time.monotonic()
+            # (Had the cancellation come after the delay, "fired 2" would show: a failure, never a false pass.)
+            assert answered - scheduled < DELAY_S - 1, f"{scenario.id}: answered {answered - scheduled:.2f} s late"
+            timings.append((then_sent, scheduled, answered))
+        jvm.wait_for(lambda: all(len(said(jvm, s.address(tag))) >= len(s.said) + len(s.said_in_any_order)
+                                 for s in table)
+                     and len(jvm.records(KAFKA)) >= sum(len(s.kafka) for s in table)
+                     and len(jvm.records(KINESIS)) >= sum(len(s.kinesis) for s in table), WAIT_TIMEOUT,
+                     "every scenario's egress")
         time.sleep(1.5)  # the cancelled message's time, and anything extra (a repeat), would show now
         done = time.monotonic()
 
         assert jvm.starts() == 1, f"the job restarted\n{jvm.diagnostics()}"
-        # An Any state's round trip: each message stored as the state, read back byte for byte.
-        assert said(jvm, remember) == [
-            "prev none",
-            f"prev {STRING_VALUE} {a.SerializeToString().hex()}",
-            f"prev {INT64_VALUE} {seven.SerializeToString().hex()}",
-        ]
-        # A typed state written with another type: refused in the function; the job goes on.
-        assert said(jvm, typed) == [line for n in (1, 2, 3) for line in ("refused UnexpectedMessageTypeError", f"n {n}")]
-        # Delayed messages: 4 scheduled, number 2 cancelled, the empty token refused in the function.
-        delayed = said(jvm, delayer)
-        assert delayed[:3] == ["refused-empty ValueError", "scheduled 4", "cancelled 2"], delayed
-        assert sorted(delayed[3:]) == ["fired 0", "fired 1", "fired 3"], delayed
-        # Kafka and Kinesis records under the 3.x type names (the generic egresses check them).
-        kafka, kinesis = jvm.records(KAFKA), jvm.records(KINESIS)
-        assert {r.typename for r in kafka} == {KAFKA_RECORD_TYPE}
-        assert {r.typename for r in kinesis} == {KINESIS_RECORD_TYPE}
-        assert [(k.topic, k.key, k.value_bytes) for k in (KafkaProducerRecord.FromString(r.value) for r in kafka)] \
-            == [("t3", tag, f"r{n}".encode()) for n in range(3)]
-        assert [(k.stream, k.partition_key, k.value_bytes)
-                for k in (KinesisEgressRecord.FromString(r.value) for r in kinesis)] \
-            == [("s3", tag, f"r{n}".encode()) for n in range(3)]
-        # Both ways with the official SDK: ours -> sdk33/echo (io.statefun.types/string) -> ours.
-        assert said(jvm, ping) == [f"sent hello-{tag}", f"got pong hello-{tag} from sdk33/echo/{tag}"]
+        kafka = [kafka_record(r.typename, r.value) for r in jvm.records(KAFKA)]
+        kinesis = [kinesis_record(r.typename, r.value) for r in jvm.records(KINESIS)]
+        rows = by_address(ours.requests(log_start))
+        found = {s.id: outcome3(s, tag, said(jvm, s.address(tag)), kafka if s.kafka else [],
+                                kinesis if s.kinesis else [], rows.get(s.address(tag), [])) for s in table}
+        for scenario_id, outcome in found.items():
+            print(f"\n[flink3 ours] {transport}/{version} {scenario_id}: said {outcome.said} kafka {len(outcome.kafka)} "
+                  f"kinesis {len(outcome.kinesis)} requests {outcome.requests}")
+        assert found == {s.id: s.expected(tag) for s in table}, ({k: v.detail for k, v in found.items()},
+                                                                 jvm.diagnostics())
 
-    # State discovery, from our request log.
     requests = [r for r in ours.requests(log_start) if r[0] == "3.x"]
-    for address, state, registered in ((remember, "last", ANY), (typed, "n", INT_TYPE)):
-        mine = [r[2:] for r in requests if r[1] == address]
-        assert mine[0][1:] == ["-", f"missing:{state}"], mine
-        assert all(r[1] in (f"{state}=-", f"{state}={registered}") and r[2] == "result" for r in mine[1:]), mine
-        assert mine[-1][1] == f"{state}={registered}", mine
-        assert sum(int(r[0]) for r in mine[1:]) == 3, mine
-    for address in (delayer, records, ping):
-        assert all(r[3:] == ["-", "result"] for r in requests if r[1] == address), requests
-    print(f"\n[flink3 ours] {transport}/{version}: JVM start -> RUNNING {running:.2f} s; cancellation answered "
-          f"{cancelled - cancel_sent:.2f} s after sending, {cancelled - scheduled:.2f} s after the schedule showed "
-          f"(delay {DELAY_S} s); {len(requests)} requests to ours; "
-          f"{len(jvm.records())} egress records; done {done - jvm.started_at:.1f} s after the JVM started")
+    for then_sent, scheduled, answered in timings:
+        print(f"\n[flink3 ours] {transport}/{version}: JVM start -> RUNNING {running:.2f} s; cancellation answered "
+              f"{answered - then_sent:.2f} s after sending, {answered - scheduled:.2f} s after the schedule showed "
+              f"(delay {DELAY_S} s); {len(requests)} requests to ours; "
+              f"{len(jvm.records())} egress records; done {done - jvm.started_at:.1f} s after the JVM started")
 
 
 def test_restart_from_a_checkpoint_declares_states_again(java_cmd3: Path, ours: Ours, tmp_path: Path) -> None:
+    """RESTART of tests/e2e/scenarios3.py (LocalRuntime: tests/e2e/test_scenarios3.py)."""
     endpoint = runtime.Endpoint3("e2e/*", f"{ours.server.base_url}/statefun", transport="okhttp")
-    address = "e2e/counter/restart3"
+    address = RESTART.address
     log_start = len(ours.requests())
     with runtime.HarnessJvm.start(java_cmd3, tmp_path, runtime.module_yaml3([endpoint]), egresses=[OUT]) as jvm:
         jvm.extra_diagnostics = ours.diagnostics
-        jvm.send_many([(address, STRING_VALUE, text(str(n))) for n in range(10)])
+        jvm.send_many([(address, STRING_VALUE, text(str(n))) for n in range(RESTART.before)])
         jvm.wait_running(RUNNING_TIMEOUT)
-        jvm.wait_for(lambda: counts(jvm, address) == list(range(1, 11)), WAIT_TIMEOUT, "counts 1..10")
+        jvm.wait_for(lambda: counts(jvm, address) == list(range(1, RESTART.before + 1)), WAIT_TIMEOUT,
+                     f"counts 1..{RESTART.before}")
         done = len(jvm.checkpoints())
         jvm.wait_for(lambda: len(jvm.checkpoints()) >= done + 2, WAIT_TIMEOUT, "two more checkpoints")
         ours.fail_file.write_text("")
         jvm.send(address, STRING_VALUE, text("fail-once"))  # a 400, not retried by okhttp: the job fails
         jvm.wait_for(lambda: jvm.starts() == 2, WAIT_TIMEOUT, "the job's restart")
         restored = jvm.checkpoints()[-1]
-        jvm.send_many([(address, STRING_VALUE, text(str(n))) for n in range(5)])
-        jvm.wait_for(lambda: 16 in counts(jvm, address), WAIT_TIMEOUT, "count 16")
+        jvm.send_many([(address, STRING_VALUE, text(str(n))) for n in range(RESTART.after)])
+        jvm.wait_for(lambda: len(said(jvm, address)) >= len(RESTART.said), WAIT_TIMEOUT,
+                     f"{len(RESTART.said)} counts")
         time.sleep(0.5)  # anything extra (a repeat) would show now
 
         assert not ours.fail_file.exists()
         assert jvm.starts() == 2, jvm.diagnostics()
-        assert restored[1] in (10, 11), f"restored from {restored}"
-        assert counts(jvm, address) == list(range(1, 17)), jvm.diagnostics()
+        assert restored[1] in (RESTART.before, RESTART.before + 1), f"restored from {restored}"
+        assert said(jvm, address) == list(RESTART.said), jvm.diagnostics()
 
     outcomes = [r[3:] for r in ours.requests(log_start) if r[1] == address]
+    assert outcome_runs([r[2:] for r in ours.requests(log_start) if r[1] == address], RESTART.state) \
+        == list(RESTART.outcomes), outcomes
     failed = outcomes.index([f"count={ANY}", "failed"])
-    assert outcomes[0] == ["-", "missing:count"], outcomes
     assert all(o in (["count=-", "result"], [f"count={ANY}", "result"]) for o in outcomes[1:failed]), outcomes
     # After the restore the runtime knew no state again: our reply declared `count` once more.
     assert outcomes[failed + 1] == ["-", "missing:count"], outcomes
@@ -461,8 +436,8 @@ def test_mutual_tls_on_the_runtimes_listener(java_cmd3: Path, tmp_path: Path) ->
 
 
 def test_a_new_app_version_that_changes_a_states_type_fails_the_job(java_cmd3: Path, tmp_path: Path) -> None:
-    """What our endpoint cannot refuse in the function: a new version of the app declaring an
-    existing state with another type (``"n"``, an Any, becomes ``ValueSpec("n", IntWrapper)``).
+    """EVOLVING of tests/e2e/scenarios3.py. What our endpoint cannot refuse in the function: a
+    new version of the app declaring an existing state with another type (``"n"``, an Any, becomes ``ValueSpec("n", IntWrapper)``).
     The runtime rejects the declaration once it restores the state from a checkpoint."""
     type_file, fail_file, request_log = tmp_path / "state-type", tmp_path / "fail-once", tmp_path / "requests.txt"
     server = servers.start(
@@ -472,16 +447,16 @@ def test_a_new_app_version_that_changes_a_states_type_fails_the_job(java_cmd3: P
              "E2E_STATE_TYPE_FILE": str(type_file)},
         bind=False,
     )
-    address = "e2e3/evolving/x"
+    address = EVOLVING.address
     try:
         server.wait_ready("/")
         endpoint = runtime.Endpoint3("e2e3/*", f"{server.base_url}/statefun", transport="okhttp")
         properties = {"e2e.restart.attempts": "1", "e2e.restart.delay": "200ms"}
         with runtime.HarnessJvm.start(java_cmd3, tmp_path / "jvm", runtime.module_yaml3([endpoint]),
                                       properties=properties) as jvm:
-            jvm.send_many([(address, STRING_VALUE, text(str(n))) for n in range(5)])
+            jvm.send_many([(address, STRING_VALUE, text(str(n))) for n in range(EVOLVING.before)])
             jvm.wait_running(RUNNING_TIMEOUT)
-            jvm.wait_for(lambda: said(jvm, address) == [f"n {n}" for n in range(1, 6)], WAIT_TIMEOUT, "n 1..5")
+            jvm.wait_for(lambda: said(jvm, address) == list(EVOLVING.said), WAIT_TIMEOUT, "n 1..5")
             done = len(jvm.checkpoints())
             jvm.wait_for(lambda: len(jvm.checkpoints()) >= done + 2, WAIT_TIMEOUT, "two more checkpoints")
             # The new version: gunicorn reloads its workers (SIGHUP), which import the app again.
@@ -501,13 +476,16 @@ def test_a_new_app_version_that_changes_a_states_type_fails_the_job(java_cmd3: P
             stderr = jvm.stderr()
             assert returncode == 1, jvm.diagnostics()
             assert "E2E-HARNESS job failed for good" in stderr
-            assert ("RemoteValueTypeMismatchException: Previous type was: TypeName(type.googleapis.com, "
-                    "google.protobuf.Any), new type is: TypeName(io.statefun.types, int)") in stderr, jvm.diagnostics()
-            assert said(jvm, address) == [f"n {n}" for n in range(1, 6)]
+            assert EVOLVING.runtime_log in stderr, jvm.diagnostics()
+            assert said(jvm, address) == list(EVOLVING.said)
             starts = jvm.starts()
         outcomes = [line.split(" ")[3:] for line in request_log.read_text().splitlines()]
         failed = outcomes.index([f"n={ANY}", "failed"])
         assert outcomes[0] == ["-", "missing:n"] and outcomes[failed + 1] == ["-", "missing:n"], outcomes
+        # The same as LocalRuntime's (tests/e2e/test_scenarios3.py), up to its failure; the job's one
+        # restart allowed here declares (and fails) once more.
+        runs = outcome_runs([line.split(" ")[2:] for line in request_log.read_text().splitlines()], EVOLVING.state)
+        assert runs[:len(EVOLVING.outcomes)] == list(EVOLVING.outcomes), runs
         print(f"\n[flink3 ours] a state's type changed by a new app version: RemoteValueTypeMismatchException "
               f"after the restore, job starts {starts}, JVM exit {returncode}; requests {outcomes}")
     finally:

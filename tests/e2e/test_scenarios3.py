@@ -9,8 +9,9 @@ the runtime's listener), driven by the same module.yaml the real runtime gets (o
 async with ``kind:`` documents, okhttp with ``version: "3.0"``), and in process (the app's
 handler, a virtual clock). Each must give the scenario's expected :class:`Outcome3`.
 
-Not here: the official SDK's ``sdk33/echo`` (its own virtualenv; :attr:`Scenario3.official`
-is run on the real runtime only), and the changed state type in process (the new app
+The official SDK's ``sdk33/echo`` (:attr:`Scenario3.official`) runs over HTTP when its
+virtualenv is set up (``bash tests/e2e/statefun_sdk_setup.sh``), else is skipped. Not here:
+the changed state type in process (the new app
 version is a reimport: it runs over HTTP, gunicorn reloading its workers, as on the real
 runtime).
 """
@@ -194,6 +195,43 @@ def test_scenario_on_the_local_runtime_over_http(
     outcome = http_results[variant][scenario.id]
     report(f"over HTTP {transport}/{version}", {scenario.id: outcome})
     assert outcome == scenario.expected(f"local-{transport}-{version.replace('.', '')}"), outcome.detail
+
+
+OFFICIAL_PYTHON = Path(__file__).resolve().parent / ".venv-statefun33" / "bin" / "python"
+OFFICIAL_SCENARIOS = [s for s in SCENARIOS3 if s.official]
+
+
+@pytest.fixture(scope="module")
+def official_app() -> Iterator[servers.Server]:
+    """The official 3.3 SDK's app (tests/e2e/official33_app.py), when its virtualenv is there
+    already (``bash tests/e2e/statefun_sdk_setup.sh``; the default suite installs nothing)."""
+    if not OFFICIAL_PYTHON.exists():
+        pytest.skip("the official SDK's virtualenv is not set up: bash tests/e2e/statefun_sdk_setup.sh")
+    server = runtime.start_app(str(OFFICIAL_PYTHON), "tests.e2e.official33_app:app",
+                               "--worker-class", "gthread", "--workers", "1", "--threads", "4")
+    try:
+        server.wait_ready("/")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+@pytest.mark.parametrize("scenario", OFFICIAL_SCENARIOS, ids=[s.id for s in OFFICIAL_SCENARIOS])
+def test_official_sdk_scenario_on_the_local_runtime_over_http(
+    scenario: Scenario3, variant: Tuple[str, str], app3: App, official_app: servers.Server
+) -> None:
+    transport, version = variant
+    tag = f"local-official-{transport}-{version.replace('.', '')}"
+    endpoints = [runtime.Endpoint3("e2e3/*", f"{app3.server.base_url}/statefun", transport=transport),
+                 runtime.Endpoint3("sdk33/*", f"{official_app.base_url}/statefun/{{function.name}}",
+                                   transport=transport)]
+    yaml = runtime.module_yaml3(endpoints, kafka_egresses=[KAFKA], kinesis_egresses=[KINESIS], version=version)
+    with local_runtime(yaml, HttpTransport(), SystemClock(), 8) as local:
+        run_table(local, [scenario], tag)
+        outcome = outcomes(local, [scenario], tag, app3.rows())[scenario.id]
+    report(f"over HTTP {transport}/{version}", {scenario.id: outcome})
+    assert outcome == scenario.expected(tag), outcome.detail
 
 
 def test_restart_on_the_local_runtime_over_http(app3: App) -> None:

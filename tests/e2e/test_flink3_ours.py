@@ -9,7 +9,9 @@ tests/e2e/e2e_app.py, with a request log) with the recommended settings (``-c gu
 two listeners: the runtime calls its own, the only one where the functions answer), and another
 serves ``tests.e2e.official33_app:app`` (the official 3.3 Python SDK, in its own virtualenv), both
 for the whole module; each test starts its own harness JVM (the real runtime,
-tests/e2e/harness3/README.md). What is asserted:
+tests/e2e/harness3/README.md). The scenarios (what is sent, what must come of it) are the table
+of tests/e2e/scenarios3.py, which tests/e2e/test_scenarios3.py runs on LocalRuntime 3.x with the
+same expected outcomes. What is asserted:
 
 - ``test_our_functions_on_the_3_3_runtime`` (okhttp and async with ``kind:`` documents; okhttp
   with the legacy ``version: "3.0"``): state discovery (the first request carries no state and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import functools
 import gc
 import threading
@@ -609,4 +610,9 @@ def test_an_attribute_error_of_another_object_or_an_annotated_function_gets_no_a
     for fn in (unannotated, annotated):
         with pytest.raises(FunctionInvocationError) as info:
             call(kind, bind(fn), request(messages=[HELLO]))
+        if fn is unannotated and sys.version_info < (3, 10):
+            # Python 3.9's AttributeError does not say which object lacked the attribute: the
+            # hint for an unannotated function is given, as a condition ("if it was read off").
+            assert "(if it was read off the message: the message is a google.protobuf.Any" in str(info.value)
+            continue
         assert "google.protobuf.Any" not in str(info.value), str(info.value)

@@ -31,12 +31,12 @@ from google.protobuf.wrappers_pb2 import BoolValue, BytesValue, Int64Value, Stri
 from statefun_wsgi import (
     Address,
     BatchContext,
-    MalformedRequestError,
     MissingStateError,
     RequestReplyHandler,
     State,
     UnexpectedMessageTypeError,
 )
+from statefun_wsgi.errors import MalformedRequestError
 from statefun_wsgi._proto.request_reply_pb2 import FromFunction, ToFunction
 
 HELLO = StringValue(value="hello")

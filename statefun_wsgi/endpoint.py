@@ -51,7 +51,7 @@ from .errors import (
     StatefunError,
     UnsupportedMediaTypeError,
 )
-from .functions import StatefulFunctions, _callees
+from .functions import StatefulFunctions, callees
 from .handler import AsyncRequestReplyHandler, RequestReplyHandler
 from .protocols import DEFAULT_PROTOCOLS, ProtocolsSetting
 
@@ -229,7 +229,7 @@ def as_handler(
         raise ConfigurationError(
             f"expected a StatefulFunctions or a RequestReplyHandler, got {type(functions).__name__}"
         )
-    if any(inspect.iscoroutinefunction(f) for f in _callees(functions)):
+    if any(inspect.iscoroutinefunction(f) for f in callees(functions)):
         raise ConfigurationError(
             f"{getattr(functions, '__qualname__', functions)!r} is an async handler: a WSGI server calls "
             "a plain one (bytes -> bytes)"

@@ -183,9 +183,13 @@ def type_name_of_url(type_url: str) -> str:
     return type_url[type_url.rfind("/") + 1 :]
 
 
-def _callees(func: Callable[..., TypingAny]) -> Tuple[TypingAny, ...]:
+def callees(func: Callable[..., TypingAny]) -> Tuple[TypingAny, ...]:
     """What runs when ``func`` is called: itself, and for an object (not a class, whose call
-    runs ``__init__``) its ``__call__`` too."""
+    runs ``__init__``) its ``__call__`` too. The endpoint and the registry both ask it
+    whether a callable is a coroutine function::
+
+        any(inspect.iscoroutinefunction(f) for f in callees(handler))
+    """
     if inspect.isroutine(func) or inspect.isclass(func):
         return (func,)
     return (func, getattr(func, "__call__", None))
@@ -219,7 +223,7 @@ class StatefulFunction:
             raise ConfigurationError(str(exc)) from None
         if not callable(func):
             raise ConfigurationError(f"cannot bind {typename}: {func!r} is not callable")
-        if any(inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in _callees(func)):
+        if any(inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in callees(func)):
             raise ConfigurationError(
                 f"cannot bind {typename}: {getattr(func, '__qualname__', func)!r} is a generator function "
                 "(it yields), so calling it would not run its body"
@@ -236,7 +240,7 @@ class StatefulFunction:
         annotation = _message_annotation(typename, func)
         self.message_types = _message_types(typename, annotation)
         self.unpack = _make_unpacker(typename, self.message_types)
-        self.is_coroutine = any(inspect.iscoroutinefunction(f) for f in _callees(func))
+        self.is_coroutine = any(inspect.iscoroutinefunction(f) for f in callees(func))
 
     def __repr__(self) -> str:
         return f"<StatefulFunction {self.typename} -> {getattr(self.func, '__qualname__', self.func)!r}>"
@@ -257,7 +261,11 @@ class StatefulFunctions:
     """
 
     def __init__(self) -> None:
-        self._functions: dict[Tuple[str, str], StatefulFunction] = {}
+        #: The bound functions by ``(namespace, name)``: read it (the handlers look a
+        #: batch's target up here, one dict lookup), bind with :meth:`bind` or :meth:`register`::
+        #:
+        #:     functions.by_type.get(("example", "greeter"))   # a StatefulFunction, or None
+        self.by_type: dict[Tuple[str, str], StatefulFunction] = {}
 
     def register(
         self, typename: str, func: Callable[..., TypingAny], states: Optional[StateDeclarations] = None
@@ -265,12 +273,12 @@ class StatefulFunctions:
         """Bind ``func`` to ``typename``; returns the registration."""
         function = StatefulFunction(typename, func, states)
         key = (function.namespace, function.name)
-        if key in self._functions:
+        if key in self.by_type:
             raise ConfigurationError(
-                f"function type {typename} is already bound to {self._functions[key].func!r}; "
+                f"function type {typename} is already bound to {self.by_type[key].func!r}; "
                 "each type can be bound once"
             )
-        self._functions[key] = function
+        self.by_type[key] = function
         return function
 
     def bind(self, typename: str, states: Optional[StateDeclarations] = None) -> Callable[[F], F]:
@@ -284,24 +292,24 @@ class StatefulFunctions:
 
     def for_type(self, namespace: str, name: str) -> Optional[StatefulFunction]:
         """The function bound to ``namespace/name``, or ``None``."""
-        return self._functions.get((namespace, name))
+        return self.by_type.get((namespace, name))
 
     def __iter__(self) -> Iterator[StatefulFunction]:
-        return iter(self._functions.values())
+        return iter(self.by_type.values())
 
     def __len__(self) -> int:
-        return len(self._functions)
+        return len(self.by_type)
 
     def __contains__(self, typename: object) -> bool:
         if not isinstance(typename, str):
             return False
         namespace, _, name = typename.rpartition("/")
-        return (namespace, name) in self._functions
+        return (namespace, name) in self.by_type
 
     @property
     def typenames(self) -> list[str]:
         """The bound function types, sorted."""
-        return sorted(function.typename for function in self._functions.values())
+        return sorted(function.typename for function in self.by_type.values())
 
 
 def _validate_states(typename: str, states: Optional[StateDeclarations]) -> Optional[Dict[str, ValueSpec]]:

@@ -70,6 +70,13 @@ class Address(NamedTuple):
         """``"namespace/type"``."""
         return f"{self.namespace}/{self.type}"
 
+    def text(self) -> str:
+        """``"namespace/type/id"``, the address as logs and the CLI print it::
+
+            Address("example", "greeter", "alice").text()   # 'example/greeter/alice'
+        """
+        return f"{self.namespace}/{self.type}/{self.identity}"
+
 
 def pack_any(message: Message) -> Any:
     """Pack a message into an ``Any`` (the same as ``Any().Pack(message)``, faster)."""
@@ -413,7 +420,7 @@ class BatchContext:
         return from_function(pieces)
 
     def __repr__(self) -> str:
-        return f"<BatchContext {self.address.typename()}/{self.address.identity}>"
+        return f"<BatchContext {self.address.text()}>"
 
 
 class CodecContext(BatchContext):

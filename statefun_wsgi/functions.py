@@ -73,9 +73,11 @@ def split_typename(typename: str) -> Tuple[str, str]:
     return namespace, name
 
 
-_TYPE_URL_PREFIX = "type.googleapis.com/"
+#: What a message's full name follows in its type URL (``Any.type_url``) and, on 3.x, in
+#: the type name of a protobuf value: ``TYPE_URL_PREFIX + "google.protobuf.Int64Value"``.
+TYPE_URL_PREFIX = "type.googleapis.com/"
 #: The type name of a state holding any Any (3.x).
-ANY_TYPE_URL = _TYPE_URL_PREFIX + "google.protobuf.Any"
+ANY_TYPE_URL = TYPE_URL_PREFIX + "google.protobuf.Any"
 #: class -> its type URL (``type.googleapis.com/<full name>``, or a built-in type's name).
 _TYPE_URLS: Dict[type, str] = dict(BUILTIN_TYPENAMES)
 
@@ -126,7 +128,7 @@ class ValueSpec:
         self.name = name
         self.type = type
         #: The type name a 3.x runtime registers the state under.
-        self.typename = ANY_TYPE_URL if type is None else _TYPE_URLS.get(type) or _TYPE_URL_PREFIX + type.DESCRIPTOR.full_name
+        self.typename = ANY_TYPE_URL if type is None else _TYPE_URLS.get(type) or TYPE_URL_PREFIX + type.DESCRIPTOR.full_name
         self.expire_after_write = expire_after_write
         self.expire_after_call = expire_after_call
 
@@ -174,7 +176,7 @@ def type_url_of(message: Message) -> str:
         full_name = message.DESCRIPTOR.full_name
     except AttributeError:
         raise TypeError(f"expected a protobuf message, got {type(message).__name__}") from None
-    type_url = _TYPE_URLS[type(message)] = _TYPE_URL_PREFIX + full_name
+    type_url = _TYPE_URLS[type(message)] = TYPE_URL_PREFIX + full_name
     return type_url
 
 
@@ -410,7 +412,7 @@ def _make_unpacker(typename: str, message_types: Optional[Tuple[type[Message], .
         raise ConfigurationError(f"cannot bind {typename}: the message annotation names the same type twice")
     # The usual type URLs, looked up whole; any other prefix falls back to the name after the last '/'.
     # The built-in types are known by their own type names only.
-    by_url = {BUILTIN_TYPENAMES.get(cls) or f"type.googleapis.com/{name}": cls for name, cls in classes.items()}
+    by_url = {BUILTIN_TYPENAMES.get(cls) or TYPE_URL_PREFIX + name: cls for name, cls in classes.items()}
     by_name = {name: cls for name, cls in classes.items() if cls not in BUILTIN_TYPENAMES}
     accepted = ", ".join(sorted(BUILTIN_TYPENAMES.get(cls) or cls.DESCRIPTOR.full_name for cls in message_types))
 

@@ -412,6 +412,7 @@ def test_address():
     assert address.type == "greeter"
     assert address.identity == "user/7"
     assert address.typename() == "com.example/fns/greeter"
+    assert address.text() == "com.example/fns/greeter/user/7"
     assert address == ("com.example/fns", "greeter", "user/7")
 
 

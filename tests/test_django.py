@@ -385,10 +385,35 @@ def test_the_registry_behind_a_django_app_is_the_middlewares() -> None:
             functions_of_django_app(app)
 
 
+def make_functions(name: str) -> tuple:
+    return ("made", name)
+
+
 def test_load_object() -> None:
     assert load_object("examples.greeter.functions:functions") is functions
     assert load_object("examples.greeter.functions.functions") is functions
     assert load_object(f"{__name__}:HOLDER.functions") is functions
+
+
+def test_the_cli_and_the_django_settings_read_references_with_one_loader() -> None:
+    import examples.greeter.functions as module
+
+    from statefun_wsgi._loading import LoadError
+    from statefun_wsgi._loading import load_object as load
+    from statefun_wsgi.cli import CommandError, load_target
+
+    # The CLI's rules reach the Django setting: a factory called with literal arguments.
+    assert load_object(f"{__name__}:make_functions('x')") == ("made", "x")
+    # Django's reach the CLI: "pkg.module.attr" with no colon; a bare module stays a module.
+    assert load_target("examples.greeter.functions.functions") is functions
+    assert load_target("examples.greeter.functions") is module
+    with pytest.raises(LoadError, match=r"^'examples\.greeter\.functions:' is not a dotted path"):
+        load("examples.greeter.functions:", require_attribute=True)
+    for refused in (".greeter.functions:functions", ":functions"):
+        with pytest.raises(CommandError, match=r"is not a dotted path like 'pkg\.module:attr'"):
+            load_target(refused)
+    with pytest.raises(CommandError, match=r"^cannot import 'examples\.greeter\.nope\.functions': No module named 'examples\.greeter\.nope'$"):
+        load_target("examples.greeter.nope.functions")
 
 
 def test_only_the_django_adapter_imports_django() -> None:

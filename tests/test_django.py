@@ -10,6 +10,7 @@ settings object to the middleware.
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,25 @@ def test_statefun_protocols_is_read_and_a_request_of_another_protocol_gets_415()
     refused = middleware(factory.post("/statefun", data=greet_batch(), content_type=OCTET))
     assert refused.status_code == 415
     assert b"this endpoint serves 3.x only (the protocols setting; STATEFUN_PROTOCOLS in Django)" in refused.content
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+def test_a_large_batch_has_gunicorns_connection_acknowledging_promptly() -> None:
+    # The runtime writes a body over ~8 KiB in pieces that each wait for the server's ACK, which
+    # Linux would hold 40 ms: through Django too, the endpoint asks gunicorn's socket for prompt
+    # ACKs (bench/bench_prompt_ack.py measures the difference under gunicorn).
+    middleware = make(STATEFUN_FUNCTIONS=FUNCTIONS)
+    body = greet_batch("jay", seen=2, padding=BytesValue(value=b"x" * 48 * 1024))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with socket.create_connection(listener.getsockname()), listener.accept()[0] as server_side:
+            server_side.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
+            request = RequestFactory().post("/statefun", data=body, content_type=OCTET,
+                                            **{"gunicorn.socket": server_side})
+            response = middleware(request)
+            assert_greeted(response.status_code, response["Content-Type"], response.content, "jay", visits=3)
+            assert server_side.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
 
 
 def test_a_second_visit_mutates_the_count_and_sends_no_reminder(client: Client) -> None:

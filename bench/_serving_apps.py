@@ -85,7 +85,7 @@ def _by_hand():
 
     from statefun_wsgi._proto.request_reply_view_pb2 import ToFunction
     from statefun_wsgi._wire import append_state_mutation, egress_message, from_function, typename_fields
-    from statefun_wsgi.context import _packed
+    from statefun_wsgi._protocol2 import packed
 
     egress = typename_fields("bench/out")
 
@@ -107,7 +107,7 @@ def _by_hand():
         box.Pack(count)
         pieces = []
         append_state_mutation(pieces, state.state_name, box.SerializeToString())
-        pieces.append(egress_message(egress, _packed(count)))
+        pieces.append(egress_message(egress, packed(count)))
         reply = from_function(pieces)
         start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(reply)))])
         return [reply]
@@ -121,7 +121,7 @@ def _least_work():
 
     from statefun_wsgi._proto.request_reply_view_pb2 import ToFunction
     from statefun_wsgi._wire import append_state_mutation, egress_message, from_function, typename_fields
-    from statefun_wsgi.context import _packed
+    from statefun_wsgi._protocol2 import packed
 
     egress = typename_fields("bench/out")
 
@@ -140,10 +140,10 @@ def _least_work():
         StringValue.FromString(argument.value)
         count = Int64Value.FromString(stored.value)
         count.value += 1
-        packed = _packed(count)
+        value = packed(count)
         pieces = []
-        append_state_mutation(pieces, state.state_name, packed)
-        pieces.append(egress_message(egress, packed))
+        append_state_mutation(pieces, state.state_name, value)
+        pieces.append(egress_message(egress, value))
         reply = from_function(pieces)
         start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(reply)))])
         return [reply]

@@ -26,21 +26,16 @@ from __future__ import annotations
 from .builtin_types import BooleanWrapper, DoubleWrapper, FloatWrapper, IntWrapper, LongWrapper, StringWrapper
 from .context import Address, BatchContext, State
 from .egress import kafka_egress_record, kinesis_egress_record
+# The errors user code raises, catches or sees in its logs. The request errors
+# (RequestError and its subclasses: 400, 404, 405, 411, 413, 415) are answered by the
+# endpoint and never reach user code; they stay importable from statefun_wsgi.errors.
 from .errors import (
     ConfigurationError,
     FunctionInvocationError,
-    LengthRequiredError,
-    MalformedRequestError,
-    MethodNotAllowedError,
     MissingStateError,
     OverloadedError,
-    ProtocolMismatchError,
-    RequestError,
-    RequestTooLargeError,
     StatefunError,
     UnexpectedMessageTypeError,
-    UnknownFunctionError,
-    UnsupportedMediaTypeError,
 )
 from .functions import StatefulFunction, StatefulFunctions, ValueSpec
 from .endpoint import Endpoint, Reply
@@ -61,29 +56,21 @@ __all__ = [
     "IntWrapper",
     "LongWrapper",
     "StringWrapper",
-    "ProtocolMismatchError",
     "ValueSpec",
     "detect_protocol",
     "Endpoint",
     "ConfigurationError",
     "FunctionInvocationError",
-    "LengthRequiredError",
-    "MalformedRequestError",
-    "MethodNotAllowedError",
     "MissingStateError",
     "OverloadedError",
-    "RequestError",
     "Reply",
     "RequestReplyHandler",
-    "RequestTooLargeError",
     "State",
     "StatefulFunction",
     "StatefulFunctions",
     "StatefunError",
     "StatefunMiddleware",
     "UnexpectedMessageTypeError",
-    "UnknownFunctionError",
-    "UnsupportedMediaTypeError",
     "kafka_egress_record",
     "kinesis_egress_record",
 ]

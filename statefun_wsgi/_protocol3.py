@@ -50,7 +50,7 @@ from ._wire import (
     varint,
 )
 from .errors import MalformedRequestError, MissingStateError, UnexpectedMessageTypeError
-from .functions import ValueSpec, type_url_of
+from .functions import ANY_TYPE_URL, TYPE_URL_PREFIX, ValueSpec, type_url_of
 
 if TYPE_CHECKING:
     from .context import CodecContext
@@ -66,14 +66,14 @@ __all__ = [
 VERSION = "3.x"
 
 #: The type every state of this endpoint is declared with: its value is a serialized Any.
-ANY_TYPENAME = "type.googleapis.com/google.protobuf.Any"
-KAFKA_PRODUCER_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord"
-KINESIS_EGRESS_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord"
+ANY_TYPENAME = ANY_TYPE_URL
+KAFKA_PRODUCER_RECORD_TYPENAME = TYPE_URL_PREFIX + "io.statefun.sdk.egress.KafkaProducerRecord"
+KINESIS_EGRESS_RECORD_TYPENAME = TYPE_URL_PREFIX + "io.statefun.sdk.egress.KinesisEgressRecord"
 
 #: The egress records' 2.x type URLs, and their 3.x names (the same fields).
 _RECORD_TYPENAMES = {
-    "type.googleapis.com/" + KafkaProducerRecord.DESCRIPTOR.full_name: KAFKA_PRODUCER_RECORD_TYPENAME,
-    "type.googleapis.com/" + KinesisEgressRecord.DESCRIPTOR.full_name: KINESIS_EGRESS_RECORD_TYPENAME,
+    TYPE_URL_PREFIX + KafkaProducerRecord.DESCRIPTOR.full_name: KAFKA_PRODUCER_RECORD_TYPENAME,
+    TYPE_URL_PREFIX + KinesisEgressRecord.DESCRIPTOR.full_name: KINESIS_EGRESS_RECORD_TYPENAME,
 }
 
 # TypedValue fields: typename (1), has_value (2, varint) = true, value (3).

@@ -16,7 +16,6 @@ import argparse
 import ast
 import collections
 import errno
-import importlib
 import inspect
 import json
 import os
@@ -31,10 +30,14 @@ import types
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Sequence, Tuple
 
+from ._loading import LoadError, load_object
 from .errors import ConfigurationError
 from .functions import StatefulFunctions
+
+if TYPE_CHECKING:
+    from .context import Address
 
 __all__ = ["main"]
 
@@ -52,49 +55,14 @@ def load_target(reference: str) -> Any:
     """Import what ``reference`` names, from the current directory, as gunicorn reads it:
     ``"pkg.module:attr"``, a bare module, or an app factory called with literal
     arguments, ``"pkg.module:create_app()"`` / ``"pkg.module:create_app('prod', debug=False)"``.
-    A dotted ``attr`` (``"pkg.module:obj.attr"``) is followed too (gunicorn does not)."""
+    A dotted ``attr`` (``"pkg.module:obj.attr"``) is followed too (gunicorn does not). The
+    rules are :func:`statefun_wsgi._loading.load_object`'s, shared with the Django settings."""
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
-    module_name, _, attribute = reference.partition(":")
-    if not module_name:
-        raise CommandError(f"{reference!r} names no module: write pkg.module:attr")
-    call: Optional[Tuple[List[Any], Dict[str, Any]]] = None
-    if "(" in attribute or ")" in attribute:
-        attribute, call = _parse_factory_call(reference, attribute)
     try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CommandError(f"cannot import {module_name!r}: {exc}") from None
-    for part in filter(None, attribute.split(".")):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise CommandError(f"{module_name!r} has no attribute {attribute!r}") from None
-    if call is not None:
-        args, kwargs = call
-        try:
-            obj = obj(*args, **kwargs)
-        except Exception as exc:
-            raise CommandError(f"{reference}: the factory raised {type(exc).__name__}: {exc}") from None
-    return obj
-
-
-def _parse_factory_call(reference: str, text: str) -> Tuple[str, Tuple[List[Any], Dict[str, Any]]]:
-    """``"create_app('x', debug=True)"`` -> ``("create_app", (['x'], {'debug': True}))``."""
-    try:
-        expression = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
-        raise CommandError(f"{reference!r}: {text!r} is not an attribute name or a call like create_app()") from None
-    if not isinstance(expression, ast.Call) or not isinstance(expression.func, ast.Name):
-        raise CommandError(f"{reference!r}: an app factory is called by its plain name, like create_app()")
-    try:
-        args = [ast.literal_eval(argument) for argument in expression.args]
-        kwargs = {keyword.arg: ast.literal_eval(keyword.value) for keyword in expression.keywords if keyword.arg}
-    except ValueError:
-        raise CommandError(f"{reference!r}: a factory's arguments must be literals (strings, numbers, ...)") from None
-    if any(keyword.arg is None for keyword in expression.keywords):
-        raise CommandError(f"{reference!r}: a factory's arguments must be literals (no **kwargs)")
-    return expression.func.id, (args, kwargs)
+        return load_object(reference)
+    except LoadError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _walk(start: Any) -> Optional[Tuple[StatefulFunctions, Optional[str]]]:
@@ -198,8 +166,8 @@ def _check_wsgi_app(reference: str, obj: Any) -> None:
 # -- printing what flows ------------------------------------------------------------
 
 
-def _address(address: Any) -> Optional[str]:
-    return None if address is None else f"{address.namespace}/{address.type}/{address.identity}"
+def _address_text(address: Optional[Address]) -> Optional[str]:
+    return None if address is None else address.text()
 
 
 def print_event(event: str, fields: Dict[str, Any]) -> None:
@@ -207,19 +175,19 @@ def print_event(event: str, fields: Dict[str, Any]) -> None:
 
     line: Dict[str, Any] = {"event": event}
     if event in ("message", "delayed"):
-        line.update(to=_address(fields["target"]), caller=_address(fields["caller"]))
+        line.update(to=_address_text(fields["target"]), caller=_address_text(fields["caller"]))
         if "delay_ms" in fields:
             line["delay_ms"] = fields["delay_ms"]
         line["message"] = any_to_json(fields["argument"])
     elif event == "egress":
         line.update(fields["record"].to_json())
     elif event == "state":
-        line.update(address=_address(fields["address"]), state=fields["name"])
+        line.update(address=_address_text(fields["address"]), state=fields["name"])
         line["value"] = None if fields["value"] is None else any_to_json(fields["value"])
         if fields.get("expired"):
             line["expired"] = True
     elif event == "register":  # 3.x: a state the function declared
-        line.update(address=_address(fields["address"]), state=fields["name"], type=fields["type"],
+        line.update(address=_address_text(fields["address"]), state=fields["name"], type=fields["type"],
                     expire=fields["expire"])
     elif event == "cancelled":  # 3.x: a delayed message cancelled by its token
         line.update(token=fields["token"])
@@ -573,9 +541,10 @@ class _DevTransport:
 
 def _target_of(request: bytes) -> str:
     from ._proto.request_reply_pb2 import ToFunction
+    from .context import Address
 
     target = ToFunction.FromString(request).invocation.target
-    return f"{target.namespace}/{target.type}/{target.id}"
+    return Address(target.namespace, target.type, target.id).text()
 
 
 def _callable_without_arguments(function: Any) -> bool:

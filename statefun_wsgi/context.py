@@ -35,7 +35,6 @@ from google.protobuf.message import DecodeError, Message
 
 from ._proto.request_reply_view_pb2 import Address as AddressMessage
 from ._protocol2 import CODEC as _PROTOCOL_2
-from ._protocol2 import packed as _packed  # noqa: F401  (bench/_serving_apps imports it from here)
 from ._wire import (
     ADDRESS_ID,
     append_state_mutation,
@@ -71,6 +70,13 @@ class Address(NamedTuple):
         """``"namespace/type"``."""
         return f"{self.namespace}/{self.type}"
 
+    def text(self) -> str:
+        """``"namespace/type/id"``, the address as logs and the CLI print it::
+
+            Address("example", "greeter", "alice").text()   # 'example/greeter/alice'
+        """
+        return f"{self.namespace}/{self.type}/{self.identity}"
+
 
 def pack_any(message: Message) -> Any:
     """Pack a message into an ``Any`` (the same as ``Any().Pack(message)``, faster)."""
@@ -80,8 +86,12 @@ def pack_any(message: Message) -> Any:
 _UNREAD: Any = object()  # a state not read yet (None means read, and absent)
 
 
-def _address(typename: str, id: str) -> bytes:
-    """A serialized ``Address`` (``typename`` and ``id`` validated; an empty id is refused)."""
+def encode_address(typename: str, id: str) -> bytes:
+    """A serialized ``Address`` (``typename`` and ``id`` validated; an empty id is refused),
+    shared by the 2.x and 3.x contexts::
+
+        encode_address("example/greeter", "alice")   # the bytes of Address{namespace, type, id}
+    """
     prefix = typename_fields(typename)
     if type(id) is not str:
         raise TypeError(f"an id is a str, got {type(id).__name__}")
@@ -162,7 +172,14 @@ class State:
 
 
 class BatchContext:
-    """What a function sees of the runtime during one batch. See the module docstring."""
+    """What a function sees of the runtime during one batch. See the module docstring.
+
+    The underscored members that other modules of the package use (``_target``,
+    ``_states``, ``_codec``, ``_incomplete``, ``_types``, ``_enter``, ``_finish``) are the
+    protocol's side of the context, for the handlers (:mod:`statefun_wsgi.handler`), the
+    codecs and :mod:`statefun_wsgi.v3`; they keep their underscore so that the object a
+    function receives shows only the SDK's names.
+    """
 
     __slots__ = (
         "_target",
@@ -281,13 +298,13 @@ class BatchContext:
         An empty ``id`` raises ``ValueError`` ("missing id"), as the official SDK does.
         """
         _check_any(message, "send")
-        target = _address(typename, id)
+        target = encode_address(typename, id)
         self._outgoing_buffer().extend(outgoing_message(target, self._codec.boxed(message)))
 
     def pack_and_send(self, typename: str, id: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send` it."""
         argument = self._codec.packed(message)
-        self._outgoing_buffer().extend(outgoing_message(_address(typename, id), argument))
+        self._outgoing_buffer().extend(outgoing_message(encode_address(typename, id), argument))
 
     def reply(self, message: Any) -> None:
         """Send ``message`` (an ``Any``) back to the caller of the current message.
@@ -353,9 +370,9 @@ class BatchContext:
     ) -> None:
         milliseconds = delay_in_ms(delay)
         if cancellation_token is None:  # the same fields in every protocol
-            invocation = delayed_invocation(milliseconds, _address(typename, id), argument)
+            invocation = delayed_invocation(milliseconds, encode_address(typename, id), argument)
         else:
-            invocation = self._codec.delayed(milliseconds, _address(typename, id), argument, cancellation_token)
+            invocation = self._codec.delayed(milliseconds, encode_address(typename, id), argument, cancellation_token)
             # The runtime fails the job when a token is reused while its message is pending.
             if self._tokens is None:
                 self._tokens = set()  # type: ignore[misc]  # (a CodecContext's: 2.x refused the token)
@@ -403,7 +420,7 @@ class BatchContext:
         return from_function(pieces)
 
     def __repr__(self) -> str:
-        return f"<BatchContext {self.address.typename()}/{self.address.identity}>"
+        return f"<BatchContext {self.address.text()}>"
 
 
 class CodecContext(BatchContext):

@@ -44,7 +44,6 @@ Alternatively, wrap the WSGI application in ``wsgi.py`` with
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any, Callable, Dict, Optional, Union
 
@@ -52,6 +51,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 
 from . import single_write
+from ._loading import load_object as _load_object
 from .endpoint import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_PATH,
@@ -81,21 +81,13 @@ ANSWERING_MIDDLEWARE: Dict[str, str] = {
 
 
 def load_object(dotted_path: str) -> Any:
-    """Import ``"pkg.module:attr"`` or ``"pkg.module.attr"`` and return the attribute."""
-    if ":" in dotted_path:
-        module_name, _, attribute = dotted_path.partition(":")
-    else:
-        module_name, _, attribute = dotted_path.rpartition(".")
-    if not module_name or not attribute or module_name.startswith("."):  # relative imports need a package
-        raise ImportError(f"{dotted_path!r} is not a dotted path like 'pkg.module:attr' or 'pkg.module.attr'")
-    module = importlib.import_module(module_name)
-    obj: Any = module
-    for part in attribute.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ImportError(f"module {module_name!r} has no attribute {attribute!r}") from None
-    return obj
+    """Import ``"pkg.module:attr"`` or ``"pkg.module.attr"`` and return the attribute (an
+    ``ImportError`` otherwise); the rules are those of the CLI's ``--app`` (a factory call,
+    ``"pkg.module:make_functions()"``, too), less a bare module::
+
+        load_object("myproject.functions:functions")
+    """
+    return _load_object(dotted_path, require_attribute=True)
 
 
 def functions_from_settings(settings: Optional[Any] = None) -> Union[StatefulFunctions, RequestReplyHandler]:

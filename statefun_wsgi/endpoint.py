@@ -51,7 +51,7 @@ from .errors import (
     StatefunError,
     UnsupportedMediaTypeError,
 )
-from .functions import StatefulFunctions, _callees
+from .functions import StatefulFunctions, callees
 from .handler import AsyncRequestReplyHandler, RequestReplyHandler
 from .protocols import DEFAULT_PROTOCOLS, ProtocolsSetting
 
@@ -197,9 +197,9 @@ def _error_reply(error: StatefunError) -> Reply:
 
 
 def as_handler(
-    functions: Union[StatefulFunctions, RequestReplyHandler, BatchHandler], protocols: Optional[ProtocolsSetting] = None
+    served: Union[StatefulFunctions, RequestReplyHandler, BatchHandler], protocols: Optional[ProtocolsSetting] = None
 ) -> BatchHandler:
-    """A ``bytes -> bytes`` handler from a registry or a handler.
+    """A ``bytes -> bytes`` handler from what an endpoint serves (``served``): a registry or a handler.
 
     ``protocols`` (see :mod:`statefun_wsgi.protocols`) applies to a registry; a handler
     brings its own, so giving both is refused.
@@ -208,43 +208,43 @@ def as_handler(
     an ``async def`` function (a WSGI server runs plain ones), an AsyncRequestReplyHandler, and
     a callable that cannot take the request bytes (a bound function passed for its registry).
     """
-    if isinstance(functions, StatefulFunctions):
-        _refuse_coroutine_functions(functions)
-        return RequestReplyHandler(functions, protocols=DEFAULT_PROTOCOLS if protocols is None else protocols)
+    if isinstance(served, StatefulFunctions):
+        _refuse_coroutine_functions(served)
+        return RequestReplyHandler(served, protocols=DEFAULT_PROTOCOLS if protocols is None else protocols)
     if protocols is not None:
         raise ConfigurationError(
             f"protocols is a setting for a StatefulFunctions; pass it to the handler itself "
-            f"(RequestReplyHandler(functions, protocols=...)), not beside {type(functions).__name__}",
+            f"(RequestReplyHandler(functions, protocols=...)), not beside {type(served).__name__}",
             setting="protocols",
         )
-    if isinstance(functions, RequestReplyHandler):
-        _refuse_coroutine_functions(functions.functions)
-        return functions
-    if isinstance(functions, AsyncRequestReplyHandler):  # callable, but returns a coroutine
+    if isinstance(served, RequestReplyHandler):
+        _refuse_coroutine_functions(served.functions)
+        return served
+    if isinstance(served, AsyncRequestReplyHandler):  # callable, but returns a coroutine
         raise ConfigurationError(
             "an AsyncRequestReplyHandler cannot answer WSGI requests: a WSGI server runs plain (def) "
             "functions; pass their StatefulFunctions (or a RequestReplyHandler)"
         )
-    if not callable(functions):
+    if not callable(served):
         raise ConfigurationError(
-            f"expected a StatefulFunctions or a RequestReplyHandler, got {type(functions).__name__}"
+            f"expected a StatefulFunctions or a RequestReplyHandler, got {type(served).__name__}"
         )
-    if any(inspect.iscoroutinefunction(f) for f in _callees(functions)):
+    if any(inspect.iscoroutinefunction(f) for f in callees(served)):
         raise ConfigurationError(
-            f"{getattr(functions, '__qualname__', functions)!r} is an async handler: a WSGI server calls "
+            f"{getattr(served, '__qualname__', served)!r} is an async handler: a WSGI server calls "
             "a plain one (bytes -> bytes)"
         )
     try:
-        inspect.signature(functions).bind(b"")
+        inspect.signature(served).bind(b"")
     except TypeError as exc:  # a handler is called with the request bytes alone
         raise ConfigurationError(
-            f"expected a StatefulFunctions or a RequestReplyHandler, got {getattr(functions, '__qualname__', functions)!r}, "
+            f"expected a StatefulFunctions or a RequestReplyHandler, got {getattr(served, '__qualname__', served)!r}, "
             f"a callable that cannot be called with the request bytes alone ({exc}); a bound function "
             "is served through the StatefulFunctions it is bound in"
         ) from None
     except ValueError:  # no signature to read (some builtins): trust it
         pass
-    return functions
+    return served
 
 
 def _refuse_coroutine_functions(functions: StatefulFunctions) -> None:

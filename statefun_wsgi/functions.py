@@ -73,9 +73,11 @@ def split_typename(typename: str) -> Tuple[str, str]:
     return namespace, name
 
 
-_TYPE_URL_PREFIX = "type.googleapis.com/"
+#: What a message's full name follows in its type URL (``Any.type_url``) and, on 3.x, in
+#: the type name of a protobuf value: ``TYPE_URL_PREFIX + "google.protobuf.Int64Value"``.
+TYPE_URL_PREFIX = "type.googleapis.com/"
 #: The type name of a state holding any Any (3.x).
-ANY_TYPE_URL = _TYPE_URL_PREFIX + "google.protobuf.Any"
+ANY_TYPE_URL = TYPE_URL_PREFIX + "google.protobuf.Any"
 #: class -> its type URL (``type.googleapis.com/<full name>``, or a built-in type's name).
 _TYPE_URLS: Dict[type, str] = dict(BUILTIN_TYPENAMES)
 
@@ -126,7 +128,7 @@ class ValueSpec:
         self.name = name
         self.type = type
         #: The type name a 3.x runtime registers the state under.
-        self.typename = ANY_TYPE_URL if type is None else _TYPE_URLS.get(type) or _TYPE_URL_PREFIX + type.DESCRIPTOR.full_name
+        self.typename = ANY_TYPE_URL if type is None else _TYPE_URLS.get(type) or TYPE_URL_PREFIX + type.DESCRIPTOR.full_name
         self.expire_after_write = expire_after_write
         self.expire_after_call = expire_after_call
 
@@ -174,7 +176,7 @@ def type_url_of(message: Message) -> str:
         full_name = message.DESCRIPTOR.full_name
     except AttributeError:
         raise TypeError(f"expected a protobuf message, got {type(message).__name__}") from None
-    type_url = _TYPE_URLS[type(message)] = _TYPE_URL_PREFIX + full_name
+    type_url = _TYPE_URLS[type(message)] = TYPE_URL_PREFIX + full_name
     return type_url
 
 
@@ -183,9 +185,13 @@ def type_name_of_url(type_url: str) -> str:
     return type_url[type_url.rfind("/") + 1 :]
 
 
-def _callees(func: Callable[..., TypingAny]) -> Tuple[TypingAny, ...]:
+def callees(func: Callable[..., TypingAny]) -> Tuple[TypingAny, ...]:
     """What runs when ``func`` is called: itself, and for an object (not a class, whose call
-    runs ``__init__``) its ``__call__`` too."""
+    runs ``__init__``) its ``__call__`` too. The endpoint and the registry both ask it
+    whether a callable is a coroutine function::
+
+        any(inspect.iscoroutinefunction(f) for f in callees(handler))
+    """
     if inspect.isroutine(func) or inspect.isclass(func):
         return (func,)
     return (func, getattr(func, "__call__", None))
@@ -219,7 +225,7 @@ class StatefulFunction:
             raise ConfigurationError(str(exc)) from None
         if not callable(func):
             raise ConfigurationError(f"cannot bind {typename}: {func!r} is not callable")
-        if any(inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in _callees(func)):
+        if any(inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in callees(func)):
             raise ConfigurationError(
                 f"cannot bind {typename}: {getattr(func, '__qualname__', func)!r} is a generator function "
                 "(it yields), so calling it would not run its body"
@@ -236,7 +242,7 @@ class StatefulFunction:
         annotation = _message_annotation(typename, func)
         self.message_types = _message_types(typename, annotation)
         self.unpack = _make_unpacker(typename, self.message_types)
-        self.is_coroutine = any(inspect.iscoroutinefunction(f) for f in _callees(func))
+        self.is_coroutine = any(inspect.iscoroutinefunction(f) for f in callees(func))
 
     def __repr__(self) -> str:
         return f"<StatefulFunction {self.typename} -> {getattr(self.func, '__qualname__', self.func)!r}>"
@@ -257,7 +263,11 @@ class StatefulFunctions:
     """
 
     def __init__(self) -> None:
-        self._functions: dict[Tuple[str, str], StatefulFunction] = {}
+        #: The bound functions by ``(namespace, name)``: read it (the handlers look a
+        #: batch's target up here, one dict lookup), bind with :meth:`bind` or :meth:`register`::
+        #:
+        #:     functions.by_type.get(("example", "greeter"))   # a StatefulFunction, or None
+        self.by_type: dict[Tuple[str, str], StatefulFunction] = {}
 
     def register(
         self, typename: str, func: Callable[..., TypingAny], states: Optional[StateDeclarations] = None
@@ -265,12 +275,12 @@ class StatefulFunctions:
         """Bind ``func`` to ``typename``; returns the registration."""
         function = StatefulFunction(typename, func, states)
         key = (function.namespace, function.name)
-        if key in self._functions:
+        if key in self.by_type:
             raise ConfigurationError(
-                f"function type {typename} is already bound to {self._functions[key].func!r}; "
+                f"function type {typename} is already bound to {self.by_type[key].func!r}; "
                 "each type can be bound once"
             )
-        self._functions[key] = function
+        self.by_type[key] = function
         return function
 
     def bind(self, typename: str, states: Optional[StateDeclarations] = None) -> Callable[[F], F]:
@@ -284,24 +294,24 @@ class StatefulFunctions:
 
     def for_type(self, namespace: str, name: str) -> Optional[StatefulFunction]:
         """The function bound to ``namespace/name``, or ``None``."""
-        return self._functions.get((namespace, name))
+        return self.by_type.get((namespace, name))
 
     def __iter__(self) -> Iterator[StatefulFunction]:
-        return iter(self._functions.values())
+        return iter(self.by_type.values())
 
     def __len__(self) -> int:
-        return len(self._functions)
+        return len(self.by_type)
 
     def __contains__(self, typename: object) -> bool:
         if not isinstance(typename, str):
             return False
         namespace, _, name = typename.rpartition("/")
-        return (namespace, name) in self._functions
+        return (namespace, name) in self.by_type
 
     @property
     def typenames(self) -> list[str]:
         """The bound function types, sorted."""
-        return sorted(function.typename for function in self._functions.values())
+        return sorted(function.typename for function in self.by_type.values())
 
 
 def _validate_states(typename: str, states: Optional[StateDeclarations]) -> Optional[Dict[str, ValueSpec]]:
@@ -402,7 +412,7 @@ def _make_unpacker(typename: str, message_types: Optional[Tuple[type[Message], .
         raise ConfigurationError(f"cannot bind {typename}: the message annotation names the same type twice")
     # The usual type URLs, looked up whole; any other prefix falls back to the name after the last '/'.
     # The built-in types are known by their own type names only.
-    by_url = {BUILTIN_TYPENAMES.get(cls) or f"type.googleapis.com/{name}": cls for name, cls in classes.items()}
+    by_url = {BUILTIN_TYPENAMES.get(cls) or TYPE_URL_PREFIX + name: cls for name, cls in classes.items()}
     by_name = {name: cls for name, cls in classes.items() if cls not in BUILTIN_TYPENAMES}
     accepted = ", ".join(sorted(BUILTIN_TYPENAMES.get(cls) or cls.DESCRIPTOR.full_name for cls in message_types))
 

@@ -77,7 +77,7 @@ def _open_batch(
             raise MalformedRequestError("the ToFunction carries no invocation batch (field 100)")
         raise MalformedRequestError("the invocation batch holds no invocations")
     target = batch.target
-    function = functions._functions.get((target.namespace, target.type))  # for_type(), one call less
+    function = functions.by_type.get((target.namespace, target.type))  # for_type(), one call less
     if function is None:
         bound = ", ".join(functions.typenames) or "none"
         raise UnknownFunctionError(f"no function is bound to {target.namespace}/{target.type} (bound: {bound})")

@@ -31,12 +31,12 @@ from google.protobuf.wrappers_pb2 import BoolValue, BytesValue, Int64Value, Stri
 from statefun_wsgi import (
     Address,
     BatchContext,
-    MalformedRequestError,
     MissingStateError,
     RequestReplyHandler,
     State,
     UnexpectedMessageTypeError,
 )
+from statefun_wsgi.errors import MalformedRequestError
 from statefun_wsgi._proto.request_reply_pb2 import FromFunction, ToFunction
 
 HELLO = StringValue(value="hello")
@@ -412,6 +412,7 @@ def test_address():
     assert address.type == "greeter"
     assert address.identity == "user/7"
     assert address.typename() == "com.example/fns/greeter"
+    assert address.text() == "com.example/fns/greeter/user/7"
     assert address == ("com.example/fns", "greeter", "user/7")
 
 

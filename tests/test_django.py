@@ -10,6 +10,7 @@ settings object to the middleware.
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,25 @@ def test_statefun_protocols_is_read_and_a_request_of_another_protocol_gets_415()
     refused = middleware(factory.post("/statefun", data=greet_batch(), content_type=OCTET))
     assert refused.status_code == 415
     assert b"this endpoint serves 3.x only (the protocols setting; STATEFUN_PROTOCOLS in Django)" in refused.content
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+def test_a_large_batch_has_gunicorns_connection_acknowledging_promptly() -> None:
+    # The runtime writes a body over ~8 KiB in pieces that each wait for the server's ACK, which
+    # Linux would hold 40 ms: through Django too, the endpoint asks gunicorn's socket for prompt
+    # ACKs (bench/bench_prompt_ack.py measures the difference under gunicorn).
+    middleware = make(STATEFUN_FUNCTIONS=FUNCTIONS)
+    body = greet_batch("jay", seen=2, padding=BytesValue(value=b"x" * 48 * 1024))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with socket.create_connection(listener.getsockname()), listener.accept()[0] as server_side:
+            server_side.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
+            request = RequestFactory().post("/statefun", data=body, content_type=OCTET,
+                                            **{"gunicorn.socket": server_side})
+            response = middleware(request)
+            assert_greeted(response.status_code, response["Content-Type"], response.content, "jay", visits=3)
+            assert server_side.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
 
 
 def test_a_second_visit_mutates_the_count_and_sends_no_reminder(client: Client) -> None:
@@ -385,10 +405,35 @@ def test_the_registry_behind_a_django_app_is_the_middlewares() -> None:
             functions_of_django_app(app)
 
 
+def make_functions(name: str) -> tuple:
+    return ("made", name)
+
+
 def test_load_object() -> None:
     assert load_object("examples.greeter.functions:functions") is functions
     assert load_object("examples.greeter.functions.functions") is functions
     assert load_object(f"{__name__}:HOLDER.functions") is functions
+
+
+def test_the_cli_and_the_django_settings_read_references_with_one_loader() -> None:
+    import examples.greeter.functions as module
+
+    from statefun_wsgi._loading import LoadError
+    from statefun_wsgi._loading import load_object as load
+    from statefun_wsgi.cli import CommandError, load_target
+
+    # The CLI's rules reach the Django setting: a factory called with literal arguments.
+    assert load_object(f"{__name__}:make_functions('x')") == ("made", "x")
+    # Django's reach the CLI: "pkg.module.attr" with no colon; a bare module stays a module.
+    assert load_target("examples.greeter.functions.functions") is functions
+    assert load_target("examples.greeter.functions") is module
+    with pytest.raises(LoadError, match=r"^'examples\.greeter\.functions:' is not a dotted path"):
+        load("examples.greeter.functions:", require_attribute=True)
+    for refused in (".greeter.functions:functions", ":functions"):
+        with pytest.raises(CommandError, match=r"is not a dotted path like 'pkg\.module:attr'"):
+            load_target(refused)
+    with pytest.raises(CommandError, match=r"^cannot import 'examples\.greeter\.nope\.functions': No module named 'examples\.greeter\.nope'$"):
+        load_target("examples.greeter.nope.functions")
 
 
 def test_only_the_django_adapter_imports_django() -> None:

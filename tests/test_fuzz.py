@@ -17,7 +17,7 @@ The property, checked against an oracle that parses the body with the protocol's
 own message definitions (``request_reply.proto``, where a state is plain bytes):
 
 * a body that is not a valid ``ToFunction`` invocation batch gets a 4xx
-  (:class:`~statefun_wsgi.RequestError`), never a 5xx, and no other exception;
+  (:class:`~statefun_wsgi.errors.RequestError`), never a 5xx, and no other exception;
 * a valid batch for an unbound function type gets 404;
 * a valid batch for a bound function gets 200 with a ``FromFunction``, or a 500
   only through :class:`~statefun_wsgi.FunctionInvocationError` caused by what the
@@ -65,12 +65,12 @@ from statefun_wsgi import (
     AsyncRequestReplyHandler,
     FunctionInvocationError,
     MissingStateError,
-    RequestError,
     RequestReplyHandler,
     StatefunError,
     StatefunMiddleware,
     UnexpectedMessageTypeError,
 )
+from statefun_wsgi.errors import RequestError
 from statefun_wsgi._proto import request_reply_pb2 as reference
 
 # -- profiles ----------------------------------------------------------------------------

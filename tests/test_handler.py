@@ -32,14 +32,12 @@ from statefun_wsgi import (
     AsyncRequestReplyHandler,
     ConfigurationError,
     FunctionInvocationError,
-    MalformedRequestError,
     MissingStateError,
-    RequestError,
     RequestReplyHandler,
     StatefulFunctions,
     StatefunError,
-    UnknownFunctionError,
 )
+from statefun_wsgi.errors import MalformedRequestError, RequestError, UnknownFunctionError
 from statefun_wsgi._proto.request_reply_pb2 import FromFunction, ToFunction
 
 HELLO = StringValue(value="hello")
@@ -154,6 +152,25 @@ def test_error_classes_carry_their_status(error, status):
     assert error.status == status
     assert error("x").status == status
     assert issubclass(error, StatefunError)
+
+
+def test_the_top_level_exports_what_user_code_touches_and_the_request_errors_stay_in_errors():
+    import statefun_wsgi
+    import statefun_wsgi.errors
+
+    assert sorted(statefun_wsgi.__all__) == sorted(set(statefun_wsgi.__all__))
+    assert all(hasattr(statefun_wsgi, name) for name in statefun_wsgi.__all__)
+    request_errors = {
+        name
+        for name in statefun_wsgi.errors.__all__
+        if issubclass(getattr(statefun_wsgi.errors, name), statefun_wsgi.errors.RequestError)
+    }
+    assert "ProtocolMismatchError" in request_errors and len(request_errors) == 8
+    assert not request_errors & set(statefun_wsgi.__all__)
+    assert not any(hasattr(statefun_wsgi, name) for name in request_errors)
+    assert {"StatefunError", "ConfigurationError", "FunctionInvocationError", "OverloadedError"} <= set(
+        statefun_wsgi.__all__
+    )
 
 
 @pytest.mark.parametrize("handler_class", [RequestReplyHandler, AsyncRequestReplyHandler])
@@ -568,7 +585,7 @@ def test_a_3x_batch_whose_function_uses_an_unknown_state_declares_it_instead_of_
 def test_the_handler_refuses_a_request_of_a_protocol_it_does_not_serve():
     from builders import to_v3
 
-    from statefun_wsgi import ProtocolMismatchError
+    from statefun_wsgi.errors import ProtocolMismatchError
 
     functions = StatefulFunctions()
     functions.register("example/fn", lambda context, message: None)

@@ -626,14 +626,14 @@ def test_egress_records_keep_their_2x_names_on_2x():
 
 
 def test_an_unknown_function_is_a_404_on_3x_too():
-    from statefun_wsgi import UnknownFunctionError
+    from statefun_wsgi.errors import UnknownFunctionError
 
     with pytest.raises(UnknownFunctionError, match=r"no function is bound to example/nobody"):
         handle(bind(counter), to_v3(request("example/nobody", messages=[StringValue()])))
 
 
 def test_an_empty_3x_batch_is_malformed():
-    from statefun_wsgi import MalformedRequestError
+    from statefun_wsgi.errors import MalformedRequestError
 
     message = v3.ToFunction()
     message.invocation.target.CopyFrom(v3.Address(namespace="example", type="fn", id="i"))

@@ -11,7 +11,8 @@ from google.protobuf.any_pb2 import Any
 from google.protobuf.empty_pb2 import Empty
 from google.protobuf.wrappers_pb2 import Int64Value, StringValue
 
-from statefun_wsgi import ConfigurationError, MalformedRequestError, ProtocolMismatchError, RequestReplyHandler
+from statefun_wsgi import ConfigurationError, RequestReplyHandler
+from statefun_wsgi.errors import MalformedRequestError, ProtocolMismatchError
 from statefun_wsgi import StatefulFunctions, detect_protocol
 from statefun_wsgi.protocols import DEFAULT_PROTOCOLS, Protocols, parse_protocols
 

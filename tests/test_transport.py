@@ -14,6 +14,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import Dict, Iterator, List
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -169,6 +170,10 @@ def test_connection_refused_is_retryable(transport: HttpTransport) -> None:
     assert "ConnectionRefusedError" in info.value.reason
 
 
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a /slow/ request still sleeping holds up neither the next test nor the shutdown
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -193,7 +198,7 @@ def odd_app(environ, start_response):
 
 @pytest.fixture(scope="module")
 def odd_server() -> Iterator[str]:
-    httpd: WSGIServer = make_server("127.0.0.1", 0, odd_app, handler_class=_QuietHandler)
+    httpd: WSGIServer = make_server("127.0.0.1", 0, odd_app, server_class=_ThreadingServer, handler_class=_QuietHandler)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -263,13 +268,14 @@ def slow_spec(endpoint: str, timeout: float, read_timeout: float) -> FunctionSpe
 def test_a_reply_slower_than_the_read_timeout_is_a_retryable_timeout(
     odd_server: str, transport: HttpTransport
 ) -> None:
+    # The reply comes 3 s late, far past the 200 ms read timeout: a busy machine cannot blur the two.
     started = time.monotonic()
     with pytest.raises(TransportError) as info:
-        transport(slow_spec(f"{odd_server}/slow/0.5", timeout=2, read_timeout=0.2), format_request())
+        transport(slow_spec(f"{odd_server}/slow/3", timeout=5, read_timeout=0.2), format_request())
     assert info.value.retryable
-    assert info.value.reason == f"{odd_server}/slow/0.5: read timed out after readTimeout 200ms"
-    assert info.value.elapsed is not None and 0.2 <= info.value.elapsed < 0.5
-    assert time.monotonic() - started < 0.5
+    assert info.value.reason == f"{odd_server}/slow/3: read timed out after readTimeout 200ms"
+    assert info.value.elapsed is not None and 0.2 <= info.value.elapsed < 3
+    assert time.monotonic() - started < 3
 
 
 def test_the_call_timeout_bounds_the_whole_attempt(odd_server: str, transport: HttpTransport) -> None:

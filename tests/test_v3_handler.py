@@ -17,7 +17,8 @@ import pytest
 from google.protobuf.any_pb2 import Any
 from google.protobuf.wrappers_pb2 import StringValue
 
-from statefun_wsgi import FunctionInvocationError, ProtocolMismatchError, UnknownFunctionError
+from statefun_wsgi import FunctionInvocationError
+from statefun_wsgi.errors import ProtocolMismatchError, UnknownFunctionError
 from statefun_wsgi import RequestReplyHandler as CoreHandler
 from statefun_wsgi.v3 import (
     Context,

@@ -37,7 +37,7 @@ from google.protobuf.any_pb2 import Any
 
 from .._protocol3 import CODEC as _PROTOCOL_3
 from .._wire import SMALL_VARINTS, outgoing_message, string_field, varint
-from ..context import _address
+from ..context import encode_address
 from ..functions import ANY_TYPE_URL
 from .messages import EgressMessage, Message, _Built, _BuiltEgress
 from .types import SdkAddress, ValueSpec, _ProtobufType
@@ -135,7 +135,7 @@ class _Context(Context):
         return codec.boxed(Any(type_url=typed_value.typename, value=typed_value.value))
 
     def send(self, message: Message) -> None:
-        target = _address(message.target_typename, message.target_id)
+        target = encode_address(message.target_typename, message.target_id)
         self._batch._outgoing_buffer().extend(outgoing_message(target, self._argument(message)))
 
     def send_after(self, duration: timedelta, message: Message, cancellation_token: str = "") -> None:

@@ -129,12 +129,12 @@ def _adapter(typename: str, fun: Callable[..., TypingAny], specs: List[ValueSpec
 class StatefulFunctions(_Registry):
     """The functions of an endpoint, bound by typename: :meth:`bind` and :meth:`register`."""
 
-    __slots__ = ("_has_async",)
+    __slots__ = ("has_async",)
 
     def __init__(self) -> None:
         super().__init__()
         #: True when an ``async def`` function is bound.
-        self._has_async = False
+        self.has_async = False
 
     def register(  # type: ignore[override]  # the official signature
         self, typename: str, fun: Callable[..., TypingAny], specs: Optional[List[ValueSpec]] = None
@@ -160,7 +160,7 @@ class StatefulFunctions(_Registry):
         )
         function.unpack = _as_is  # the argument reaches the adapter as the request holds it
         if inspect.iscoroutinefunction(fun):
-            self._has_async = True
+            self.has_async = True
 
     def bind(self, typename: str, specs: Optional[List[ValueSpec]] = None) -> Callable[[F], F]:  # type: ignore[override]
         """A decorator: ``@functions.bind("example/greeter", specs=[ValueSpec("seen", IntType)])``."""

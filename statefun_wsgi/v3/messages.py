@@ -28,6 +28,7 @@ from typing import Optional, Union
 
 from .._proto.egress_records_pb2 import KafkaProducerRecord, KinesisEgressRecord
 from .._proto.request_reply_v3_pb2 import TypedValue
+from .._protocol3 import KAFKA_PRODUCER_RECORD_TYPENAME, KINESIS_EGRESS_RECORD_TYPENAME
 from .types import BoolType, DoubleType, FloatType, IntType, LongType, StringType, Type
 
 __all__ = [
@@ -39,8 +40,6 @@ __all__ = [
     "message_builder",
 ]
 
-KAFKA_PRODUCER_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord"
-KINESIS_EGRESS_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord"
 
 
 class Message:

@@ -28,6 +28,7 @@ from typing import Callable, Optional
 from google.protobuf.message import Message as ProtobufMessage
 
 from ..builtin_types import BooleanWrapper, DoubleWrapper, FloatWrapper, IntWrapper, LongWrapper, StringWrapper
+from ..functions import TYPE_URL_PREFIX
 
 __all__ = [
     "BoolType",
@@ -179,7 +180,7 @@ def make_protobuf_type(cls: type[ProtobufMessage], namespace: Optional[str] = No
     name = cls.DESCRIPTOR.full_name
     if not name:
         raise TypeError("Unable to deduce the Protobuf Message full name.")
-    return _ProtobufType(f"{namespace or 'type.googleapis.com'}/{name}", cls)
+    return _ProtobufType(f"{namespace}/{name}" if namespace else TYPE_URL_PREFIX + name, cls)
 
 
 class _ProtobufType(_SimpleType):

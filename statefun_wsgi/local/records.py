@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 from .._proto.egress_records_pb2 import KafkaProducerRecord, KinesisEgressRecord
 from ..context import Address
 from ..errors import UnexpectedMessageTypeError
-from ..functions import type_name_of_url
+from ..functions import TYPE_URL_PREFIX, type_name_of_url
 
 __all__ = ["EgressRecord", "Envelope", "any_to_json", "json_to_any"]
 
@@ -120,7 +120,7 @@ def json_to_any(document: Dict[str, TypingAny]) -> Any:
     document = dict(document)
     type_url = document["@type"]
     if "/" not in type_url:
-        document["@type"] = type_url = "type.googleapis.com/" + type_url
+        document["@type"] = type_url = TYPE_URL_PREFIX + type_url
     try:
         descriptor_pool.Default().FindMessageTypeByName(type_name_of_url(type_url))
     except KeyError:

@@ -717,7 +717,7 @@ class LocalRuntime:
                 sleep_ns = min(remaining_ns, round(batch.backoff * 1e9))
                 batch.backoff *= 2
             if sleep_ns > 0:
-                logger.warning("retrying %s in %.0f ms: %s", _name(batch.address), sleep_ns / 1e6, error.reason)
+                logger.warning("retrying %s in %.0f ms: %s", batch.address.text(), sleep_ns / 1e6, error.reason)
                 heapq.heappush(self._retries, (ended + sleep_ns / 1e9, next(self._sequence), batch))
                 return
             self._fail(
@@ -1024,7 +1024,4 @@ def _java_hash_map_order(names: List[str]) -> List[str]:
 class _ReplyRejected(Exception):
     """A reply the runtime would refuse (and fail the job on)."""
 
-
-def _name(address: Address) -> str:
-    return f"{address.namespace}/{address.type}/{address.identity}"
 

@@ -171,6 +171,14 @@ class State:
         return f"<State {self.name!r}>"
 
 
+
+def _not_an_any(name: str, value: object) -> TypeError:
+    """The error for a state set to something other than an ``Any`` (or ``None``)."""
+    return TypeError(
+        f"state values are google.protobuf.Any (or None to delete), got {type(value).__name__}: "
+        f"use context.state({name!r}).pack(message)"
+    )
+
 class BatchContext:
     """What a function sees of the runtime during one batch. See the module docstring.
 
@@ -266,10 +274,7 @@ class BatchContext:
 
     def __setitem__(self, name: str, value: Optional[Any]) -> None:
         if value is not None and type(value) is not Any and not isinstance(value, Any):
-            raise TypeError(
-                f"state values are google.protobuf.Any (or None to delete), got {type(value).__name__}: "
-                f"use context.state({name!r}).pack(message)"
-            )
+            raise _not_an_any(name, value)
         if name not in self._states:
             raise self._missing_state(name)
         self._state_values[name] = value
@@ -470,10 +475,7 @@ class CodecContext(BatchContext):
 
     def __setitem__(self, name: str, value: Optional[Any]) -> None:
         if value is not None and type(value) is not Any and not isinstance(value, Any):
-            raise TypeError(
-                f"state values are google.protobuf.Any (or None to delete), got {type(value).__name__}: "
-                f"use context.state({name!r}).pack(message)"
-            )
+            raise _not_an_any(name, value)
         if name not in self._states:
             raise self._missing_state(name)
         if self._types is not None:  # some states have a fixed type

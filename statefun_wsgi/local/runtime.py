@@ -797,8 +797,11 @@ class LocalRuntime:
                     states.pop(mutation.state_name, None)
                     self._emit("state", address=address, name=mutation.state_name, value=None)
                 # any other mutation type: the runtime ignores it (UNRECOGNIZED)
-        # The address's call is complete: its backlog, all of it, is the next batch. The
-        # messages of this reply are delivered after (to this address too: they queue).
+        self._release(address)
+
+    def _release(self, address: Address) -> None:
+        """The address's call is complete: its backlog, all of it, is the next batch. The
+        messages of the reply just applied are delivered after (to this address too: they queue)."""
         self._blocked.discard(address)
         backlog = self._backlogs.pop(address, None)
         if backlog:
@@ -924,12 +927,7 @@ class LocalRuntime:
                 elif mutation.mutation_type == _V3_DELETE:
                     states.pop(name, None)
                     self._emit("state", address=address, name=name, value=None)
-        self._blocked.discard(address)
-        backlog = self._backlogs.pop(address, None)
-        if backlog:
-            self._start(self._new_batch(address, backlog))
-        else:
-            del self._in_flight[address]
+        self._release(address)
 
     def _check_egress(self, egress_id: str, argument: Any) -> None:
         if self._egress_types is None:

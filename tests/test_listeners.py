@@ -11,7 +11,6 @@ import contextlib
 import http.client
 import io
 import logging
-import os
 import socket
 import threading
 from pathlib import Path

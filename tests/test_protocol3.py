@@ -16,7 +16,6 @@ from typing import Dict, List, Optional, Tuple, Union
 import pytest
 from builders import (
     ANY_TYPENAME,
-    Delayed,
     Egress,
     Mutation,
     Sent,

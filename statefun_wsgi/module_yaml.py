@@ -497,6 +497,21 @@ def load_module_yaml(path: Union[str, Path]) -> ModuleSpec:
     return parse_module_yaml(text, source=str(path))
 
 
+def _remote_module_spec(reader: _Reader, document: object) -> object:
+    """``module.spec`` of a remote module (formats 1.0, 2.0 and 3.0), refusing what the
+    runtime refuses: no ``module.meta.type``, a type other than ``remote`` (in any case),
+    no ``module.spec``."""
+    module_type = reader.at(document, "module", "meta", "type")
+    if module_type is _MISSING:
+        raise reader.fail("module.meta", "'type' is required (type: remote)")
+    if not (isinstance(module_type, str) and _equals_ignore_case(module_type, "remote")):
+        raise reader.fail("module.meta.type", f"expected 'remote', found {module_type!r}")
+    spec = reader.at(document, "module", "spec")
+    if spec is _MISSING:
+        raise reader.fail("module", "'spec' is required (the runtime refuses a module without a spec)")
+    return spec
+
+
 def parse_module_yaml(text: str, source: str = "<module.yaml>") -> ModuleSpec:
     """Parse ``module.yaml`` text (see :func:`load_module_yaml`), accepting what StateFun
     2.2.2 accepts and refusing, with a :class:`ModuleYamlError`, what it refuses: its
@@ -518,14 +533,7 @@ def parse_module_yaml(text: str, source: str = "<module.yaml>") -> ModuleSpec:
         problem += f" ({' '.join(context.split())})" if context else ""
         raise ModuleYamlError(f"{source}: not valid YAML{where}: {problem}") from None
 
-    module_type = reader.at(document, "module", "meta", "type")
-    if module_type is _MISSING:
-        raise reader.fail("module.meta", "'type' is required (type: remote)")
-    if not (isinstance(module_type, str) and _equals_ignore_case(module_type, "remote")):
-        raise reader.fail("module.meta.type", f"expected 'remote', found {module_type!r}")
-    spec = reader.at(document, "module", "spec")
-    if spec is _MISSING:
-        raise reader.fail("module", "'spec' is required (the runtime refuses a module without a spec)")
+    spec = _remote_module_spec(reader, document)
     version = reader.text(document, ("version",), "the document")
     if version not in ("1.0", "2.0"):
         raise reader.fail("version", f"expected \"1.0\" or \"2.0\", found {version!r} (StateFun 3.x: \"3.0\", "
@@ -798,14 +806,7 @@ def _parse_v3(reader: _Reader, documents: List[Any]) -> ModuleSpec:
         if version != "3.0":
             known = "StateFun 3.3 reads version \"3.0\" or kind: documents; 2.2 reads \"1.0\" and \"2.0\""
             raise reader.fail("version", f"{version!r} is not a format StateFun 3.3 loads ({known})")
-        module_type = reader.at(root, "module", "meta", "type")
-        if module_type is _MISSING:
-            raise reader.fail("module.meta", "'type' is required (type: remote)")
-        if not (isinstance(module_type, str) and _equals_ignore_case(module_type, "remote")):
-            raise reader.fail("module.meta.type", f"expected 'remote', found {module_type!r}")
-        spec = reader.at(root, "module", "spec")
-        if spec is _MISSING:
-            raise reader.fail("module", "'spec' is required (the runtime refuses a module without a spec)")
+        spec = _remote_module_spec(reader, root)
         for list_key, entry_key, kind_key in (("endpoints", "endpoint", "kind"), ("ingresses", "ingress", "type"),
                                               ("egresses", "egress", "type")):
             for index, entry in enumerate(reader.sequence(spec, list_key, "module.spec")):

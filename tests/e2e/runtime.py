@@ -161,6 +161,19 @@ def build_harness(version: str = "3.3.0") -> Path:
     return target / "java-cmd.json"
 
 
+def harness_for_test(version: str = "3.3.0") -> Path:
+    """:func:`build_harness` for a test: skipped where a tool it needs is missing (Maven),
+    failed for any other setup error."""
+    import pytest
+
+    try:
+        return build_harness(version)
+    except SetupError as exc:
+        if exc.missing:
+            pytest.skip(str(exc))
+        pytest.fail(str(exc))
+
+
 def official_sdk_python() -> str:
     """Run ``statefun_sdk_setup.sh`` (idempotent); return the python of the official 3.3 SDK's venv.
 

@@ -115,23 +115,14 @@ def for_the_harness_22(text: str, runtime_listener: str) -> str:
     return yaml.safe_dump(module, sort_keys=False)
 
 
-def _build(version: str) -> Path:
-    try:
-        return runtime.build_harness(version)
-    except runtime.SetupError as exc:
-        if exc.missing:
-            pytest.skip(str(exc))
-        pytest.fail(str(exc))
-
-
 @pytest.fixture(scope="module")
 def java_cmd() -> Path:
-    return _build("3.3.0")
+    return runtime.harness_for_test("3.3.0")
 
 
 @pytest.fixture(scope="module")
 def java_cmd_22() -> Path:
-    return _build("2.2.2")
+    return runtime.harness_for_test("2.2.2")
 
 
 @pytest.fixture()

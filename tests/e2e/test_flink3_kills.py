@@ -49,12 +49,7 @@ COUNTS_TIMEOUT = 120.0
 
 @pytest.fixture(scope="module")
 def java_cmd() -> Path:
-    try:
-        return runtime.build_harness("3.3.0")
-    except runtime.SetupError as exc:
-        if exc.missing:
-            pytest.skip(str(exc))
-        pytest.fail(str(exc))
+    return runtime.harness_for_test("3.3.0")
 
 
 def counts(jvm: runtime.HarnessJvm, address: str) -> List[int]:

@@ -91,12 +91,7 @@ class Ours(NamedTuple):
 
 @pytest.fixture(scope="module")
 def java_cmd3() -> Path:
-    try:
-        return runtime.build_harness("3.3.0")
-    except runtime.SetupError as exc:
-        if exc.missing:
-            pytest.skip(str(exc))
-        pytest.fail(str(exc))
+    return runtime.harness_for_test("3.3.0")
 
 
 @pytest.fixture(scope="module")

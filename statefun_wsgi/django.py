@@ -13,6 +13,9 @@ The only module of statefun-wsgi that imports Django. In ``settings.py``::
     STATEFUN_MAX_BODY_SIZE = 32 * 1024 * 1024              # optional, bytes
     STATEFUN_RUNTIME_LISTENERS = ["0.0.0.0:9000"]          # optional: else $STATEFUN_RUNTIME_BIND
     STATEFUN_PROTOCOLS = "2.x,3.x"                         # optional: StateFun versions served
+    STATEFUN_METRICS = True                                # optional: Prometheus metrics (else
+                                                           # $STATEFUN_METRICS; pip install 'statefun-wsgi[metrics]')
+    STATEFUN_METRICS_PATH = "/metrics"                     # optional: where GET answers them (None: nowhere)
 
 It must come first in ``MIDDLEWARE``: it answers batches itself, so no later
 middleware (CSRF, sessions, authentication) sees them. A middleware listed before it sees
@@ -35,6 +38,10 @@ functions answer on every listener and the first batch logs a warning. Under ASG
 WSGI server that gives no socket, ``STATEFUN_PATH`` runs no function (see
 :class:`statefun_wsgi.StatefunMiddleware`).
 
+``STATEFUN_METRICS`` and ``STATEFUN_METRICS_PATH`` are the ``metrics`` and ``metrics_path``
+settings of :class:`statefun_wsgi.StatefunMiddleware` (:mod:`statefun_wsgi.metrics`): the
+metrics path is answered before the rest of the chain, on every listener.
+
 ``STATEFUN_PROTOCOLS`` is the ``protocols`` setting of :mod:`statefun_wsgi.protocols`:
 ``"2.x,3.x"`` (the default), ``"3.x,2.x"``, ``"2.x"`` or ``"3.x"``.
 
@@ -56,6 +63,7 @@ from .endpoint import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_PATH,
     Endpoint,
+    Reply,
     is_escaped_path_target,
     raw_request_target,
     unix_socket_path_info,
@@ -64,6 +72,8 @@ from .errors import ConfigurationError
 from .functions import StatefulFunctions
 from .handler import RequestReplyHandler
 from .listeners import runtime_listeners_from, warn_every_listener
+from .metrics import DEFAULT_METRICS_PATH, metrics_from_setting, metrics_reply
+from .middleware import _metrics_path
 
 __all__ = ["ANSWERING_MIDDLEWARE", "StatefunMiddleware", "load_object"]
 
@@ -134,7 +144,7 @@ def functions_of_django_app(app: Any) -> Optional[Union[StatefulFunctions, Reque
 
 
 #: Endpoint's arguments (ConfigurationError.setting) and the settings they are read from.
-_SETTINGS = {"max_body_size": "STATEFUN_MAX_BODY_SIZE", "protocols": "STATEFUN_PROTOCOLS"}
+_SETTINGS = {"max_body_size": "STATEFUN_MAX_BODY_SIZE", "protocols": "STATEFUN_PROTOCOLS", "metrics": "STATEFUN_METRICS"}
 
 
 class StatefunMiddleware:
@@ -167,7 +177,15 @@ class StatefunMiddleware:
         max_body_size = getattr(settings, "STATEFUN_MAX_BODY_SIZE", DEFAULT_MAX_BODY_SIZE)
         protocols = getattr(settings, "STATEFUN_PROTOCOLS", None)
         try:
-            self.endpoint = Endpoint(functions, max_body_size=max_body_size, protocols=protocols)
+            self.metrics_path = _metrics_path(
+                getattr(settings, "STATEFUN_METRICS_PATH", DEFAULT_METRICS_PATH), self.path, "STATEFUN_METRICS_PATH")
+        except ConfigurationError as exc:
+            raise ImproperlyConfigured(str(exc)) from exc
+        try:
+            self.metrics = metrics_from_setting(getattr(settings, "STATEFUN_METRICS", None))
+            if self.metrics is None:
+                self.metrics_path = None
+            self.endpoint = Endpoint(functions, max_body_size=max_body_size, protocols=protocols, metrics=self.metrics)
         except ConfigurationError as exc:  # the argument at fault, named as the setting it came from
             setting = _SETTINGS.get(exc.setting or "", "STATEFUN_FUNCTIONS")
             raise ImproperlyConfigured(f"{setting}: {exc}") from exc
@@ -185,6 +203,8 @@ class StatefunMiddleware:
         if path_info != self.path and not (
             path_info == self.unix_path_info and is_escaped_path_target(_raw_target(request))
         ):
+            if path_info == self.metrics_path:
+                return _response(metrics_reply(request.method or "GET", request.META.get("HTTP_ACCEPT"), self.metrics))
             return self.get_response(request)
         meta = request.META
         if self.runtime_listeners is None:
@@ -199,10 +219,14 @@ class StatefunMiddleware:
             reply = self.endpoint.respond(
                 request.method or "GET", meta.get("CONTENT_TYPE"), meta.get("CONTENT_LENGTH") or None, request
             )
-        response = HttpResponse(reply.body, status=reply.status)
-        for name, value in reply.headers:
-            response[name] = value
-        return response
+        return _response(reply)
+
+
+def _response(reply: Reply) -> HttpResponse:
+    response = HttpResponse(reply.body, status=reply.status)
+    for name, value in reply.headers:
+        response[name] = value
+    return response
 
 
 _OURS = f"{__name__}.{StatefunMiddleware.__name__}"

@@ -36,6 +36,7 @@ from __future__ import annotations
 import inspect
 import logging
 import socket
+from time import perf_counter
 from typing import IO, TYPE_CHECKING, Any, Callable, List, Mapping, NamedTuple, Optional, Tuple, Union, cast
 
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
@@ -53,10 +54,12 @@ from .errors import (
 )
 from .functions import StatefulFunctions, callees
 from .handler import AsyncRequestReplyHandler, RequestReplyHandler
-from .protocols import DEFAULT_PROTOCOLS, ProtocolsSetting
+from .protocols import DEFAULT_PROTOCOLS, BatchTarget, ProtocolsSetting, batch_target
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
+
+    from .metrics import Metrics
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_PATH", "Endpoint", "Reply", "is_escaped_path_target", "raw_request_target",
            "unix_socket_path_info"]
@@ -266,6 +269,12 @@ class Endpoint:
     :param protocols: the StateFun protocol versions served, in order of preference
         (:mod:`statefun_wsgi.protocols`): ``"2.x,3.x"`` (``None``: the default), ``"3.x,2.x"``,
         ``"2.x"``, ``"3.x"``. For a registry only (a handler brings its own).
+    :param metrics: a :class:`~statefun_wsgi.metrics.Metrics` that counts every request
+        answered (:meth:`_run_measured`, :meth:`_fail`), or ``None``: none, and no cost.
+
+    Every failure is logged in one line naming the address (when the body names one), the
+    status answered and the cause; a 5xx at ``ERROR`` with the function's traceback in the
+    same record, a 4xx at ``WARNING``.
     """
 
     def __init__(
@@ -274,6 +283,7 @@ class Endpoint:
         *,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         protocols: Optional[ProtocolsSetting] = None,
+        metrics: Optional[Metrics] = None,
     ) -> None:
         if not isinstance(max_body_size, int) or isinstance(max_body_size, bool) or max_body_size <= 0:
             raise ConfigurationError(
@@ -281,6 +291,9 @@ class Endpoint:
             )
         self.handler = as_handler(functions, protocols)
         self.max_body_size = max_body_size
+        self.metrics = metrics
+        if metrics is not None:  # decided once: without metrics a batch runs the same code as before
+            self._run = self._run_measured  # type: ignore[method-assign]
 
     def respond(
         self,
@@ -385,20 +398,79 @@ class Endpoint:
             reply = self.handler(body)
             length = str(len(reply))  # in the try: a handler of your own may return anything
         except StatefunError as error:
-            return self._fail(error)
-        except Exception:
-            logger.exception("the request-reply handler failed unexpectedly")
-            return _error_reply(_UnexpectedError("the request-reply handler failed unexpectedly; see the server log"))
+            return self._fail(error, body)
+        except Exception as exc:
+            return self._fail(_unexpected(exc), body)
         return _new_tuple(Reply, (200, [_OCTET_STREAM, ("Content-Length", length)], reply))
 
-    def _fail(self, error: StatefunError) -> Reply:
+    def _run_measured(self, body: bytes) -> Reply:
+        """:meth:`_run`, recording the batch in ``metrics`` (the endpoint's only place that
+        records, with :meth:`_fail`; it replaces ``_run`` when the endpoint has metrics)."""
+        started = perf_counter()
+        handler = self.handler
+        try:
+            if isinstance(handler, RequestReplyHandler):
+                reply, function_type, invocations = handler.answer(body)
+            else:  # a handler of your own: the address from the bytes
+                reply = handler(body)
+                target = batch_target(body)
+                function_type, invocations = (target.typename, target.invocations) if target else ("unknown", 0)
+            length = str(len(reply))
+        except StatefunError as error:
+            return self._fail(error, body, started)
+        except Exception as exc:
+            return self._fail(_unexpected(exc), body, started)
+        assert self.metrics is not None
+        self.metrics.record(function_type, 200, invocations, perf_counter() - started, len(body), len(reply))
+        return _new_tuple(Reply, (200, [_OCTET_STREAM, ("Content-Length", length)], reply))
+
+    def _fail(self, error: StatefunError, body: Optional[bytes] = None, started: Optional[float] = None) -> Reply:
+        """The error reply, logged in one line (and counted in ``metrics``): ``body``, when
+        read, names the address; ``started`` is when the batch started running."""
+        target = batch_target(body) if body else None
+        where = _address_text(target)
+        text = _error_text(error)
+        if target is not None and text.startswith(where + " "):  # the handler's errors open with the address
+            text = text[len(where) + 1:]
         if error.status >= 500:
             cause = error.__cause__
             exc_info = (type(cause), cause, cause.__traceback__) if cause else None
-            logger.error("%s", _error_text(error), exc_info=exc_info)
+            logger.error("%s answered %s: %s", where, error.status, text, exc_info=exc_info)
         else:
-            logger.warning("rejected a request: %s", _error_text(error))
-        return _error_reply(error)
+            logger.warning("%s answered %s: %s", where, error.status, text)
+        reply = _error_reply(error)
+        if self.metrics is not None:
+            self.metrics.record(
+                self._function_type(target, error), error.status, 0,
+                None if started is None else perf_counter() - started, len(body) if body else 0, len(reply.body),
+                error.__cause__ if error.status >= 500 and error.__cause__ is not None else None,
+            )
+        return reply
+
+    def _function_type(self, target: Optional[BatchTarget], error: StatefunError) -> str:
+        """A failed request's ``function_type`` label: a type this endpoint serves, else
+        ``"unknown"`` (a label per type that anyone can name would grow without bound)."""
+        if target is None:
+            return "unknown"
+        handler = self.handler
+        if isinstance(handler, RequestReplyHandler):
+            served = (target.namespace, target.type) in handler.functions.by_type
+        else:  # a handler of your own: what it did not refuse as a bad request
+            served = error.status >= 500
+        return target.typename if served else "unknown"
+
+
+def _address_text(target: Optional[BatchTarget]) -> str:
+    """How a log line names the request: ``example/greeter (id 'alice')``, or ``a request``."""
+    if target is None or not (target.namespace or target.type):
+        return "a request"
+    return f"{target.typename} (id {target.id!r})"
+
+
+def _unexpected(exc: Exception) -> StatefunError:
+    error = _UnexpectedError("the request-reply handler failed unexpectedly; see the server log")
+    error.__cause__ = exc
+    return error
 
 
 class _UnexpectedError(StatefunError):

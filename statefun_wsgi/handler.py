@@ -172,33 +172,50 @@ class RequestReplyHandler:
 
     def __call__(self, request_bytes: RequestBytes) -> bytes:
         function, context, invocations, first = _open_batch(self.functions, self.protocols, request_bytes)
-        if function.is_coroutine:
-            raise FunctionInvocationError(
-                f"{function.typename} is a coroutine function: serve it with AsyncRequestReplyHandler"
-            )
-        if context._incomplete is not None:  # 3.x: states to declare before anything runs
-            return context._finish()
-        func = function.func
-        unpack = function.unpack
-        if unpack is None:
-            unpack = context._codec.to_any  # 3.x: the Any a TypedValue argument is equivalent to
-        index = 0
-        try:
-            # The first invocation from the object _open_batch read, the others by index.
-            argument = context._enter(first)
+        return _run_batch(function, context, invocations, first)
+
+    def answer(self, request_bytes: RequestBytes) -> Tuple[bytes, str, int]:
+        """The reply, as ``handler(request_bytes)`` returns it, with the function type it ran
+        (``"namespace/name"``) and how many invocations ran (0 for a 3.x reply that only
+        declares states: the runtime sends the batch again). What the endpoint calls when it
+        records metrics; raises as a call does::
+
+            reply, function_type, invocations = handler.answer(request_bytes)
+        """
+        function, context, invocations, first = _open_batch(self.functions, self.protocols, request_bytes)
+        reply = _run_batch(function, context, invocations, first)
+        return reply, function.typename, 0 if context._incomplete is not None else len(invocations)
+
+
+def _run_batch(function: StatefulFunction, context: BatchContext, invocations: Sequence[Any], first: Any) -> bytes:
+    """Run an opened batch's invocations with a plain function: the reply, or FunctionInvocationError."""
+    if function.is_coroutine:
+        raise FunctionInvocationError(
+            f"{function.typename} is a coroutine function: serve it with AsyncRequestReplyHandler"
+        )
+    if context._incomplete is not None:  # 3.x: states to declare before anything runs
+        return context._finish()
+    func = function.func
+    unpack = function.unpack
+    if unpack is None:
+        unpack = context._codec.to_any  # 3.x: the Any a TypedValue argument is equivalent to
+    index = 0
+    try:
+        # The first invocation from the object _open_batch read, the others by index.
+        argument = context._enter(first)
+        result = func(context, argument if unpack is None else unpack(argument))
+        if result is not None and (hasattr(type(result), "__await__") or isinstance(result, _GENERATORS)):
+            raise _never_ran(result)  # (not inspect.isawaitable: its ABC check costs ~300 ns a call)
+        for index in range(1, len(invocations)):  # by index: see _NO_ITERATION
+            argument = context._enter(invocations[index])
             result = func(context, argument if unpack is None else unpack(argument))
             if result is not None and (hasattr(type(result), "__await__") or isinstance(result, _GENERATORS)):
-                raise _never_ran(result)  # (not inspect.isawaitable: its ABC check costs ~300 ns a call)
-            for index in range(1, len(invocations)):  # by index: see _NO_ITERATION
-                argument = context._enter(invocations[index])
-                result = func(context, argument if unpack is None else unpack(argument))
-                if result is not None and (hasattr(type(result), "__await__") or isinstance(result, _GENERATORS)):
-                    raise _never_ran(result)
-        except Exception as exc:
-            if context._incomplete is not None:  # it used a state the runtime must register first
-                return context._finish()
-            raise _failure(function, context, index + 1, len(invocations), exc) from exc
-        return context._finish()
+                raise _never_ran(result)
+    except Exception as exc:
+        if context._incomplete is not None:  # it used a state the runtime must register first
+            return context._finish()
+        raise _failure(function, context, index + 1, len(invocations), exc) from exc
+    return context._finish()
 
 
 class AsyncRequestReplyHandler:

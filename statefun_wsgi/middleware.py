@@ -36,6 +36,7 @@ from .endpoint import (
 )
 from .errors import ConfigurationError
 from .listeners import runtime_listeners_from, warn_every_listener
+from .metrics import DEFAULT_METRICS_PATH, MetricsSetting, metrics_from_setting, metrics_reply
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -78,6 +79,15 @@ class StatefunMiddleware:
         request whose bytes cannot tell is answered in 2.x), ``"3.x,2.x"`` (both;
         such a request in 3.x), ``"2.x"`` or ``"3.x"`` (one only: a request of the
         other gets ``415``, which fails the job). For a registry only.
+    :param metrics: Prometheus metrics of every batch (:mod:`statefun_wsgi.metrics`; the
+        ``metrics`` extra): ``True`` (prometheus_client's default registry), a
+        :class:`~statefun_wsgi.metrics.Metrics`, ``False``; ``None`` (the default) reads the
+        ``STATEFUN_METRICS`` environment variable (on/off; unset: off), which
+        :mod:`statefun_wsgi.gunicorn_conf` also reads to add up its workers' counts.
+    :param metrics_path: where ``GET`` answers the metrics when they are on, on every
+        listener (``/metrics``; ``None``: nowhere, mount
+        :func:`~statefun_wsgi.metrics.make_metrics_app` yourself). The path is the
+        middleware's, not ``app``'s.
 
     Requests on other paths reach ``app`` with the same ``environ`` and
     ``start_response``, and ``app``'s own iterable comes back to the server, so
@@ -104,6 +114,8 @@ class StatefunMiddleware:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         runtime_listeners: Optional[Union[str, Sequence[str]]] = None,
         protocols: Optional[ProtocolsSetting] = None,
+        metrics: MetricsSetting = None,
+        metrics_path: Optional[str] = DEFAULT_METRICS_PATH,
     ) -> None:
         if app is not None and not callable(app):
             raise ConfigurationError(f"app must be a WSGI application or None, got {type(app).__name__}")
@@ -112,7 +124,10 @@ class StatefunMiddleware:
         self.app = app
         self.path = path
         self.unix_path_info = unix_socket_path_info(path)
-        self.endpoint = Endpoint(functions, max_body_size=max_body_size, protocols=protocols)
+        self.metrics = metrics_from_setting(metrics)
+        #: Where scrapes are answered; ``None``: nowhere.
+        self.metrics_path = _metrics_path(metrics_path, path, "metrics_path") if self.metrics is not None else None
+        self.endpoint = Endpoint(functions, max_body_size=max_body_size, protocols=protocols, metrics=self.metrics)
         #: Where the runtime's requests are admitted; ``None``: every listener.
         self.runtime_listeners = runtime_listeners_from(runtime_listeners, "runtime_listeners")
         self._warned = False
@@ -126,6 +141,10 @@ class StatefunMiddleware:
         if not on_path or (
             self.runtime_listeners is not None and not self.runtime_listeners.admits(environ)
         ):
+            if path_info == self.metrics_path and path_info is not None:
+                reply = metrics_reply(environ.get("REQUEST_METHOD", "GET"), environ.get("HTTP_ACCEPT"), self.metrics)
+                start_response(reply.status_line, reply.headers)
+                return [reply.body]
             if self.app is not None:
                 return self.app(environ, start_response)
             reply = _NOT_FOUND
@@ -137,3 +156,14 @@ class StatefunMiddleware:
         start_response(reply.status_line, reply.headers)
         return [reply.body]
 
+
+
+def _metrics_path(metrics_path: Optional[str], path: str, setting: str) -> Optional[str]:
+    """``metrics_path`` checked: ``None``, or a path other than the functions'."""
+    if metrics_path is None:
+        return None
+    if not isinstance(metrics_path, str) or not metrics_path.startswith("/"):
+        raise ConfigurationError(f"{setting} must start with '/' (or be None), got {metrics_path!r}", setting=setting)
+    if metrics_path == path:
+        raise ConfigurationError(f"{setting} {metrics_path!r} is the functions' path too", setting=setting)
+    return metrics_path

@@ -40,13 +40,22 @@ how a request is answered: the bytes do, or, undecidable, the setting.
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Iterator, Optional, Tuple, Union
+from typing import Dict, Iterable, Iterator, NamedTuple, Optional, Tuple, Union
 
 from . import _protocol2, _protocol3
 from ._codec import Codec
 from .errors import ConfigurationError, MalformedRequestError, ProtocolMismatchError
 
-__all__ = ["DEFAULT_PROTOCOLS", "PROTOCOL_2X", "PROTOCOL_3X", "Protocols", "detect_protocol", "parse_protocols"]
+__all__ = [
+    "DEFAULT_PROTOCOLS",
+    "PROTOCOL_2X",
+    "PROTOCOL_3X",
+    "BatchTarget",
+    "Protocols",
+    "batch_target",
+    "detect_protocol",
+    "parse_protocols",
+]
 
 PROTOCOL_2X = "2.x"
 PROTOCOL_3X = "3.x"
@@ -238,3 +247,49 @@ def detect_protocol(request_bytes: Union[bytes, bytearray, memoryview]) -> Optio
     except _Truncated:
         return None
     return None
+
+
+class BatchTarget(NamedTuple):
+    """What :func:`batch_target` reads off a request: the address and the batch's size."""
+
+    namespace: str
+    type: str
+    id: str
+    invocations: int
+
+    @property
+    def typename(self) -> str:
+        """``"namespace/type"``, the function type."""
+        return f"{self.namespace}/{self.type}"
+
+
+def batch_target(request_bytes: Union[bytes, bytearray, memoryview]) -> Optional[BatchTarget]:
+    """The address a request's batch is for and how many invocations it holds, read from
+    its bytes in either protocol (the two share these fields), or ``None`` when they hold
+    no batch. For log lines and metrics about a failed request, where the handler's own
+    parse did not get that far or did not say::
+
+        batch_target(body)   # BatchTarget(namespace='example', type='greeter', id='alice', invocations=3)
+    """
+    data = bytes(request_bytes)
+    batch: Optional[Tuple[int, int]] = None
+    try:
+        for number, wire_type, start, end in _fields(data, 0, len(data)):
+            if number == 100 and wire_type == 2:
+                batch = (start, end)
+        if batch is None:
+            return None
+        address = ["", "", ""]
+        invocations = 0
+        for field, kind, begin, finish in _fields(data, *batch):
+            if kind != 2:
+                continue
+            if field == 3:
+                invocations += 1
+            elif field == 1:  # the target Address: namespace (1), type (2), id (3)
+                for inner, inner_kind, value_start, value_end in _fields(data, begin, finish):
+                    if inner_kind == 2 and 1 <= inner <= 3:
+                        address[inner - 1] = data[value_start:value_end].decode("utf-8", "replace")
+    except _Truncated:
+        return None
+    return BatchTarget(address[0], address[1], address[2], invocations)

@@ -404,7 +404,7 @@ def test_rejected_requests_are_logged_as_warnings(endpoint: Endpoint, caplog: py
     [record] = [r for r in caplog.records if r.name == "statefun_wsgi"]
     assert record.levelno == logging.WARNING
     assert record.exc_info is None
-    assert "rejected a request" in record.getMessage()
+    assert record.getMessage().startswith("a request answered 415: Content-Type 'text/plain'")
 
 
 # -- respond(): the same decisions without a WSGI environ ---------------------------------------

@@ -28,6 +28,7 @@ setup(
         "django": ["Django>=4.2"],
         "flask": ["Flask>=2.3"],
         "pyramid": ["pyramid>=2.0"],
+        "metrics": ["prometheus_client>=0.17"],
         "test": [
             "pytest>=7.4",
             "Django>=4.2",
@@ -35,6 +36,7 @@ setup(
             "pyramid>=2.0",
             "WebTest>=3.0",
             "hypothesis>=6.80",
+            "prometheus_client>=0.17",
         ],
         "bench": [],
     },

@@ -427,6 +427,7 @@ class Endpoint:
     def _fail(self, error: StatefunError, body: Optional[bytes] = None, started: Optional[float] = None) -> Reply:
         """The error reply, logged in one line (and counted in ``metrics``): ``body``, when
         read, names the address; ``started`` is when the batch started running."""
+        seconds = None if started is None else perf_counter() - started
         target = batch_target(body) if body else None
         where = _address_text(target)
         text = _error_text(error)
@@ -442,7 +443,7 @@ class Endpoint:
         if self.metrics is not None:
             self.metrics.record(
                 self._function_type(target, error), error.status, 0,
-                None if started is None else perf_counter() - started, len(body) if body else 0, len(reply.body),
+                seconds, len(body) if body else 0, len(reply.body),
                 error.__cause__ if error.status >= 500 and error.__cause__ is not None else None,
             )
         return reply

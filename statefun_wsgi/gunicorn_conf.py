@@ -21,8 +21,11 @@ up to the function's ``timeout`` (1 minute by default) before retrying it.
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 import gunicorn
 
@@ -196,8 +199,11 @@ def on_reload(server) -> None:  # type: ignore[no-untyped-def]
 
 
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]
-    """reuse_port is for TCP: a Unix socket (--bind unix:PATH) cannot take SO_REUSEPORT."""
+    """reuse_port is for TCP: a Unix socket (--bind unix:PATH) cannot take SO_REUSEPORT.
+    With metrics, an earlier run's counts leave the multiprocess directory (see below)."""
     _check_runtime_binds(server)
+    if statefun_metrics:
+        _empty_metrics_dir(server)
     if server.cfg.reuse_port and not all(isinstance(address, tuple) for address in server.cfg.address):
         server.cfg.set("reuse_port", False)
 
@@ -227,6 +233,50 @@ def post_fork(server, worker) -> None:  # type: ignore[no-untyped-def]
 
         applied = tune_malloc()
         server.log.debug("worker %s: malloc thresholds %s", worker.pid, applied or "left as they were")
+
+
+# Prometheus metrics (statefun_wsgi.metrics; pip install 'statefun-wsgi[metrics]'). STATEFUN_METRICS=1
+# turns them on in the middleware (which reads the same variable) and wires prometheus_client's
+# multiprocess mode here, so that a scrape, answered by whichever worker, adds up every worker's counts:
+# - PROMETHEUS_MULTIPROC_DIR is where each process writes its counts (a file per process and kind).
+#   Set it to a directory of this gunicorn's own (an emptyDir in Kubernetes), or a fresh temporary
+#   one is made. It is set here, before a worker imports prometheus_client, which reads it on import.
+# - on_starting empties it: an earlier run's counts would add to this one's (SIGHUP keeps them).
+# - child_exit: a dead worker's counters stay in the totals (its batches were answered); its live
+#   gauges go (prometheus_client's mark_process_dead), as its replacement starts a file of its own.
+# - on_exit removes the directory if it made it.
+statefun_metrics = _switch("STATEFUN_METRICS", False)  # not a gunicorn setting: read by the hooks
+_METRICS_DIR_PREFIX = "statefun-metrics-"
+if statefun_metrics:
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise ValueError("STATEFUN_METRICS=1 needs prometheus_client: pip install 'statefun-wsgi[metrics]'")
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_DIR_PREFIX)
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
+def _empty_metrics_dir(server) -> None:  # type: ignore[no-untyped-def]
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.remove(os.path.join(directory, name))
+    server.log.info("Metrics: every worker's counts add up in %s (PROMETHEUS_MULTIPROC_DIR)", directory)
+
+
+def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]
+    """A worker exited (or was killed): its live gauges leave the metrics; its counts stay."""
+    if statefun_metrics:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:  # type: ignore[no-untyped-def]
+    """The multiprocess directory this module made goes with the server."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    made = os.path.join(tempfile.gettempdir(), _METRICS_DIR_PREFIX)
+    if statefun_metrics and directory.startswith(made):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # More pending connections than the default 2048 is pointless for one runtime;

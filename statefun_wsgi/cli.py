@@ -16,14 +16,17 @@ import argparse
 import ast
 import collections
 import errno
+import importlib.util
 import inspect
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -396,6 +399,14 @@ class _Gunicorn:
         environment = {name: value for name, value in os.environ.items() if not name.startswith("STATEFUN_RUNTIME_")}
         environment.update(STATEFUN_ACCESS_LOG="off", STATEFUN_DEV_PARENT=str(os.getpid()),
                            STATEFUN_RUNTIME_BIND=runtime_bind)
+        # Metrics for the summary printed at the end (summary()), when prometheus_client is there
+        # and STATEFUN_METRICS does not say off: the workers' counts, added up in a directory of ours.
+        self.workers = workers
+        self.metrics_dir: Optional[str] = None
+        if importlib.util.find_spec("prometheus_client") is not None and environment.get(
+                "STATEFUN_METRICS", "1").strip().lower() not in ("0", "false", "no", "off"):
+            self.metrics_dir = tempfile.mkdtemp(prefix="statefun-dev-metrics-")
+            environment.update(STATEFUN_METRICS="1", PROMETHEUS_MULTIPROC_DIR=self.metrics_dir)
         self.port = port
         self.runtime_port = runtime_port
         self.tail: Deque[str] = collections.deque(maxlen=400)  # two workers' tracebacks fit
@@ -465,6 +476,23 @@ class _Gunicorn:
             self.process.kill()
             self.process.wait()
         self._reader.join(timeout=5)
+
+    def summary(self) -> List[str]:
+        """Once stopped: a line per function type of what the workers answered (batches by
+        status, invocations, p50/p99 time), from the metrics the app recorded; none when it
+        recorded none (``metrics=False``, or no prometheus_client)."""
+        if self.metrics_dir is None:
+            return []
+        try:
+            from .metrics import summarize
+
+            functions = summarize(self.metrics_dir)
+        finally:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        if not functions:
+            return []
+        return [f"what the functions answered ({self.workers} gunicorn workers, p50/p99: time to answer a batch):",
+                *(f"  {function.line()}" for function in functions)]
 
 
 # Errors a function raises the same way on every retry of the same batch: under dev the
@@ -649,6 +677,8 @@ def command_dev(args: argparse.Namespace) -> int:
         return _run_runtime(runtime, server, args, stop=stop, why_stopped=why_stopped)
     finally:
         gunicorn.stop()
+        for line in gunicorn.summary():
+            print(f"# {line}", file=sys.stderr, flush=True)
 
 
 def command_send(args: argparse.Namespace) -> int:

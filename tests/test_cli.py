@@ -275,6 +275,12 @@ def test_dev_runs_the_greeter_and_prints_what_flows() -> None:
     states = [line for line in lines if line["event"] == "state" and line["address"] == "example/greeter/alice"]
     assert states[-1]["value"] == {"@type": "type.googleapis.com/google.protobuf.Int64Value", "value": "3"}
     assert "# ingress on http://127.0.0.1:" in result.stderr
+    # When it stops, what the functions answered (batches: as many as the messages' timing made).
+    summary = result.stderr[result.stderr.index("# what the functions answered (2 gunicorn workers"):]
+    for function, invocations in (("example/formatter", 4), ("example/greeter", 10)):
+        line = re.search(rf"^#   {function}: (\d+) batch(es)? \(200: (\d+)\), {invocations} invocations, "
+                         r"p50 [\d.]+ ms, p99 [\d.]+ ms$", summary, re.M)
+        assert line and line.group(1) == line.group(3), summary
 
 
 def test_dev_quiet_prints_nothing() -> None:

@@ -13,7 +13,8 @@ WORKDIR /app
 # The package first, so that editing the example does not reinstall its dependencies.
 COPY setup.py pyproject.toml ./
 COPY statefun_wsgi/ statefun_wsgi/
-RUN pip install . && rm -rf build *.egg-info
+# With the metrics extra (prometheus_client): STATEFUN_METRICS=1 serves them on /metrics.
+RUN pip install ".[metrics]" && rm -rf build *.egg-info
 
 # The app as a user runs it from the repository root: app.py imports examples.greeter.
 COPY examples/ examples/

@@ -70,7 +70,7 @@ GUNICORN_ENV = (
     "STATEFUN_KEEPALIVE", "STATEFUN_TIMEOUT", "STATEFUN_GRACEFUL_TIMEOUT", "STATEFUN_REUSE_PORT", "STATEFUN_BACKLOG",
     "STATEFUN_ACCESS_LOG", "STATEFUN_LOG_LEVEL", "STATEFUN_ACCESS_LOG_FORMAT",
     "STATEFUN_RUNTIME_BIND", "STATEFUN_SERVE", "STATEFUN_RUNTIME_CERTFILE", "STATEFUN_RUNTIME_KEYFILE",
-    "STATEFUN_RUNTIME_CA_CERTS",
+    "STATEFUN_RUNTIME_CA_CERTS", "STATEFUN_METRICS", "PROMETHEUS_MULTIPROC_DIR",
 )
 
 
@@ -587,7 +587,7 @@ def test_the_app_image_runs_as_documented() -> None:
     assert keywords["STOPSIGNAL"] == "SIGTERM"
     users = [args for keyword, args in instructions if keyword == "USER"]
     assert users and users[-1] not in ("root", "0"), "the app must not run as root"
-    assert any(keyword == "RUN" and re.search(r"pip install \.", args) for keyword, args in instructions)
+    assert any(keyword == "RUN" and re.search(r"pip install \"?\.", args) for keyword, args in instructions)
     # k8s runs it as the image's user, and checks that it is not root.
     pod = k8s_object("Deployment", "greeter-app")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True

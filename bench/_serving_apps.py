@@ -3,6 +3,7 @@
     gunicorn bench._serving_apps:ceiling     # reads the body, answers fixed bytes
     gunicorn bench._serving_apps:ours        # statefun-wsgi's middleware, counter function
     gunicorn bench._serving_apps:ours_two_writes  # ours, with gunicorn's own two writes per reply
+    gunicorn bench._serving_apps:ours_metrics  # ours, recording Prometheus metrics (statefun_wsgi.metrics)
     gunicorn bench._serving_apps:ours_empty  # the same, with a function that does nothing
     gunicorn bench._serving_apps:by_hand     # no SDK: the counter's work written out by hand
     gunicorn bench._serving_apps:least_work  # no SDK: the least work any counter can do
@@ -25,6 +26,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+#: Another tree's statefun_wsgi (bench_serving.py --before REV): imported from there instead.
+_SOURCE = os.environ.get("BENCH_STATEFUN_SOURCE")
+if _SOURCE:
+    sys.path.insert(0, _SOURCE)
 
 import scenarios  # noqa: E402
 
@@ -43,12 +48,22 @@ def ceiling(environ, start_response):
 _CEILING_BODY = open(_REPLY, "rb").read() if _REPLY else b"\x00"
 
 
-def _ours():
+def _ours(**settings):
+    import statefun_wsgi
     from statefun_wsgi import StatefulFunctions, StatefunMiddleware
 
+    if _SOURCE and not statefun_wsgi.__file__.startswith(os.path.abspath(_SOURCE)):
+        raise ImportError(f"statefun_wsgi came from {statefun_wsgi.__file__}, not {_SOURCE}")
     functions = StatefulFunctions()
     scenarios.register(functions)
-    return StatefunMiddleware(None, functions)
+    return StatefunMiddleware(None, functions, **settings)
+
+
+def _ours_metrics():
+    """``ours`` recording every batch in Prometheus metrics; with ``PROMETHEUS_MULTIPROC_DIR``
+    set (bench_serving.py sets it), in prometheus_client's multiprocess mode, as under
+    gunicorn_conf with ``STATEFUN_METRICS=1``."""
+    return _ours(metrics=True)
 
 
 def _ours_two_writes():
@@ -172,6 +187,7 @@ def _official():
 
 _FACTORIES = {
     "ours": _ours,
+    "ours_metrics": _ours_metrics,
     "ours_two_writes": _ours_two_writes,
     "ours_empty": _ours_empty,
     "by_hand": _by_hand,

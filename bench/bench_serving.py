@@ -3,6 +3,9 @@ through gunicorn, side by side in one run:
 
 * ceiling   -- the same gunicorn serving a bare WSGI app that reads the body and returns fixed bytes
 * ours      -- statefun-wsgi's StatefunMiddleware
+* ours, metrics on -- the same, recording Prometheus metrics (multiprocess mode, as gunicorn_conf
+                      wires it with STATEFUN_METRICS=1)
+* ours, before     -- ``ours`` from another commit's package (``--before REV``): what a change costs
 * ours, two writes -- the same, with gunicorn's own writer: headers and body in two system calls
                       (ours sends a reply in one, so a killed worker never cuts it: single_write.py)
 * ours, empty function -- the same, with a function that does nothing (the SDK's own cost)
@@ -16,8 +19,9 @@ Every server gets the same gunicorn settings; the load generator is wrk (Debian'
     python bench/bench_serving.py            # ~15 minutes: wrk -c16, then -c1024
     python bench/bench_serving.py --quick    # ~2 minutes
     python bench/bench_serving.py --servers ceiling ours "ours, two writes" --output serving-single-write
+    python bench/bench_serving.py --servers ours "ours, metrics on" "ours, before" --before d8d9e7d --output serving-metrics
 
-Targets: ours >= 0.85 x ceiling and >= 2 x official (requests/s). Writes
+Targets: ours >= 0.85 x ceiling and >= 2 x official (requests/s); metrics on >= 0.95 x off. Writes
 bench/results/serving.md and .json.
 """
 
@@ -134,7 +138,8 @@ def connection_split(port: int) -> list:
 
 #: The servers that must answer the benchmark's batch with exactly the SDK's reply bytes (the
 #: empty function changes no state; the official SDK's reply means the same, in other bytes).
-SAME_REPLY = {"ceiling", "ours", "ours, two writes", "no SDK, by hand", "no SDK, least work"}
+SAME_REPLY = {"ceiling", "ours", "ours, metrics on", "ours, before", "ours, two writes", "no SDK, by hand",
+              "no SDK, least work"}
 
 
 def check_reply(name: str, port: int, body: bytes, expected: bytes) -> None:
@@ -215,6 +220,8 @@ CONCURRENCY_NOTES = {
 SERVERS = {
     "ceiling": (Path(sys.executable), "bench._serving_apps:ceiling"),
     "ours": (Path(sys.executable), "bench._serving_apps:ours"),
+    "ours, metrics on": (Path(sys.executable), "bench._serving_apps:ours_metrics"),
+    "ours, before": (Path(sys.executable), "bench._serving_apps:ours"),
     "ours, two writes": (Path(sys.executable), "bench._serving_apps:ours_two_writes"),
     "ours, empty function": (Path(sys.executable), "bench._serving_apps:ours_empty"),
     "no SDK, by hand": (Path(sys.executable), "bench._serving_apps:by_hand"),
@@ -239,6 +246,8 @@ def summarize(results: dict) -> dict:
 RATIOS = (
     ("ours/ceiling", "ours", "ceiling", "; target >= 0.85"),
     ("ours/official", "ours", "official", "; target >= 2"),
+    ("ours-metrics/ours", "ours, metrics on", "ours", ": what recording Prometheus metrics costs; target >= 0.95"),
+    ("ours/ours-before", "ours", "ours, before", ": this tree against --before's, metrics off in both"),
     ("ours/ours-two-writes", "ours", "ours, two writes",
      ": what sending a reply in one write (so a killed worker never cuts it) gains or costs"),
     ("ours-empty/ceiling", "ours, empty function", "ceiling",
@@ -308,8 +317,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short rounds (~2 minutes in all)")
     parser.add_argument("--connections", type=int, nargs="+", default=sorted(CONCURRENCY_NOTES),
                         help="wrk's connections, one series of rounds each (default: 16 1024)")
-    parser.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS), metavar="NAME",
-                        help=f"the servers to run (default: all of {', '.join(SERVERS)})")
+    parser.add_argument("--servers", nargs="+", choices=SERVERS, default=[name for name in SERVERS if name != "ours, before"],
+                        metavar="NAME", help=f"the servers to run (default: all of {', '.join(SERVERS)} but 'ours, before')")
+    parser.add_argument("--before", metavar="REV",
+                        help="the git commit whose statefun_wsgi 'ours, before' serves (it needs this option)")
     parser.add_argument("--output", default="serving",
                         help="results file name under bench/results/, without .md/.json (default: serving)")
     args = parser.parse_args()
@@ -319,6 +330,8 @@ def main() -> int:
         raise SystemExit("run bench/bench_handler.py first: it creates the official SDK's virtualenv")
     if "official" in args.servers:
         subprocess.run([str(OFFICIAL_PYTHON), "-m", "pip", "install", "-q", "flask", "gunicorn>=23"], check=True)
+    if ("ours, before" in args.servers) != (args.before is not None):
+        raise SystemExit("'ours, before' and --before REV go together")
     seconds, rounds = (4, 2) if args.quick else (8, 9)
     raise_open_files_limit(max(args.connections) + 256)  # wrk holds a descriptor per connection
 
@@ -333,11 +346,21 @@ def main() -> int:
     (work / "reply.bin").write_bytes(reply)
     script = post_script(work, body)
     env = {"BENCH_CEILING_REPLY": str(work / "reply.bin"), "PYTHONPATH": str(ROOT)}
+    server_env = {name: {} for name in SERVERS}
+    if args.before:
+        before = work / "before"
+        before.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before, "statefun_wsgi"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
+        server_env["ours, before"] = {"BENCH_STATEFUN_SOURCE": str(before)}
     servers = {name: (python, app) for name, (python, app) in SERVERS.items() if name in args.servers}
     by_connections = {}
     for connections in args.connections:
         print(f"\n-- wrk -c{connections}", flush=True)
-        running = {name: start(name, python, app, env) for name, (python, app) in servers.items()}
+        # Each metrics server counts in a directory of its own, empty at start (as gunicorn_conf does).
+        server_env["ours, metrics on"] = {"PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="metrics-", dir=work)}
+        running = {name: start(name, python, app, {**env, **server_env[name]}) for name, (python, app) in servers.items()}
         try:
             for name in SAME_REPLY & running.keys():
                 check_reply(name, running[name][1], body, reply)
@@ -348,7 +371,7 @@ def main() -> int:
 
     lines = [
         f"gunicorn {' '.join(GUNICORN_SETTINGS)}; wrk -t1, one-invocation counter batch; servers, load "
-        "generator and all on the same 2 cores",
+        "generator and all on the same 2 cores" + (f"; 'ours, before' is commit {args.before}" if args.before else ""),
         "",
     ]
     for connections, results in by_connections.items():

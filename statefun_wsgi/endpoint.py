@@ -294,6 +294,8 @@ class Endpoint:
         self.metrics = metrics
         if metrics is not None:  # decided once: without metrics a batch runs the same code as before
             self._run = self._run_measured  # type: ignore[method-assign]
+            if isinstance(self.handler, RequestReplyHandler):
+                self._answer = self.handler.answer  # type: ignore[method-assign,assignment]
 
     def respond(
         self,
@@ -407,14 +409,8 @@ class Endpoint:
         """:meth:`_run`, recording the batch in ``metrics`` (the endpoint's only place that
         records, with :meth:`_fail`; it replaces ``_run`` when the endpoint has metrics)."""
         started = perf_counter()
-        handler = self.handler
         try:
-            if isinstance(handler, RequestReplyHandler):
-                reply, function_type, invocations = handler.answer(body)
-            else:  # a handler of your own: the address from the bytes
-                reply = handler(body)
-                target = batch_target(body)
-                function_type, invocations = (target.typename, target.invocations) if target else ("unknown", 0)
+            reply, function_type, invocations = self._answer(body)
             length = str(len(reply))
         except StatefunError as error:
             return self._fail(error, body, started)
@@ -423,6 +419,13 @@ class Endpoint:
         assert self.metrics is not None
         self.metrics.record(function_type, 200, invocations, perf_counter() - started, len(body), len(reply))
         return _new_tuple(Reply, (200, [_OCTET_STREAM, ("Content-Length", length)], reply))
+
+    def _answer(self, body: bytes) -> Tuple[bytes, str, int]:
+        """A handler of your own's reply, with the function type and invocations read from the
+        request's bytes (a RequestReplyHandler's ``answer`` replaces this: it knows them)."""
+        reply = self.handler(body)
+        target = batch_target(body)
+        return (reply, target.typename, target.invocations) if target else (reply, "unknown", 0)
 
     def _fail(self, error: StatefunError, body: Optional[bytes] = None, started: Optional[float] = None) -> Reply:
         """The error reply, logged in one line (and counted in ``metrics``): ``body``, when

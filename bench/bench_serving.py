@@ -108,6 +108,7 @@ def wrk(port: int, script: Path, seconds: int, connections: int) -> dict:
     if process.returncode:
         raise SystemExit(f"wrk failed on port {port}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
 
     def percentile(label: str) -> float:
         value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
@@ -115,10 +116,23 @@ def wrk(port: int, script: Path, seconds: int, connections: int) -> dict:
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: (.*)", output)
-    return {"rps": rps, "p50_ms": percentile("50"), "p99_ms": percentile("99"),
+    return {"rps": rps, "requests": requests, "p50_ms": percentile("50"), "p99_ms": percentile("99"),
             "non_2xx": int(errors.group(1)) if errors else 0,
             "socket_errors": socket_errors.group(1) if socket_errors else None,
             "connections_per_worker": split}
+
+
+def workers_cpu_seconds(master: int) -> float:
+    """User and system CPU time of the gunicorn master's children (its workers), from /proc."""
+    children = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+    total = 0
+    for pid in children:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def connection_split(port: int) -> list:
@@ -173,12 +187,16 @@ def run_rounds(running: dict, script: Path, rounds: int, seconds: int, connectio
         for _, port in running.values():  # warm up (wrk fails loudly on a broken server)
             wrk(port, script, 1, connections)
         for round_number in range(rounds):
-            for name, (_, port) in running.items():
+            for name, (process, port) in running.items():
+                cpu_before = workers_cpu_seconds(process.pid)
                 result = wrk(port, script, seconds, connections)
+                # The workers' CPU time per request: what a server costs, less moved by other load on
+                # the machine than req/s (which is also the load generator's and the kernel's share).
+                result["cpu_us"] = (workers_cpu_seconds(process.pid) - cpu_before) / max(result["requests"], 1) * 1e6
                 results[name].append(result)
                 print(f"round {round_number + 1} {name:22} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
-                      f"p99 {result['p99_ms']:.2f} ms  non-2xx {result['non_2xx']}  "
-                      f"connections per worker {result['connections_per_worker']}", flush=True)
+                      f"p99 {result['p99_ms']:.2f} ms  worker CPU {result['cpu_us']:.1f} us/request  "
+                      f"non-2xx {result['non_2xx']}  connections per worker {result['connections_per_worker']}", flush=True)
     finally:
         stop(running)
     return results
@@ -236,6 +254,7 @@ def summarize(results: dict) -> dict:
             "rps": statistics.median(r["rps"] for r in runs),
             "p50_ms": statistics.median(r["p50_ms"] for r in runs),
             "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "cpu_us": statistics.median(r.get("cpu_us", float("nan")) for r in runs),
             "non_2xx": sum(r["non_2xx"] for r in runs),
         }
         for name, runs in results.items()
@@ -263,6 +282,11 @@ def ratios(results: dict, name: str, reference: str) -> List[float]:
     return [mine["rps"] / theirs["rps"] for mine, theirs in zip(results[name], results[reference])]
 
 
+def cpu_ratios(results: dict, name: str, reference: str) -> List[float]:
+    """``name``'s worker CPU time per request over ``reference``'s, round by round."""
+    return [mine["cpu_us"] / theirs["cpu_us"] for mine, theirs in zip(results[name], results[reference])]
+
+
 def describe(values: List[float]) -> str:
     return f"{statistics.median(values):.2f} (rounds {min(values):.2f}-{max(values):.2f})"
 
@@ -276,15 +300,20 @@ def section(connections: int, results: dict, rounds: int, seconds: int) -> List[
         "",
         f"{rounds} rounds x {seconds} s, median",
         "",
-        "| server | req/s | p50 ms | p99 ms | non-2xx |",
-        "|---|---:|---:|---:|---:|",
-        *(f"| {name} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['non_2xx']} |"
+        "| server | req/s | p50 ms | p99 ms | worker CPU µs/request | non-2xx |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(f"| {name} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['cpu_us']:.1f} | {s['non_2xx']} |"
           for name, s in summary.items()),
         "",
         "Ratios of req/s, median over the rounds of each round's pair:",
         "",
         *(f"- {name} / {reference} = {describe(ratios(results, name, reference))}{meaning}"
           for _, name, reference, meaning in RATIOS if name in results and reference in results),
+        "",
+        "Ratios of worker CPU time per request (the inverse sense: above 1 costs more), median over the rounds:",
+        "",
+        *(f"- {name} / {reference} = {describe(cpu_ratios(results, name, reference))}"
+          for _, name, reference, _ in RATIOS if name in results and reference in results),
         "",
         "wrk's socket errors (connect, read, write, timeout): " + (", ".join(
             f"{name} round {number}: {run['socket_errors']}"
@@ -385,6 +414,8 @@ def main() -> int:
             "summary": summarize(results),
             "ratios_by_round": {key: ratios(results, name, reference) for key, name, reference, _ in RATIOS
                                 if name in results and reference in results},
+            "cpu_ratios_by_round": {key: cpu_ratios(results, name, reference) for key, name, reference, _ in RATIOS
+                                    if name in results and reference in results},
             "runs": results,
         }
         for connections, results in by_connections.items()

@@ -258,7 +258,7 @@ if statefun_metrics:
 def _empty_metrics_dir(server) -> None:  # type: ignore[no-untyped-def]
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     for name in os.listdir(directory):
-        if name.endswith(".db"):
+        if name.endswith(".db") or (name.startswith("statefun_") and name.endswith(".metrics")):
             os.remove(os.path.join(directory, name))
     server.log.info("Metrics: every worker's counts add up in %s (PROMETHEUS_MULTIPROC_DIR)", directory)
 

@@ -191,7 +191,7 @@ def test_the_container_with_the_pods_environment_serves_its_metrics(tmp_path: Pa
                for family in text_string_to_metric_families(body.decode()) for sample in family.samples}
     assert samples[("statefun_batches_total", (("function_type", "example/greeter"), ("status", "200")))] == 1
     assert samples[("statefun_invocations_total", (("function_type", "example/greeter"),))] == 1
-    assert list(tmp_path.glob("counter_*.db")), "the workers wrote no counts to PROMETHEUS_MULTIPROC_DIR"
+    assert list(tmp_path.glob("statefun_*.metrics")), "the workers wrote no counts to PROMETHEUS_MULTIPROC_DIR"
 
 
 @pytest.mark.parametrize("path", sorted(MONITORING.glob("*")), ids=lambda path: path.name)

@@ -26,7 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from builders import request, to_v3
 from servers import Server, free_port, start, workers_of
-from statefun_wsgi.metrics import DURATION_BUCKETS, INVOCATION_BUCKETS
+from prometheus_client import CollectorRegistry
+
+from statefun_wsgi.metrics import DURATION_BUCKETS, INVOCATION_BUCKETS, Metrics
 
 WORKERS = 4
 
@@ -169,7 +171,7 @@ def checked(samples: Dict[Key, float], want: Dict[Key, float]) -> None:
     assert {dict(labels)["le"] for _, labels in durations} == {*(f"{float(b)}" for b in DURATION_BUCKETS), "+Inf"}
 
 
-def serve(app: str, metrics_dir: Path) -> Server:
+def serve(app: str, metrics_dir: Path, *args: str) -> Server:
     environment = {
         "WEB_CONCURRENCY": str(WORKERS),
         "STATEFUN_METRICS": "1",
@@ -178,7 +180,7 @@ def serve(app: str, metrics_dir: Path) -> Server:
         "STATEFUN_LOG_LEVEL": "info",
         "STATEFUN_BIND": f"127.0.0.1:{free_port()}",
     }
-    server = start(app, "-c", "gunicorn.conf.py", "--pythonpath", "tests", env=environment, bind=False)
+    server = start(app, "-c", "gunicorn.conf.py", "--pythonpath", "tests", *args, env=environment, bind=False)
     try:
         server.wait_ready()
         server.wait_for_log("Booting worker", WORKERS)
@@ -189,8 +191,8 @@ def serve(app: str, metrics_dir: Path) -> Server:
 
 
 def writers(metrics_dir: Path) -> set:
-    """The pids that wrote counters to the multiprocess directory."""
-    return {int(path.stem.rsplit("_", 1)[1]) for path in metrics_dir.glob("counter_*.db")}
+    """The pids that wrote statefun counts to the multiprocess directory."""
+    return {int(path.stem.rsplit("_", 1)[1]) for path in metrics_dir.glob("statefun_*.metrics")}
 
 
 def wait_for_workers(server: Server, count: int, timeout: float = 20.0) -> List[int]:
@@ -202,15 +204,21 @@ def wait_for_workers(server: Server, count: int, timeout: float = 20.0) -> List[
 
 
 @pytest.mark.parametrize(
-    "app, metrics_path",
-    [("metrics_app:wsgi", "/metrics"), ("metrics_app:django_wsgi", "/django-metrics")],
-    ids=["StatefunMiddleware", "Django middleware"],
+    "app, metrics_path, preload",
+    [("metrics_app:wsgi", "/metrics", False), ("metrics_app:django_wsgi", "/django-metrics", False),
+     ("metrics_app:wsgi", "/metrics", True)],
+    ids=["StatefunMiddleware", "Django middleware", "StatefunMiddleware, app made before the fork (--preload)"],
 )
-def test_four_workers_count_every_batch_exactly(tmp_path: Path, app: str, metrics_path: str) -> None:
+def test_four_workers_count_every_batch_exactly(tmp_path: Path, app: str, metrics_path: str, preload: bool) -> None:
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
     (metrics_dir / "counter_1.db").write_bytes(b"an earlier run's counts")  # on_starting empties it
-    server = serve(app, metrics_dir)
+    earlier = Metrics(CollectorRegistry())  # ... and an earlier run's statefun counts (a file of this pid)
+    earlier._counts.directory = str(metrics_dir)
+    earlier.record("metrics/counter", 200, 5, 0.001, 100, 100)
+    earlier._counts.file.close()  # type: ignore[union-attr]
+    assert list(metrics_dir.glob("statefun_*.metrics"))
+    server = serve(app, metrics_dir, *(["--preload"] if preload else []))
     try:
         first = plan(1)
         want = expected(first, send(server, first))
@@ -219,7 +227,8 @@ def test_four_workers_count_every_batch_exactly(tmp_path: Path, app: str, metric
         for _ in range(8):  # whichever worker answers the scrape
             samples = scrape(server, metrics_path)
             checked(samples, want)
-            assert samples[("metrics_app_workers", frozenset())] == WORKERS
+            if not preload:  # (set on import: with --preload, by the master alone)
+                assert samples[("metrics_app_workers", frozenset())] == WORKERS
 
         # A worker that answered batches dies: its counts stay, its live gauge goes.
         victim = next(pid for pid in workers_of(server.process.pid) if pid in answering)
@@ -232,7 +241,8 @@ def test_four_workers_count_every_batch_exactly(tmp_path: Path, app: str, metric
         for _ in range(4):
             samples = scrape(server, metrics_path)
             checked(samples, total)
-            assert samples[("metrics_app_workers", frozenset())] == WORKERS
+            if not preload:
+                assert samples[("metrics_app_workers", frozenset())] == WORKERS
         assert victim in writers(metrics_dir)
         # Each failure in one line: the address, the status, the cause (its traceback follows).
         log = server.log()

@@ -465,10 +465,17 @@ class Endpoint:
 
 
 def _address_text(target: Optional[BatchTarget]) -> str:
-    """How a log line names the request: ``example/greeter (id 'alice')``, or ``a request``."""
+    """How a log line names the request: ``example/greeter (id 'alice')``, or ``a request``
+    (on one line, and short: the request wrote these)."""
     if target is None or not (target.namespace or target.type):
         return "a request"
-    return f"{target.typename} (id {target.id!r})"
+    typename = _short(target.typename)
+    typename = typename if typename.isprintable() else repr(typename)
+    return f"{typename} (id {_short(target.id)!r})"
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def _unexpected(exc: Exception) -> StatefunError:

@@ -374,6 +374,16 @@ def test_a_failed_batch_is_one_line_naming_address_status_and_cause(
     assert (record.exc_info is not None) is (level == logging.ERROR)  # the traceback in the same record
 
 
+def test_an_address_the_request_wrote_stays_on_one_short_line(caplog: pytest.LogCaptureFixture) -> None:
+    logging.getLogger("statefun_wsgi").disabled = False
+    with caplog.at_level(logging.WARNING, logger="statefun_wsgi"):
+        post(Endpoint(functions), batch("m/x\nforged line", "i" * 5000))
+    [record] = caplog.records
+    message = record.getMessage()
+    assert message.startswith("'m/x\\nforged line' (id 'iii")
+    assert "\n" not in message and len(message) < 2000
+
+
 def test_a_refusal_before_the_body_names_no_address(caplog: pytest.LogCaptureFixture) -> None:
     logging.getLogger("statefun_wsgi").disabled = False
     with caplog.at_level(logging.WARNING, logger="statefun_wsgi"):

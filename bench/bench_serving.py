@@ -320,13 +320,15 @@ def section(connections: int, results: dict, rounds: int, seconds: int) -> List[
             for name, runs in results.items() for number, run in enumerate(runs, 1) if run.get("socket_errors"))
             or "none"),
     ]
-    if connections <= 64 and "ours" in results and "ceiling" in results:
+    pairs = [(name, reference) for name, reference in (("ours", "ceiling"), ("ours, metrics on", "ours"))
+             if name in results and reference in results]
+    if connections <= 64 and pairs:
         lines += [
             "",
             "The kernel's split of the connections between the workers moves gthread's rate (the ceiling's most), "
-            "so the same ratio at matching splits, from the medians of the runs that drew each split:",
+            "so the same ratios at matching splits, from the medians of the runs that drew each split:",
             "",
-            *split_matched(results, "ours", "ceiling"),
+            *(line for name, reference in pairs for line in split_matched(results, name, reference)),
         ]
     return lines + [""]
 

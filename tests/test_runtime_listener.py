@@ -537,7 +537,7 @@ def test_the_repositorys_file_gives_the_packages_settings_and_hooks(monkeypatch:
     own: Dict[str, object] = {}
     exec("from statefun_wsgi.gunicorn_conf import *", own)  # noqa: S102 - a user's config file, in short
     from_package = {name: value for name, value in own.items() if name in known}
-    hooks = {"on_starting", "on_reload", "when_ready", "post_fork"}
+    hooks = {"on_starting", "on_reload", "when_ready", "post_fork", "child_exit", "on_exit"}
     assert hooks <= set(from_file) and {"bind", "workers", "worker_class", "threads", "keepalive", "timeout",
                                          "reuse_port", "accesslog"} <= set(from_file)
     assert set(from_file) == set(from_package)

@@ -19,7 +19,8 @@ Every server gets the same gunicorn settings; the load generator is wrk (Debian'
     python bench/bench_serving.py            # ~15 minutes: wrk -c16, then -c1024
     python bench/bench_serving.py --quick    # ~2 minutes
     python bench/bench_serving.py --servers ceiling ours "ours, two writes" --output serving-single-write
-    python bench/bench_serving.py --servers ours "ours, metrics on" "ours, before" --before d8d9e7d --output serving-metrics
+    python bench/bench_serving.py --servers ours "ours, metrics on" "ours, before" --before d8d9e7d \
+        --output serving-metrics
 
 Targets: ours >= 0.85 x ceiling and >= 2 x official (requests/s); metrics on >= 0.95 x off. Writes
 bench/results/serving.md and .json.
@@ -196,7 +197,8 @@ def run_rounds(running: dict, script: Path, rounds: int, seconds: int, connectio
                 results[name].append(result)
                 print(f"round {round_number + 1} {name:22} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
                       f"p99 {result['p99_ms']:.2f} ms  worker CPU {result['cpu_us']:.1f} us/request  "
-                      f"non-2xx {result['non_2xx']}  connections per worker {result['connections_per_worker']}", flush=True)
+                      f"non-2xx {result['non_2xx']}  connections per worker {result['connections_per_worker']}",
+                      flush=True)
     finally:
         stop(running)
     return results
@@ -348,8 +350,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short rounds (~2 minutes in all)")
     parser.add_argument("--connections", type=int, nargs="+", default=sorted(CONCURRENCY_NOTES),
                         help="wrk's connections, one series of rounds each (default: 16 1024)")
-    parser.add_argument("--servers", nargs="+", choices=SERVERS, default=[name for name in SERVERS if name != "ours, before"],
-                        metavar="NAME", help=f"the servers to run (default: all of {', '.join(SERVERS)} but 'ours, before')")
+    parser.add_argument("--servers", nargs="+", choices=SERVERS, metavar="NAME",
+                        default=[name for name in SERVERS if name != "ours, before"],
+                        help=f"the servers to run (default: all of {', '.join(SERVERS)} but 'ours, before')")
     parser.add_argument("--before", metavar="REV",
                         help="the git commit whose statefun_wsgi 'ours, before' serves (it needs this option)")
     parser.add_argument("--output", default="serving",
@@ -391,7 +394,8 @@ def main() -> int:
         print(f"\n-- wrk -c{connections}", flush=True)
         # Each metrics server counts in a directory of its own, empty at start (as gunicorn_conf does).
         server_env["ours, metrics on"] = {"PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="metrics-", dir=work)}
-        running = {name: start(name, python, app, {**env, **server_env[name]}) for name, (python, app) in servers.items()}
+        running = {name: start(name, python, app, {**env, **server_env[name]})
+                   for name, (python, app) in servers.items()}
         try:
             for name in SAME_REPLY & running.keys():
                 check_reply(name, running[name][1], body, reply)

@@ -144,7 +144,11 @@ def functions_of_django_app(app: Any) -> Optional[Union[StatefulFunctions, Reque
 
 
 #: Endpoint's arguments (ConfigurationError.setting) and the settings they are read from.
-_SETTINGS = {"max_body_size": "STATEFUN_MAX_BODY_SIZE", "protocols": "STATEFUN_PROTOCOLS", "metrics": "STATEFUN_METRICS"}
+_SETTINGS = {
+    "max_body_size": "STATEFUN_MAX_BODY_SIZE",
+    "protocols": "STATEFUN_PROTOCOLS",
+    "metrics": "STATEFUN_METRICS",
+}
 
 
 class StatefunMiddleware:

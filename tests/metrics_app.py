@@ -21,7 +21,7 @@ from google.protobuf.wrappers_pb2 import StringValue
 from statefun_wsgi import StatefulFunctions, StatefunMiddleware
 from statefun_wsgi import v3
 
-__all__ = ["DeclinedError", "django_wsgi", "functions", "v3_functions", "wsgi"]
+__all__ = ["DeclinedError", "functions", "v3_functions", "wsgi"]  # and django_wsgi, made on demand
 
 
 class DeclinedError(Exception):

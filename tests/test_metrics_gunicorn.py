@@ -247,7 +247,8 @@ def test_four_workers_count_every_batch_exactly(tmp_path: Path, app: str, metric
         # Each failure in one line: the address, the status, the cause (its traceback follows).
         log = server.log()
         assert "metrics/counter (id 'fail-r1-0') answered 500: raised ValueError in invocation 1 of 1: " in log
-        assert "metrics/v3 (id 'fail-r2-2') answered 500: raised RuntimeError in invocation 1 of 1: asked to fail" in log
+        assert ("metrics/v3 (id 'fail-r2-2') answered 500: raised RuntimeError in invocation 1 of 1: "
+                "asked to fail") in log
         assert "metrics/nobody (id 'r1-0') answered 404: no function is bound to metrics/nobody" in log
     finally:
         server.stop()

@@ -213,7 +213,8 @@ CASES: List[Case] = [
     refused("version 3.0 endpoint kind grpc", legacy(endpoints=_LEGACY_ENDPOINT.replace("kind: http", "kind: grpc")),
             "kind 'grpc' is not 'namespace/name'"),
     # MissingKeyException: missing key /ingress/meta/id
-    refused("version 3.0 ingress without id", legacy(ingresses=_LEGACY_INGRESS.replace("      id: example/names\n", "")),
+    refused("version 3.0 ingress without id",
+            legacy(ingresses=_LEGACY_INGRESS.replace("      id: example/names\n", "")),
             "ingress.meta: 'id' is required"),
     # -- functions -----------------------------------------------------------------------------
     # NullPointerException (the builder's functions)
@@ -293,7 +294,8 @@ CASES: List[Case] = [
     refused("okhttp timeouts null", endpoint(extra="transport:\n  type: io.statefun.transports.v1/okhttp\n"
                                                    "  timeouts:\n"), "timeouts: expected a mapping"),
     # (OkHttp takes whole milliseconds: under 1 ms is 0, no timeout at all)
-    ok("okhttp call under 1 ms", endpoint(extra=okhttp("call: 500µs\nconnect: 100µs\nread: 100µs\nwrite: 100µs\n"))),
+    ok("okhttp call under 1 ms",
+       endpoint(extra=okhttp("call: 500µs\nconnect: 100µs\nread: 100µs\nwrite: 100µs\n"))),
     refused("okhttp call past OkHttp's int of ms", endpoint(extra=okhttp("call: 25d\n")), "longer than OkHttp takes"),
     refused("version 3.0 read over call", legacy(endpoints=_LEGACY_ENDPOINT + "      timeouts:\n        call: 2s\n"
                                                                               "        connect: 1s\n"),
@@ -351,9 +353,11 @@ CASES: List[Case] = [
                                                           "    type: yesterday\n"), "startupPosition.type"),
     refused("kafka startup date malformed", with_ingress("  consumerGroupId: greeter\n",
                                                          "  consumerGroupId: greeter\n  startupPosition:\n"
-                                                         "    type: date\n    date: 2020-02-01\n"), "startupPosition.date"),
+                                                         "    type: date\n    date: 2020-02-01\n"),
+            "startupPosition.date"),
     # IllegalStateException: A binding for the key IngressIdentifier(example, names, ...) was previously defined.
-    refused("kafka ingress id twice", docs(endpoint(), KAFKA_INGRESS, KAFKA_INGRESS), "ingress id example/names appears twice"),
+    refused("kafka ingress id twice", docs(endpoint(), KAFKA_INGRESS, KAFKA_INGRESS),
+            "ingress id example/names appears twice"),
     # -- Kafka egress --------------------------------------------------------------------------
     ok("kafka egress exactly-once", with_egress("type: at-least-once", "type: exactly-once\n    "
                                                 "transactionTimeout: 15min")),
@@ -369,7 +373,103 @@ CASES: List[Case] = [
             "deliverySemantic.type"),
     refused("kafka egress exactly-once without timeout", with_egress("type: at-least-once", "type: exactly-once"),
             "transactionTimeout"),
-    refused("kafka egress id twice", docs(endpoint(), KAFKA_EGRESS, KAFKA_EGRESS), "egress id example/greets appears twice"),
+    refused("kafka egress id twice", docs(endpoint(), KAFKA_EGRESS, KAFKA_EGRESS),
+            "egress id example/greets appears twice"),
+    # -- more edges, as the runtime's Jackson reads them ------------------------------------
+    ok("functions with an empty namespace", endpoint("/greeter")),
+    ok("functions with a trailing slash", endpoint("example/greeter/")),
+    refused("functions a namespace and a slash", endpoint("example/"), "'example/' is not 'namespace/name'"),
+    ok("maxNumBatchRequests hex", endpoint(extra="maxNumBatchRequests: 0x10\n")),
+    ok("maxNumBatchRequests octal", endpoint(extra="maxNumBatchRequests: 010\n")),
+    ok("maxNumBatchRequests 5.5", endpoint(extra="maxNumBatchRequests: 5.5\n")),
+    ok("maxNumBatchRequests null", endpoint(extra="maxNumBatchRequests:\n")),
+    ok("maxNumBatchRequests a quoted number with spaces", endpoint(extra='maxNumBatchRequests: " 5 "\n')),
+    ok("maxNumBatchRequests a quoted +5", endpoint(extra='maxNumBatchRequests: "+5"\n')),
+    ok("maxNumBatchRequests an empty string", endpoint(extra='maxNumBatchRequests: ""\n')),
+    refused("maxNumBatchRequests a quoted 5.0", endpoint(extra='maxNumBatchRequests: "5.0"\n'), "found '5.0'"),
+    refused("maxNumBatchRequests a list", endpoint(extra="maxNumBatchRequests: [5]\n"), "found [5]"),
+    refused("maxNumBatchRequests 1e10", endpoint(extra="maxNumBatchRequests: 1.0e+10\n"), "found 10000000000.0"),
+    ok("okhttp call a YAML integer (ms)", endpoint(extra=okhttp("call: 60000\n"))),
+    refused("okhttp call a YAML float", endpoint(extra=okhttp("call: 1.5\n")), "1.5 is a YAML number"),
+    refused("async timeouts call null", endpoint(extra=asynchronous("timeouts:\n  call:\n")), "call: null"),
+    refused("async timeouts a string", endpoint(extra=asynchronous("timeouts: 5s\n")), "timeouts: expected a mapping"),
+    ok("async timeouts null", endpoint(extra=asynchronous("timeouts:\n"))),
+    ok("async connect 0s", endpoint(extra=asynchronous("connect: 0s\n"))),
+    ok("async pool_ttl 0s", endpoint(extra=asynchronous("pool_ttl: 0s\n"))),
+    ok("async payload_max_bytes -1", endpoint(extra=asynchronous("payload_max_bytes: -1\n"))),
+    refused("async pool_size -1", endpoint(extra=asynchronous("pool_size: -1\n")), "pool_size: -1 is not 1 or more"),
+    ok("async pool_size null", endpoint(extra=asynchronous("pool_size:\n"))),
+    ok("async connect past an int of ms", endpoint(extra=asynchronous("connect: 30d\n"))),
+    ok("async https with trust_cacerts unset", endpoint(url="https://app/statefun", extra=asynchronous())),
+    refused("transport null", endpoint(extra="transport:\n"), "transport: expected a mapping, found null"),
+    ok("kafka autoOffsetResetPosition Earliest", with_ingress("  consumerGroupId: greeter\n",
+                                                             "  consumerGroupId: greeter\n"
+                                                             "  autoOffsetResetPosition: Earliest\n")),
+    ok("kafka group id in properties", with_ingress("  consumerGroupId: greeter\n",
+                                                   "  properties:\n    - group.id: greeter\n")),
+    ok("kafka route with no targets", with_ingress("      targets:\n        - example/greeter\n",
+                                                  "      targets: []\n")),
+    ok("kafka route valueType without a slash", with_ingress("type.googleapis.com/example.GreetRequest", "greeting")),
+    refused("kafka route without topic", with_ingress("    - topic: names\n      valueType", "    - valueType"),
+            "'topic' is required"),
+    refused("kafka properties an empty mapping", with_ingress("  consumerGroupId: greeter\n",
+                                                              "  consumerGroupId: greeter\n  properties:\n    - {}\n"),
+            "properties[0]"),
+    refused("kafka specific offsets partition not a number", with_ingress(
+        "  consumerGroupId: greeter\n", "  consumerGroupId: greeter\n  startupPosition:\n"
+        "    type: specific-offsets\n    offsets:\n      - names/x: 42\n"), "names/x"),
+    ok("kafka egress exactly-once with transactionTimeoutMillis", with_egress(
+        "type: at-least-once", "type: exactly-once\n    transactionTimeoutMillis: 60000")),
+    ok("kafka egress address a YAML integer", with_egress("address: kafka:9092", "address: 9092")),
+    ok("kinesis ingress and egress", docs(endpoint(), """\
+kind: io.statefun.kinesis.v1/ingress
+spec:
+  id: example/names
+  awsRegion:
+    type: specific
+    id: us-west-1
+  awsCredentials:
+    type: basic
+    accessKeyId: key
+    secretAccessKey: secret
+  startupPosition:
+    type: earliest
+  streams:
+    - stream: names
+      valueType: type.googleapis.com/example.GreetRequest
+      targets:
+        - example/greeter
+""", """\
+kind: io.statefun.kinesis.v1/egress
+spec:
+  id: example/greets
+  awsRegion:
+    type: specific
+    id: us-west-1
+  maxOutstandingRecords: 9999
+""")),
+    refused("kinesis ingress startupPosition unknown", docs(endpoint(), """\
+kind: io.statefun.kinesis.v1/ingress
+spec:
+  id: example/names
+  awsRegion:
+    type: specific
+    id: us-west-1
+  startupPosition:
+    type: yesterday
+  streams:
+    - stream: names
+      valueType: type.googleapis.com/example.GreetRequest
+      targets:
+        - example/greeter
+"""), "startupPosition.type"),
+    # -- where ours refuses more (see DIVERGENT) ---------------------------------------------
+    Case("an empty file", "", runtime=True, error="module.meta: 'type' is required"),
+    Case("url port 0, async", endpoint(url="http://app:0/statefun"), runtime=True,
+         error="the port '0' is not a number from 1 to 65535"),
+    Case("kafka route targets a string", with_ingress("      targets:\n        - example/greeter\n",
+                                                      "      targets: example/greeter\n"),
+         runtime=True, error="targets: expected a list of function types, found 'example/greeter'"),
     # -- what module-yaml generate writes ----------------------------------------------------
     ok("generated kind documents", generated(protocol="3.x")),
     ok("generated kind documents, okhttp", generated(protocol="3.x", transport=OKHTTP_TRANSPORT)),
@@ -390,6 +490,11 @@ DIVERGENT: Dict[str, str] = {
     "(ModuleSpec.protocol '2.x'), which is what it is; 3.3 refuses it",
     "url scheme ftp, async": "the async transport ignores the scheme (it speaks plain HTTP to any scheme but "
     "https); a URL that is not http or https is a mistake",
+    "url port 0, async": "the async transport reads port 0 as the scheme's default (80 or 443); OkHttp refuses it",
+    "kafka route targets a string": "the runtime iterates a string as an empty list and routes the topic to no "
+    "function at all; a mistake, not a choice",
+    "an empty file": "nothing in it tells a 3.x file from a 2.x one; ours reads it as 2.x, which StateFun 2.2 "
+    "refuses (3.3 loads it as a module with nothing in it)",
 }
 
 

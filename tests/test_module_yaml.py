@@ -6,6 +6,7 @@ import textwrap
 from datetime import timedelta
 from pathlib import Path
 
+import module_yaml3_cases
 import module_yaml_cases
 import pytest
 
@@ -935,3 +936,59 @@ def test_generated_v3_endpoint_may_be_a_url_path_template() -> None:
         "http://app:8000/fn/greeter")
     with pytest.raises(ValueError, match="must be percent-encoded"):
         generate_module_yaml(functions, "http://app:8000/fn/{function.name}")  # 2.x has no template
+
+
+# -- as StateFun 3.3.0 reads it (the table is checked on the real runtime by tests/e2e) -----
+
+
+@pytest.mark.parametrize("case", module_yaml3_cases.params())
+def test_accepts_what_the_3_3_runtime_accepts(case: module_yaml3_cases.Case) -> None:
+    """Each file of the 3.x table: ours accepts it, or refuses it with the table's error, on one
+    line naming the file and where in it (the document or entry, its kind, the function)."""
+    if case.error is None:
+        parse_module_yaml(case.text, source="cases/module.yaml")
+        return
+    with pytest.raises(ModuleYamlError) as info:
+        parse_module_yaml(case.text, source="cases/module.yaml")
+    message = str(info.value)
+    assert message.startswith("cases/module.yaml: "), message
+    assert case.error in message, message
+    assert "\n" not in message
+
+
+def test_the_3x_table_agrees_with_the_runtime_but_where_it_says_why_not() -> None:
+    disagree = {case.id for case in module_yaml3_cases.CASES if (case.error is None) != case.runtime}
+    assert disagree == set(module_yaml3_cases.DIVERGENT)
+    assert len({case.id for case in module_yaml3_cases.CASES}) == len(module_yaml3_cases.CASES)
+
+
+@pytest.mark.parametrize("text, where", [
+    pytest.param(module_yaml3_cases.endpoint(extra=module_yaml3_cases.okhttp("call: 0s\n")),
+                 "document 1 (io.statefun.endpoints.v2/http) (example/greeter).spec.transport.timeouts.call:",
+                 id="endpoint"),
+    pytest.param(module_yaml3_cases.with_egress("type: at-least-once", "type: sometimes"),
+                 "document 2 (io.statefun.kafka.v1/egress) (example/greets).spec.deliverySemantic.type:",
+                 id="egress"),
+    pytest.param(module_yaml3_cases.legacy(module_yaml3_cases._LEGACY_ENDPOINT.replace("example/*", "example/gr*")),
+                 "module.spec.endpoints[0].endpoint (io.statefun.endpoints.v1/http).spec.functions:", id="3.0"),
+])
+def test_3x_errors_name_the_document_kind_function_and_key(text: str, where: str) -> None:
+    with pytest.raises(ModuleYamlError) as info:
+        parse_module_yaml(text, source="m.yaml")
+    assert str(info.value).startswith(f"m.yaml: {where} "), str(info.value)
+
+
+def test_3x_reads_numbers_as_jackson_2_12_does() -> None:
+    """maxNumBatchRequests (an int to the runtime's Jackson): '_', hex, octal, strings, floats."""
+    def batch(value: str) -> int:
+        text = module_yaml3_cases.endpoint(extra=f"maxNumBatchRequests: {value}\n")
+        return parse_module_yaml(text).functions["example/greeter"].max_batch_size
+
+    assert [batch(v) for v in ("1_000", "0x10", "010", "0b11", '"+5"', '" 7 "', "5.9", "-5.9", "", '""')] == [
+        1000, 16, 8, 3, 5, 7, 5, -5, 0, 0]
+
+
+def test_3x_type_names_are_as_the_runtime_names_them() -> None:
+    module = parse_module_yaml(module_yaml3_cases.docs(module_yaml3_cases.endpoint("example/greeter/"),
+                                                       module_yaml3_cases.endpoint("/other")))
+    assert sorted(module.functions) == ["/other", "example/greeter"]

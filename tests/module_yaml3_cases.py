@@ -9,8 +9,10 @@ ingress's source and egress's sink), and ``error``, None when ours accepts it, e
 our error message. The two agree on every case but those in :data:`DIVERGENT`, each with the
 reason.
 
-The verdicts were taken from the real loader (tests/e2e/ModuleYaml3Probe.java); what it said
-is in the comment on each case where it refuses.
+The verdicts were taken from the real loader (tests/e2e/ModuleYaml3Probe.java, on the 3.3.0
+harness's classpath: statefun-flink-distribution 3.3.0 with its shaded Jackson 2.12.4); the
+comments quote what it said for the case or group below them. A failing case of the e2e test
+shows the runtime's whole exception chain.
 """
 
 from __future__ import annotations
@@ -156,6 +158,25 @@ def generated(**options: Any) -> str:
     functions.register("example/counter", lambda context, message: None, states=["count", "seen"])
     functions.register("example/stateless", lambda context, message: None)
     return generate_module_yaml(functions, options.pop("endpoint", "http://app:8000/statefun"), **options)
+
+
+def cli_generated(*options: str) -> str:
+    """What ``statefun-wsgi module-yaml generate app:wsgi`` (the repository's greeter) prints."""
+    import contextlib
+    import io
+    import sys
+    from pathlib import Path
+
+    from statefun_wsgi.cli import main
+
+    repo = str(Path(__file__).resolve().parents[1])
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["module-yaml", "generate", "app:wsgi", "--endpoint", "http://app:8000/statefun", *options])
+    assert status == 0, options
+    return out.getvalue()
 
 
 CASES: List[Case] = [
@@ -478,6 +499,10 @@ spec:
     ok("generated kind documents, async, 4 s", generated(protocol="3.x", timeout=timedelta(seconds=4))),
     ok("generated kind documents, a URL template",
        generated(protocol="3.x", endpoint="http://app:8000/fn/{function.name}")),
+    ok("module-yaml generate --format kind", cli_generated("--format", "kind")),
+    ok("module-yaml generate --format kind --transport okhttp", cli_generated("--format", "kind", "--transport",
+                                                                                "okhttp")),
+    ok("module-yaml generate --format 3.0", cli_generated("--format", "3.0")),
     ok("generated version 3.0", generated(protocol="3.0")),
     ok("generated version 3.0, 3 min", generated(protocol="3.0", timeout=timedelta(minutes=3), max_batch_size=0)),
     ok("generated version 3.0, 500 ms", generated(protocol="3.0", timeout=timedelta(milliseconds=500))),

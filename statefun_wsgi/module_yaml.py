@@ -28,6 +28,13 @@ timeouts; it names no states::
     spec = load_module_yaml("deploy/module-3x.yaml")
     spec.function("example/greeter").transport      # 'io.statefun.transports.v1/async'
     print(generate_module_yaml(functions, endpoint="http://app:8000/statefun", protocol="3.x"))
+
+A 3.x file is read as StateFun 3.3.0 reads it when a job starts: its component binders (type
+names split at every '/'), its Jackson 2.12 (``1_000`` and ``0x10`` are integers, a quoted or
+float ``maxNumBatchRequests`` is one), each transport's client for the URL (the async transport
+needs a host name and has no unix sockets), each Kafka source and sink (an address and a group,
+maybe in ``properties``). tests/module_yaml3_cases.py lists the cases, each checked on the real
+3.3.0 loader by tests/e2e/test_flink3_module_yaml.py.
 """
 
 from __future__ import annotations
@@ -553,7 +560,8 @@ def parse_module_yaml(text: str, source: str = "<module.yaml>") -> ModuleSpec:
     """Parse ``module.yaml`` text (see :func:`load_module_yaml`), accepting what StateFun
     2.2.2 accepts and refusing, with a :class:`ModuleYamlError`, what it refuses: its
     loader's checks, and those it makes when a job starts (state TTLs, state names given
-    twice, the HTTP client's timeouts)."""
+    twice, the HTTP client's timeouts). A 3.x file (a first document with ``kind:``, or
+    ``version: "3.0"``) is held to StateFun 3.3.0 the same way."""
     reader = _Reader(source)
     try:
         try:

@@ -262,6 +262,13 @@ CASES: List[Case] = [
     refused("url host with underscore, async", endpoint(url="http://my_host:8000/statefun"),
             "'my_host' is not a host name"),
     refused("url without a host, async", endpoint(url="http:///statefun"), "has no host"),
+    ok("url IPv6 host, async", endpoint(url="http://[::1]:8000/statefun")),
+    ok("url IPv4 host and user info, async", endpoint(url="http://user@10.0.0.1:8000/statefun")),
+    ok("url host with a trailing dot, async", endpoint(url="http://app.example.:8000/statefun")),
+    # IllegalStateException: java.net.URISyntaxException: Illegal character in hostname at index 14
+    refused("url host whose last label is a number, async", endpoint(url="http://10.0.0.300/statefun"),
+            "'10.0.0.300' is not a host name"),
+    refused("url percent-encoded host, async", endpoint(url="http://%61pp/statefun"), "'%61pp' is not a host name"),
     # IllegalArgumentException: Expected URL scheme 'http' or 'https' but was 'ftp'
     refused("url scheme ftp, okhttp", endpoint(url="ftp://app/statefun", extra=okhttp()), "the scheme 'ftp' is not"),
     Case("url scheme ftp, async", endpoint(url="ftp://app/statefun"), runtime=True, error="the scheme 'ftp' is not"),

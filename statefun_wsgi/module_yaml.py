@@ -55,6 +55,7 @@ __all__ = [
     "ModuleYamlProblem",
     "StateSpec",
     "check_module_yaml",
+    "default_protocol",
     "generate_module_yaml",
     "load_module_yaml",
     "parse_duration",
@@ -1005,27 +1006,39 @@ def _yaml_text(text: str) -> str:
     return _YAML_UNPRINTABLE.sub(_yaml_escape, json.dumps(text, ensure_ascii=False))
 
 
+def default_protocol(functions: StatefulFunctions) -> str:
+    """``"3.x"`` for a :mod:`statefun_wsgi.v3` registry (functions of the official 3.3 API,
+    which only a 3.x runtime calls), else ``"2.x"``."""
+    from .v3.functions import StatefulFunctions as OfficialApiFunctions
+
+    return "3.x" if isinstance(functions, OfficialApiFunctions) else "2.x"
+
+
 def generate_module_yaml(
     functions: StatefulFunctions,
     endpoint: str,
     *,
     max_batch_size: Optional[int] = None,
     timeout: Optional[timedelta] = None,
-    protocol: str = "2.x",
+    protocol: Optional[str] = None,
     transport: str = ASYNC_TRANSPORT,
 ) -> str:
     """A ``module.yaml`` for every function in ``functions``: format "2.0" (``protocol="2.x"``)
-    with the states they declare with ``bind(..., states=[...])``; for StateFun 3.1+
+    with the states they declare with ``bind(..., states=[...])`` and their expiry; for StateFun 3.1+
     (``protocol="3.x"``) one ``kind: io.statefun.endpoints.v2/http`` document per function,
     with ``transport`` (``io.statefun.transports.v1/async``, the default, or ``.../okhttp``);
     for StateFun 3.0 (``protocol="3.0"``) the legacy ``version: "3.0"`` document. A 3.x file
-    names no states (the functions declare them to the runtime).
+    names no states: the functions declare them to the runtime, with their types and expiry
+    (a :mod:`statefun_wsgi.v3` function from its ``ValueSpec`` entries). ``protocol`` defaults to
+    ``"3.x"`` for a :mod:`statefun_wsgi.v3` registry (the official 3.3 API), else ``"2.x"``.
 
     ``max_batch_size`` is written as ``maxNumBatchRequests`` (0 or negative: no limit), and
     ``timeout`` as ``timeout``, in whole milliseconds; a ``timeout`` under 10 s writes the
     connect, read and write timeouts too (the runtime's default for each is 10 s, and it
     refuses one longer than ``timeout``). Raises ValueError for what the runtime would refuse.
     """
+    if protocol is None:
+        protocol = default_protocol(functions)
     checked = endpoint.replace("{function.name}", "fn") if isinstance(endpoint, str) and protocol != "2.x" else endpoint
     problem = _endpoint_problem(checked) if isinstance(checked, str) else f"{endpoint!r} is not a string"
     if problem:
@@ -1064,9 +1077,21 @@ def generate_module_yaml(
         ]
         if function.states:
             lines.append("            states:")
-            lines += [f"              - name: {_yaml_text(name)}" for name in function.states]
+            for name in function.states:
+                lines.append(f"              - name: {_yaml_text(name)}")
+                lines += _expiry_lines((function.value_specs or {}).get(name))
         lines += [f"            {limit}" for limit in limits]
     return "\n".join(lines) + "\n"
+
+
+def _expiry_lines(spec: Any) -> List[str]:
+    """A 2.0 state entry's ``expireAfter`` and ``expireMode``, for a ValueSpec that expires
+    (the 2.x runtime takes expiry from module.yaml alone)."""
+    if spec is None or (spec.expire_after_write is None and spec.expire_after_call is None):
+        return []
+    after, mode = ((spec.expire_after_write, "after-write") if spec.expire_after_write is not None
+                   else (spec.expire_after_call, "after-invoke"))
+    return [f"                expireAfter: {format_duration(after)}", f"                expireMode: {mode}"]
 
 
 def _generate_v3(functions: StatefulFunctions, endpoint: str, protocol: str, transport: str,

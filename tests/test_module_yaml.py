@@ -935,3 +935,48 @@ def test_generated_v3_endpoint_may_be_a_url_path_template() -> None:
         "http://app:8000/fn/greeter")
     with pytest.raises(ValueError, match="must be percent-encoded"):
         generate_module_yaml(functions, "http://app:8000/fn/{function.name}")  # 2.x has no template
+
+
+def test_generated_2_0_states_carry_their_valuespec_expiry() -> None:
+    """The 2.x runtime takes state expiry from module.yaml alone: generate writes each ValueSpec's."""
+    module = parse_module_yaml(module_yaml_cases.generated())
+    assert module.functions["example/counter"].states == (
+        StateSpec("count"),
+        StateSpec("seen", timedelta(days=1), "after-invoke"),
+        StateSpec("last", timedelta(milliseconds=1500), "after-write"),
+    )
+
+
+def _official_api_registry() -> StatefulFunctions:
+    from statefun_wsgi.v3 import IntType, StatefulFunctions as OfficialApi, StringType, ValueSpec as OfficialSpec
+
+    functions = OfficialApi()
+    functions.register("example/greeter", lambda context, message: None, specs=[
+        OfficialSpec("seen", IntType, expire_after_call=timedelta(minutes=5)),
+        OfficialSpec("name", StringType, expire_after_write=timedelta(seconds=30)), OfficialSpec("plain", IntType)])
+    functions.register("example/stateless", lambda context, message: None)
+    return functions
+
+
+def test_an_official_api_registry_gets_a_3x_file_by_default() -> None:
+    functions = _official_api_registry()
+    text = generate_module_yaml(functions, "http://app:8000/statefun")
+    assert text.startswith("kind: io.statefun.endpoints.v2/http\n") and "states" not in text
+    module = parse_module_yaml(text)
+    assert module.protocol == "3.x" and module.function("example/greeter") is not None
+    assert check_module_yaml(module, functions, path="/statefun") == []
+    assert generate_module_yaml(_registry("example/greeter"), "http://app:8000/statefun").startswith('version: "2.0"')
+
+
+def test_an_official_api_registry_in_a_2_0_file_has_its_valuespecs_states_and_expiry() -> None:
+    functions = _official_api_registry()
+    module = parse_module_yaml(generate_module_yaml(functions, "http://app:8000/statefun", protocol="2.x"))
+    assert module.functions["example/greeter"].states == (
+        StateSpec("seen", timedelta(minutes=5), "after-invoke"),
+        StateSpec("name", timedelta(seconds=30), "after-write"),
+        StateSpec("plain"),
+    )
+    assert check_module_yaml(module, functions) == []
+    module = parse_module_yaml(generate_module_yaml(functions, "http://app:8000/statefun", protocol="2.x")
+                               .replace("              - name: plain\n", ""))
+    assert [problem.kind for problem in check_module_yaml(module, functions)] == ["missing-state"]

@@ -122,3 +122,41 @@ def test_the_local_runtime_runs_v3_functions() -> None:
     assert texts == ["hello 1", "again 2", "again 3"]
     stored = runtime.state("example/counter", "zed", "seen")
     assert stored is not None and IntType.serializer().deserialize(stored.value) == 3
+
+
+def test_the_local_runtime_testing_api_speaks_the_official_types() -> None:
+    """for_functions(v3 registry) speaks 3.x (the ValueSpecs registered with their type and
+    expiry); send(value_type=), state(..., IntType) and EgressRecord.unpack(StringType) take the
+    official API's types."""
+    from datetime import timedelta
+
+    from statefun_wsgi.errors import UnexpectedMessageTypeError
+    from statefun_wsgi.v3 import make_json_type
+
+    point = make_json_type("example/point")
+    local = StatefulFunctions()
+
+    @local.bind("example/keeper", specs=[ValueSpec("last", point, expire_after_write=timedelta(seconds=5)),
+                                         ValueSpec("seen", IntType)])
+    def keep(context, message):  # type: ignore[no-untyped-def]
+        context.storage.last = message.as_type(point)
+        context.storage.seen = (context.storage.seen or 0) + 1
+        context.send_egress(egress_message_builder("example/out", f"x={message.as_type(point)['x']}", StringType))
+
+    runtime = LocalRuntime.for_functions(local)
+    assert runtime.protocol == "3.x"
+    runtime.send("example/keeper", "k", {"x": 1}, value_type=point)
+    runtime.send("example/keeper", "k", {"x": 2}, value_type=point)
+    runtime.run_until_idle()
+    assert [record.unpack(StringType) for record in runtime.egress("example/out")] == ["x=1", "x=2"]
+    assert runtime.state("example/keeper", "k", "last", point) == {"x": 2}
+    assert runtime.state("example/keeper", "k", "seen", IntType) == 2
+    with pytest.raises(UnexpectedMessageTypeError, match="holds a 'io.statefun.types/int', not a 'example/point'"):
+        runtime.state("example/keeper", "k", "seen", point)
+    with pytest.raises(UnexpectedMessageTypeError, match="not a 'io.statefun.types/int'"):
+        runtime.egress("example/out")[0].unpack(IntType)
+    runtime.advance(timedelta(seconds=6))  # the ValueSpec's expiry, as the 3.x runtime registered it
+    assert runtime.state("example/keeper", "k", "last", point) is None
+    assert runtime.state("example/keeper", "k", "seen", IntType) == 2
+    with pytest.raises(TypeError, match="give value_type for dict values"):
+        runtime.send("example/keeper", "k", {"x": 3})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from typing import Any as TypingAny
-from typing import Dict, Optional, Type, TypeVar
+from typing import TYPE_CHECKING, Dict, Optional, Type, TypeVar, Union, overload
 
 from google.protobuf import descriptor_pool, json_format
 # The well-known types, so that JSON works for them in any process (``run`` imports no app).
@@ -19,6 +19,9 @@ from ..builtin_types import BUILTIN_TYPENAMES
 from ..context import Address
 from ..errors import UnexpectedMessageTypeError
 from ..functions import TYPE_URL_PREFIX, type_name_of_url
+
+if TYPE_CHECKING:
+    from ..v3.types import Type as OfficialType
 
 __all__ = ["EgressRecord", "Envelope", "any_to_json", "json_to_any"]
 
@@ -70,8 +73,20 @@ class EgressRecord:
         """The Kinesis record, if this is one."""
         return KinesisEgressRecord.FromString(self.argument.value) if self.type_name in (_KINESIS, _KINESIS_3) else None
 
-    def unpack(self, message_type: Type[M]) -> M:
-        """The record as ``message_type`` (an error if it holds another type)."""
+    @overload
+    def unpack(self, message_type: Type[M]) -> M: ...
+
+    @overload
+    def unpack(self, message_type: OfficialType) -> TypingAny: ...
+
+    def unpack(self, message_type: Union[Type[M], OfficialType]) -> TypingAny:
+        """The record as ``message_type`` (an error if it holds another type), or its value
+        decoded by a :mod:`statefun_wsgi.v3` type (``record.unpack(StringType)``)."""
+        if not isinstance(message_type, type):
+            if self.argument.type_url != message_type.typename:
+                raise UnexpectedMessageTypeError(f"the record holds a {self.argument.type_url!r}, "
+                                                 f"not a {message_type.typename!r}")
+            return message_type.serializer().deserialize(self.argument.value)
         return _unpack(self.argument, message_type)
 
     def to_json(self) -> Dict[str, TypingAny]:

@@ -114,3 +114,46 @@ def test_the_readmes_official_api_example_does_what_its_comments_say() -> None:
     assert runtime.state("example/greeter", "bob", "seen", IntType) == 2
     assert runtime.state("example/greeter", "bob", "profile", profile) == {"name": "bob"}
     assert runtime.pending_delayed == 0  # each reminder was cancelled
+
+
+def test_the_official_aiohttp_app_runs_with_the_import_changed(tmp_path: Path) -> None:
+    """The doc's first example, the official docs' aiohttp app, with ``from statefun import *``
+    changed: aiohttp serves it with ``handle_async`` (its ``async def`` awaited on aiohttp's
+    loop), driven over HTTP by the local runtime as the 3.3 runtime would."""
+    import asyncio
+    import threading
+
+    web = pytest.importorskip("aiohttp.web")
+    from servers import free_port
+
+    from statefun_wsgi.local import LocalRuntime
+    from statefun_wsgi.module_yaml import generate_module_yaml, parse_module_yaml
+    from statefun_wsgi.v3 import IntType, StringType
+
+    official = next(block for block in blocks("python") if "from aiohttp import web" in block)
+    assert "from statefun import *" in official
+    namespace: dict = {"__name__": "official_app"}
+    exec(compile(official.replace("from statefun import *", "from statefun_wsgi.v3 import *"), str(DOC), "exec"),
+         namespace)
+
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(namespace["app"])
+    loop.run_until_complete(runner.setup())
+    port = free_port()
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        module = parse_module_yaml(generate_module_yaml(namespace["functions"], f"http://127.0.0.1:{port}/statefun"))
+        with LocalRuntime.from_module_yaml(module) as runtime:
+            for _ in range(2):
+                runtime.send("example/greeter", "alice", "alice", value_type=StringType)
+            runtime.run_until_idle(timeout=30)
+            assert [record.unpack(StringType) for record in runtime.egress("example/out")] == [
+                "hi alice #1", "hi alice #2"]
+            assert runtime.state("example/greeter", "alice", "seen", IntType) == 2
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()

@@ -90,6 +90,24 @@ def test_async_functions_in_a_wsgi_server_run_on_one_loop_per_thread() -> None:
     assert len(every_loop) == len(loops_of)  # and not shared between threads
 
 
+def test_plain_functions_in_a_wsgi_server_run_with_no_event_loop() -> None:
+    request = retarget(vector("request", 2), "noloop")
+    with gunicorn("tests.v3_app:wsgi", "--worker-class", "gthread", "--workers", "1", "--threads", "2") as server:
+        answers = set()
+        for _ in range(4):
+            connection = server.connection()
+            try:
+                connection.request("POST", "/statefun", body=request, headers={"Content-Type": OCTET})
+                response = connection.getresponse()
+                body = response.read()
+            finally:
+                connection.close()
+            assert response.status == 200, body
+            record = pb.FromFunction.FromString(body).invocation_result.outgoing_egresses[0]
+            answers.add(StringType.serializer().deserialize(record.argument.value))
+    assert answers == {"running loop: False"}
+
+
 def test_django_middleware_serves_a_v3_registry() -> None:
     from django.test import RequestFactory
     from test_django import Views, configure_django  # noqa: F401  (Django configured once per process)

@@ -3,7 +3,8 @@ for tests/test_v3_serving.py: ``gunicorn tests.v3_app:wsgi``.
 
 ``example/greeter`` is the greeter of tests/data/v3/README.md (plain ``def``);
 ``example/agreeter`` is the same as ``async def``; ``example/loops`` answers with the
-thread and the event loop it ran on (which a test reads back from the egress record).
+thread and the event loop it ran on (which a test reads back from the egress record);
+``example/noloop`` (plain ``def``) answers ``"running loop: <True|False>"`` the same way.
 
 ``example/counter`` (plain ``def``, for tests/test_cli.py's dev and run): counts the strings
 it gets in ``count`` (``IntType``, expiring a day after the last call) and keeps the last in
@@ -68,6 +69,16 @@ async def loops(ctx: Context, msg: Message) -> None:
     await asyncio.sleep(0.01)
     loop = asyncio.get_running_loop()
     ctx.send_egress(egress_message_builder("e2e/out", f"{threading.get_ident()}:{id(loop)}", StringType))
+
+
+@functions.bind("example/noloop")
+def noloop(ctx: Context, msg: Message) -> None:
+    try:
+        asyncio.get_running_loop()
+        running = True
+    except RuntimeError:
+        running = False
+    ctx.send_egress(egress_message_builder("e2e/out", f"running loop: {running}", StringType))
 
 
 COUNTER_SPECS = [ValueSpec("count", IntType, expire_after_call=timedelta(days=1)), ValueSpec("last", StringType)]

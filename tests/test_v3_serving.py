@@ -12,6 +12,8 @@ from types import SimpleNamespace
 from typing import List, Set, Tuple
 
 import pytest
+from builders import request
+from google.protobuf.wrappers_pb2 import StringValue
 from servers import gunicorn
 from werkzeug.test import Client
 
@@ -108,17 +110,31 @@ def test_plain_functions_in_a_wsgi_server_run_with_no_event_loop() -> None:
     assert answers == {"running loop: False"}
 
 
-def test_django_middleware_serves_a_v3_registry() -> None:
+@pytest.mark.parametrize("settings", [
+    {"STATEFUN_FUNCTIONS": "tests.v3_app:functions"},
+    {"STATEFUN_FUNCTIONS": "tests.v3_app.functions", "STATEFUN_PATH": "/fn", "STATEFUN_PROTOCOLS": "3.x",
+     "STATEFUN_MAX_BODY_SIZE": 4096},
+    {"STATEFUN_FUNCTIONS": "tests.v3_app:handler", "STATEFUN_PATH": "/fn"},  # a v3 RequestReplyHandler
+], ids=["registry", "registry-and-settings", "v3-handler"])
+def test_django_middleware_serves_a_v3_registry(settings: dict) -> None:
     from django.test import RequestFactory
     from test_django import Views, configure_django  # noqa: F401  (Django configured once per process)
 
     from statefun_wsgi.django import StatefunMiddleware as DjangoMiddleware
 
-    middleware = DjangoMiddleware(Views(), settings=SimpleNamespace(STATEFUN_FUNCTIONS="tests.v3_app:functions"))
+    middleware = DjangoMiddleware(Views(), settings=SimpleNamespace(**settings))
+    path = settings.get("STATEFUN_PATH", "/statefun")
     for n in (1, 2):
-        response = middleware(RequestFactory().post("/statefun", data=vector("request", n), content_type=OCTET))
+        response = middleware(RequestFactory().post(path, data=vector("request", n), content_type=OCTET))
         assert response.status_code == 200
         assert response.content == vector("reply", n)
+    two = request("example/noloop", "a", messages=[StringValue(value="x")])  # a 2.x request
+    refused = settings.get("STATEFUN_PROTOCOLS") == "3.x" or settings["STATEFUN_FUNCTIONS"].endswith(":handler")
+    assert middleware(RequestFactory().post(path, data=two, content_type=OCTET)).status_code == (
+        415 if refused else 200)
+    if "STATEFUN_MAX_BODY_SIZE" in settings:
+        big = retarget(vector("request", 2), "greeter") + b"\0" * 4096
+        assert middleware(RequestFactory().post(path, data=big, content_type=OCTET)).status_code == 413
 
 
 def test_the_local_runtime_runs_v3_functions() -> None:

@@ -28,6 +28,7 @@ from statefun_wsgi.v3 import (
     Context,
     IntType,
     Message,
+    RequestReplyHandler,
     StatefulFunctions,
     StringType,
     ValueSpec,
@@ -103,3 +104,4 @@ async def doubler(ctx: Context, msg: Message) -> None:
 
 
 wsgi = StatefunMiddleware(None, functions)
+handler = RequestReplyHandler(functions)  # the official way; the Django test names it in STATEFUN_FUNCTIONS

@@ -596,7 +596,7 @@ def command_dev(args: argparse.Namespace) -> int:
                                "module.yaml (the runtime speaks the protocol of its file)")
         # The file's endpoints do not matter here (dev replaces them); what would fail a call does.
         problems = check_module_yaml(module, functions)
-        warnings = ("extra-state", "ignored")  # what does not fail a call
+        warnings = ("extra-state", "expiry", "ignored")  # what does not fail a call
         for problem in problems:
             if problem.kind in warnings:
                 print(f"# warning: {problem}", file=sys.stderr)

@@ -1135,7 +1135,8 @@ def _generate_v3(functions: StatefulFunctions, endpoint: str, protocol: str, tra
 class ModuleYamlProblem(str):
     """One line of :func:`check_module_yaml`'s report; ``kind`` says what it is about:
     ``"unbound"`` (the file routes a type nobody bound), ``"missing-function"``,
-    ``"missing-state"``, ``"extra-state"``, ``"endpoint"`` (a path the app does not serve),
+    ``"missing-state"``, ``"extra-state"``, ``"expiry"`` (a 2.0 file does not give a state the
+    expiry its ValueSpec declares), ``"endpoint"`` (a path the app does not serve),
     ``"ignored"`` (something the runtime accepts and ignores), or ``"unchecked"`` (a note:
     states registered for a function that declares none)."""
 
@@ -1166,7 +1167,8 @@ def check_module_yaml(
     Reports what the runtime accepts but ignores (``spec.notes``, kind ``"ignored"``),
     function types the file routes to but nobody bound, bound functions the file does not
     mention, states missing from the file (the runtime would never send them) or extra in
-    it, and, given the ``path`` the app serves the functions on, endpoints pointing
+    it, states whose declared expiry the file does not give them (the 2.x runtime applies
+    the file's), and, given the ``path`` the app serves the functions on, endpoints pointing
     elsewhere (the app answers them 404, which fails the job). With ``notes``, also states
     registered for a function that declares none with ``bind(..., states=[...])``: those
     cannot be checked (kind ``"unchecked"``). What the runtime refuses never gets this far:
@@ -1202,6 +1204,7 @@ def check_module_yaml(
                 problems.append(ModuleYamlProblem(
                     f"{source}: {typename} registers state {name!r} that the function does not declare",
                     "extra-state"))
+        problems += _expiry_problems(source, typename, bound[typename], spec.functions[typename])
     if path is not None:
         for typename in sorted(spec.functions):
             endpoint = spec.functions[typename].endpoint
@@ -1210,6 +1213,28 @@ def check_module_yaml(
                     f"{source}: {typename}'s endpoint {endpoint} has the path {_endpoint_path(endpoint)}, "
                     f"but the app serves its functions on {path} (other paths answer 404, which fails the job)",
                     "endpoint"))
+    return problems
+
+
+def _expiry_problems(source: str, typename: str, function: Any, spec: FunctionSpec) -> List[ModuleYamlProblem]:
+    """States whose ValueSpec declares an expiry that the 2.0 file does not give them (the 2.x
+    runtime takes expiry from module.yaml alone, so the declared one would not apply)."""
+    problems: List[ModuleYamlProblem] = []
+    registered = {state.name: state for state in spec.states}
+    for name, value_spec in (function.value_specs or {}).items():
+        state = registered.get(name)
+        wanted = _expiry_lines(value_spec)
+        if state is None or not wanted:
+            continue
+        after, mode = ((value_spec.expire_after_write, "after-write") if value_spec.expire_after_write is not None
+                       else (value_spec.expire_after_call, "after-invoke"))
+        if (state.expire_after, state.expire_mode) != (after, mode):
+            found = ("never expires" if state.expire_after is None
+                     else f"expires {format_duration(state.expire_after)} {state.expire_mode}")
+            problems.append(ModuleYamlProblem(
+                f"{source}: {typename} declares state {name!r} expiring {format_duration(after)} {mode}, but in "
+                f"module.yaml it {found} (the 2.x runtime applies the file's): write "
+                f"'expireAfter: {format_duration(after)}' and 'expireMode: {mode}' under it", "expiry"))
     return problems
 
 

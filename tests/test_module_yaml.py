@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from datetime import timedelta
 from pathlib import Path
+from typing import Optional
 
 import module_yaml_cases
 import pytest
@@ -980,3 +981,35 @@ def test_an_official_api_registry_in_a_2_0_file_has_its_valuespecs_states_and_ex
     module = parse_module_yaml(generate_module_yaml(functions, "http://app:8000/statefun", protocol="2.x")
                                .replace("              - name: plain\n", ""))
     assert [problem.kind for problem in check_module_yaml(module, functions)] == ["missing-state"]
+
+
+@pytest.mark.parametrize("state, found", [
+    ("              - name: seen\n", "never expires"),
+    ("              - name: seen\n                expireAfter: 5min\n", None),  # after-invoke is the default
+    ("              - name: seen\n                expireAfter: 5min\n                expireMode: after-write\n",
+     "expires 5min after-write"),
+    ("              - name: seen\n                expireAfter: 1h\n                expireMode: after-invoke\n",
+     "expires 1h after-invoke"),
+])
+def test_check_2_0_finds_a_declared_expiry_the_file_does_not_give(state: str, found: Optional[str]) -> None:
+    functions = _official_api_registry()
+    text = generate_module_yaml(functions, "http://app:8000/statefun", protocol="2.x")
+    written = "              - name: seen\n                expireAfter: 5min\n                expireMode: after-invoke\n"
+    assert written in text
+    problems = check_module_yaml(parse_module_yaml(text.replace(written, state)), functions)
+    if found is None:
+        assert problems == []
+        return
+    assert [problem.kind for problem in problems] == ["expiry"]
+    assert problems[0] == (
+        f"<module.yaml>: example/greeter declares state 'seen' expiring 5min after-invoke, but in module.yaml it "
+        f"{found} (the 2.x runtime applies the file's): write 'expireAfter: 5min' and 'expireMode: after-invoke' "
+        "under it")
+
+
+def test_check_2_0_leaves_an_expiry_only_the_file_gives_alone() -> None:
+    functions = _registry("example/greeter")  # declares its states by name only: expiry is the file's business
+    text = generate_module_yaml(functions, "http://app:8000/statefun")
+    assert "- name: seen" in text
+    text = text.replace("              - name: seen\n", "              - name: seen\n                expireAfter: 1h\n")
+    assert check_module_yaml(parse_module_yaml(text), functions) == []

@@ -35,6 +35,7 @@ setup(
             "pyramid>=2.0",
             "WebTest>=3.0",
             "hypothesis>=6.80",
+            "aiohttp>=3.9",  # tests/test_docs_v3.py: the official docs' aiohttp host on statefun_wsgi.v3
         ],
         "bench": [],
     },

@@ -63,6 +63,7 @@ __all__ = [
     "ModuleYamlProblem",
     "StateSpec",
     "check_module_yaml",
+    "default_protocol",
     "generate_module_yaml",
     "load_module_yaml",
     "parse_duration",
@@ -1262,27 +1263,39 @@ def _yaml_text(text: str) -> str:
     return _YAML_UNPRINTABLE.sub(_yaml_escape, json.dumps(text, ensure_ascii=False))
 
 
+def default_protocol(functions: StatefulFunctions) -> str:
+    """``"3.x"`` for a :mod:`statefun_wsgi.v3` registry (functions of the official 3.3 API,
+    which only a 3.x runtime calls), else ``"2.x"``."""
+    from .v3.functions import StatefulFunctions as OfficialApiFunctions
+
+    return "3.x" if isinstance(functions, OfficialApiFunctions) else "2.x"
+
+
 def generate_module_yaml(
     functions: StatefulFunctions,
     endpoint: str,
     *,
     max_batch_size: Optional[int] = None,
     timeout: Optional[timedelta] = None,
-    protocol: str = "2.x",
+    protocol: Optional[str] = None,
     transport: str = ASYNC_TRANSPORT,
 ) -> str:
     """A ``module.yaml`` for every function in ``functions``: format "2.0" (``protocol="2.x"``)
-    with the states they declare with ``bind(..., states=[...])``; for StateFun 3.1+
+    with the states they declare with ``bind(..., states=[...])`` and their expiry; for StateFun 3.1+
     (``protocol="3.x"``) one ``kind: io.statefun.endpoints.v2/http`` document per function,
     with ``transport`` (``io.statefun.transports.v1/async``, the default, or ``.../okhttp``);
     for StateFun 3.0 (``protocol="3.0"``) the legacy ``version: "3.0"`` document. A 3.x file
-    names no states (the functions declare them to the runtime).
+    names no states: the functions declare them to the runtime, with their types and expiry
+    (a :mod:`statefun_wsgi.v3` function from its ``ValueSpec`` entries). ``protocol`` defaults to
+    ``"3.x"`` for a :mod:`statefun_wsgi.v3` registry (the official 3.3 API), else ``"2.x"``.
 
     ``max_batch_size`` is written as ``maxNumBatchRequests`` (0 or negative: no limit), and
     ``timeout`` as ``timeout``, in whole milliseconds; a ``timeout`` under 10 s writes the
     connect, read and write timeouts too (the runtime's default for each is 10 s, and it
     refuses one longer than ``timeout``). Raises ValueError for what the runtime would refuse.
     """
+    if protocol is None:
+        protocol = default_protocol(functions)
     checked = endpoint.replace("{function.name}", "fn") if isinstance(endpoint, str) and protocol != "2.x" else endpoint
     problem = _endpoint_problem(checked) if isinstance(checked, str) else f"{endpoint!r} is not a string"
     if problem:
@@ -1321,9 +1334,21 @@ def generate_module_yaml(
         ]
         if function.states:
             lines.append("            states:")
-            lines += [f"              - name: {_yaml_text(name)}" for name in function.states]
+            for name in function.states:
+                lines.append(f"              - name: {_yaml_text(name)}")
+                lines += _expiry_lines((function.value_specs or {}).get(name))
         lines += [f"            {limit}" for limit in limits]
     return "\n".join(lines) + "\n"
+
+
+def _expiry_lines(spec: Any) -> List[str]:
+    """A 2.0 state entry's ``expireAfter`` and ``expireMode``, for a ValueSpec that expires
+    (the 2.x runtime takes expiry from module.yaml alone)."""
+    if spec is None or (spec.expire_after_write is None and spec.expire_after_call is None):
+        return []
+    after, mode = ((spec.expire_after_write, "after-write") if spec.expire_after_write is not None
+                   else (spec.expire_after_call, "after-invoke"))
+    return [f"                expireAfter: {format_duration(after)}", f"                expireMode: {mode}"]
 
 
 def _generate_v3(functions: StatefulFunctions, endpoint: str, protocol: str, transport: str,
@@ -1367,7 +1392,8 @@ def _generate_v3(functions: StatefulFunctions, endpoint: str, protocol: str, tra
 class ModuleYamlProblem(str):
     """One line of :func:`check_module_yaml`'s report; ``kind`` says what it is about:
     ``"unbound"`` (the file routes a type nobody bound), ``"missing-function"``,
-    ``"missing-state"``, ``"extra-state"``, ``"endpoint"`` (a path the app does not serve),
+    ``"missing-state"``, ``"extra-state"``, ``"expiry"`` (a 2.0 file does not give a state the
+    expiry its ValueSpec declares), ``"endpoint"`` (a path the app does not serve),
     ``"ignored"`` (something the runtime accepts and ignores), or ``"unchecked"`` (a note:
     states registered for a function that declares none)."""
 
@@ -1398,7 +1424,8 @@ def check_module_yaml(
     Reports what the runtime accepts but ignores (``spec.notes``, kind ``"ignored"``),
     function types the file routes to but nobody bound, bound functions the file does not
     mention, states missing from the file (the runtime would never send them) or extra in
-    it, and, given the ``path`` the app serves the functions on, endpoints pointing
+    it, states whose declared expiry the file does not give them (the 2.x runtime applies
+    the file's), and, given the ``path`` the app serves the functions on, endpoints pointing
     elsewhere (the app answers them 404, which fails the job). With ``notes``, also states
     registered for a function that declares none with ``bind(..., states=[...])``: those
     cannot be checked (kind ``"unchecked"``). What the runtime refuses never gets this far:
@@ -1434,6 +1461,7 @@ def check_module_yaml(
                 problems.append(ModuleYamlProblem(
                     f"{source}: {typename} registers state {name!r} that the function does not declare",
                     "extra-state"))
+        problems += _expiry_problems(source, typename, bound[typename], spec.functions[typename])
     if path is not None:
         for typename in sorted(spec.functions):
             endpoint = spec.functions[typename].endpoint
@@ -1442,6 +1470,28 @@ def check_module_yaml(
                     f"{source}: {typename}'s endpoint {endpoint} has the path {_endpoint_path(endpoint)}, "
                     f"but the app serves its functions on {path} (other paths answer 404, which fails the job)",
                     "endpoint"))
+    return problems
+
+
+def _expiry_problems(source: str, typename: str, function: Any, spec: FunctionSpec) -> List[ModuleYamlProblem]:
+    """States whose ValueSpec declares an expiry that the 2.0 file does not give them (the 2.x
+    runtime takes expiry from module.yaml alone, so the declared one would not apply)."""
+    problems: List[ModuleYamlProblem] = []
+    registered = {state.name: state for state in spec.states}
+    for name, value_spec in (function.value_specs or {}).items():
+        state = registered.get(name)
+        wanted = _expiry_lines(value_spec)
+        if state is None or not wanted:
+            continue
+        after, mode = ((value_spec.expire_after_write, "after-write") if value_spec.expire_after_write is not None
+                       else (value_spec.expire_after_call, "after-invoke"))
+        if (state.expire_after, state.expire_mode) != (after, mode):
+            found = ("never expires" if state.expire_after is None
+                     else f"expires {format_duration(state.expire_after)} {state.expire_mode}")
+            problems.append(ModuleYamlProblem(
+                f"{source}: {typename} declares state {name!r} expiring {format_duration(after)} {mode}, but in "
+                f"module.yaml it {found} (the 2.x runtime applies the file's): write "
+                f"'expireAfter: {format_duration(after)}' and 'expireMode: {mode}' under it", "expiry"))
     return problems
 
 

@@ -62,8 +62,8 @@ def respond_to_environ(endpoint: Endpoint, environ: WSGIEnvironment) -> Reply:
         elif _TCP_QUICKACK is not None:  # a chunked body's size is not known yet: it may be large
             stream = _acknowledging(stream, environ)
     elif (
-        _TCP_QUICKACK is not None
-        and len(content_length) < 20  # longer is over any limit: refused unread
+        3 < len(content_length) < 20  # 3 digits are under the size; 20 are over any limit (refused unread)
+        and _TCP_QUICKACK is not None
         and content_length.isdigit()
         and int(content_length) > PROMPT_ACK_BODY_SIZE
     ):

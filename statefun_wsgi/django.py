@@ -39,7 +39,10 @@ WSGI server that gives no socket, ``STATEFUN_PATH`` runs no function (see
 ``"2.x,3.x"`` (the default), ``"3.x,2.x"``, ``"2.x"`` or ``"3.x"``.
 
 Alternatively, wrap the WSGI application in ``wsgi.py`` with
-:class:`statefun_wsgi.StatefunMiddleware`; both give the same replies.
+:class:`statefun_wsgi.StatefunMiddleware`; both give the same replies, from the same core
+(:meth:`statefun_wsgi.endpoint.Endpoint.respond`): under WSGI through
+:func:`statefun_wsgi.wsgi.respond_to_environ`, as the WSGI middleware does; under ASGI with
+the request as the body stream.
 """
 
 from __future__ import annotations
@@ -189,7 +192,7 @@ class StatefunMiddleware:
             return self.get_response(request)
         if "wsgi.input" in meta:  # WSGI: read the server's stream, not Django's capped body
             reply = respond_to_environ(self.endpoint, meta)
-        else:  # ASGI: Django has spooled the body; read it through the request (the core's entry point)
+        else:  # ASGI: Django has spooled the body; read it through the request
             reply = self.endpoint.respond(
                 request.method or "GET", meta.get("CONTENT_TYPE"), meta.get("CONTENT_LENGTH") or None, request
             )

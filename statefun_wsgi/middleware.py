@@ -17,6 +17,10 @@ listener that path is the app's like any other. A unix socket works too:
 ``http+unix:///run/app.sock/statefun`` with ``--bind unix:/run/app.sock``. A StateFun 2.x
 and a 3.x runtime can share the endpoint, each answered in its own protocol (``protocols``
 below).
+
+The middleware decides only which requests are batches (the path and the listener); it
+reads them with :func:`statefun_wsgi.wsgi.respond_to_environ`, and the framework-free core,
+:class:`statefun_wsgi.endpoint.Endpoint`, decides every reply.
 """
 
 from __future__ import annotations

@@ -47,7 +47,6 @@ import inspect
 import logging
 from typing import Callable, Dict, List, NamedTuple, Optional, Protocol, Tuple, Union
 
-
 from .errors import (
     ConfigurationError,
     LengthRequiredError,
@@ -131,9 +130,9 @@ class Reply(NamedTuple):
 
     @property
     def status_line(self) -> str:
-        """``"200 OK"``: the status as WSGI's ``start_response`` wants it."""
+        """``"200 OK"``: the status with its reason phrase (as WSGI's ``start_response`` wants it)."""
         line = _STATUS_LINES.get(self.status)
-        return line if line is not None else f"{self.status} {_STATUS_PHRASES.get(self.status, 'Unknown')}"
+        return line if line is not None else f"{self.status} Unknown"
 
 
 #: An error line is cut after this many characters: errors quote the request (a type

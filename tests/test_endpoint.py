@@ -561,3 +561,15 @@ def test_the_core_imports_no_web_framework_and_no_socket() -> None:
     imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.level == 0}
     assert not imported & {"werkzeug", "django", "flask", "gunicorn", "socket", "wsgiref"}, imported
+
+
+def test_the_hosting_docs_example_of_another_host_runs() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "hosting.md").read_text()
+    section = text.split("## Another host: the endpoint core\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {"functions": functions, "method": "POST", "content_type": OCTET,
+                 "content_length": str(len(GOOD)), "stream": io.BytesIO(GOOD)}
+    exec(compile(code, "docs/hosting.md", "exec"), namespace)
+    assert_ok(namespace["reply"])

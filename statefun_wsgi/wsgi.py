@@ -54,6 +54,8 @@ def respond_to_environ(endpoint: Endpoint, environ: WSGIEnvironment) -> Reply:
     """Answer the request a WSGI ``environ`` describes with ``endpoint`` (its ``wsgi.input``
     is read): :meth:`Endpoint.respond <statefun_wsgi.endpoint.Endpoint.respond>`, given the
     request's method, ``CONTENT_TYPE``, ``CONTENT_LENGTH`` and body stream (see the module)."""
+    method = environ.get("REQUEST_METHOD", "GET")
+    content_type = environ.get("CONTENT_TYPE")
     content_length = environ.get("CONTENT_LENGTH") or None
     stream: Optional[Readable] = environ.get("wsgi.input")
     if content_length is None:
@@ -65,10 +67,21 @@ def respond_to_environ(endpoint: Endpoint, environ: WSGIEnvironment) -> Reply:
         3 < len(content_length) < 20  # 3 digits are under the size; 20 are over any limit (refused unread)
         and _TCP_QUICKACK is not None
         and content_length.isdigit()
-        and int(content_length) > PROMPT_ACK_BODY_SIZE
+        and content_length.isascii()
     ):
-        stream = _acknowledging(stream, environ)
-    return endpoint.respond(environ.get("REQUEST_METHOD", "GET"), environ.get("CONTENT_TYPE"), content_length, stream)
+        length = int(content_length)
+        if length > PROMPT_ACK_BODY_SIZE:
+            if (  # what the runtime sends, which the core reads (its hot path): acknowledged at once
+                method == "POST"
+                and (content_type == "application/octet-stream" or not content_type)
+                and length <= endpoint.max_body_size
+            ):
+                sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+                if sock is not None:
+                    _acknowledge_now(sock)
+            else:  # the core may refuse it unread: acknowledged if it is read
+                stream = _acknowledging(stream, environ)
+    return endpoint.respond(method, content_type, content_length, stream)
 
 
 def _acknowledging(stream: Optional[Readable], environ: WSGIEnvironment) -> Optional[Readable]:

@@ -159,6 +159,7 @@ def test_a_large_body_has_its_connection_acknowledging_promptly(tcp_connection: 
     pytest.param({"REQUEST_METHOD": "PUT"}, 405, id="405"),
     pytest.param({"CONTENT_TYPE": "text/plain"}, 415, id="415"),
     pytest.param({"CONTENT_LENGTH": str(DEFAULT_MAX_BODY_SIZE + 1)}, 413, id="413-by-content-length"),
+    pytest.param({"CONTENT_LENGTH": "\uff14\uff10\uff19\uff17"}, 400, id="400-fullwidth-digits"),
 ])
 def test_a_request_refused_before_reading_costs_no_system_call(tcp_connection: socket.socket, overrides: dict,
                                                                status: int) -> None:

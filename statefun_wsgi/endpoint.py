@@ -282,6 +282,7 @@ class Endpoint:
             and content_length.isdigit()
             and content_length.isascii()
             and stream is not None
+            and len(content_length) < 19  # int() of a longer one may be slow or refused; checked below
             and int(content_length) <= self.max_body_size
         ):
             return self._read_and_run(stream, content_length)
@@ -296,7 +297,7 @@ class Endpoint:
         return self._read_and_run(stream, content_length)
 
     def _read_and_run(self, stream: Readable, content_length: Optional[str]) -> Reply:
-        expected = None if content_length is None else int(content_length)
+        expected = None if content_length is None else _byte_count(content_length)
         try:
             if expected is None:
                 # One byte over the limit: reading to the end of a stream capped at exactly the
@@ -332,8 +333,9 @@ class Endpoint:
         if content_length is not None:
             if not content_length.isdigit() or not content_length.isascii():
                 raise MalformedRequestError(f"Content-Length {content_length!r} is not a number of bytes")
-            if int(content_length) > self.max_body_size:
-                raise self._too_large(f"the body of {content_length} bytes")
+            if _byte_count(content_length) > self.max_body_size:
+                shown = content_length if len(content_length) <= 40 else f"{content_length[:20]}... ({len(content_length)} digits)"
+                raise self._too_large(f"the body of {shown} bytes")
 
     def _too_large(self, what: str) -> RequestTooLargeError:
         return RequestTooLargeError(
@@ -368,7 +370,16 @@ class _UnexpectedError(StatefunError):
 
 
 def _ended_early(content_length: Optional[str]) -> MalformedRequestError:
+    if content_length is None:
+        return MalformedRequestError("the body ended early: the client stopped sending in the middle of it")
     return MalformedRequestError(f"the body ended before its Content-Length of {content_length} bytes")
+
+
+def _byte_count(content_length: str) -> int:
+    """A Content-Length of ASCII digits as a number; one too long for ``int()`` (Python refuses
+    over 4,300 digits) counts as larger than any body, leading zeros aside."""
+    digits = content_length.lstrip("0") or "0"
+    return int(digits) if len(digits) < 19 else 1 << 64
 
 
 def _read_exactly(stream: Readable, expected: int) -> bytes:

@@ -359,6 +359,28 @@ def test_413_by_content_length_is_decided_before_reading(endpoint: Endpoint) -> 
     assert stream.calls == 0 and stream.tell() == 0
 
 
+@pytest.mark.parametrize("digits", [19, 5000], ids=["past-int64", "past-python-int-limit"])
+def test_a_content_length_of_many_digits_is_a_413_before_reading(endpoint: Endpoint, digits: int) -> None:
+    stream = RecordingStream(GOOD)
+    reply = endpoint.respond(*post(stream=stream, content_length="9" * digits))
+    assert_error(reply, 413, f"is larger than the limit of {LIMIT} bytes")
+    assert len(reply.body) < 400  # the length is shown cut, not all its digits
+    assert stream.calls == 0
+
+
+def test_a_content_length_with_leading_zeros_counts_its_value(endpoint: Endpoint) -> None:
+    assert_ok(endpoint.respond(*post(content_length="0" * 5000 + str(len(GOOD)))))
+
+
+def test_a_client_that_leaves_a_chunked_body_gets_400_without_a_length_in_the_message() -> None:
+    class Leaving(io.BytesIO):
+        def read(self, size: Optional[int] = -1) -> bytes:
+            raise ClientDisconnected()
+
+    reply = Endpoint(functions).respond(*post(stream=Leaving(GOOD), chunked=True))
+    assert_error(reply, 400, "the body ended early: the client stopped sending in the middle of it")
+
+
 def test_413_while_reading_a_chunked_body_stops_reading_just_past_the_limit(endpoint: Endpoint) -> None:
     stream = RecordingStream(b"\0" * (LIMIT * 100))
     reply = endpoint.respond(*post(stream=stream, chunked=True))

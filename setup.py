@@ -36,6 +36,7 @@ setup(
             "pyramid>=2.0",
             "WebTest>=3.0",
             "hypothesis>=6.80",
+            "aiohttp>=3.9",  # tests/test_docs_v3.py: the official docs' aiohttp host on statefun_wsgi.v3
             "prometheus_client>=0.17",
         ],
         "bench": [],

@@ -3,7 +3,7 @@
 The runtime's OkHttp client writes a body over ~8 KiB in 8 KiB pieces with Nagle's
 algorithm on: each piece after the first waits for the server's ACK of the one before,
 and Linux holds that ACK up to 40 ms unless the socket asks for prompt ACKs
-(``TCP_QUICKACK``), which the endpoint does for a body over ``PROMPT_ACK_BODY_SIZE``.
+(``TCP_QUICKACK``), which statefun_wsgi.wsgi does for a body over ``PROMPT_ACK_BODY_SIZE``.
 This serves the greeter under gunicorn (``gunicorn.conf.py``; plain app and Django
 middleware) and times a 48 KiB batch over one keep-alive connection, written in 8 KiB
 pieces and in one write, interleaved. With prompt ACKs the ratio pieces / one write is
@@ -12,7 +12,7 @@ each piece after the first could wait for Linux's 40 ms delayed-ACK timer.
 
     python bench/bench_prompt_ack.py [--rounds 21]
 
-The tests check the behaviour (tests/test_endpoint.py: the socket asks for prompt ACKs;
+The tests check the behaviour (tests/test_wsgi.py: the socket asks for prompt ACKs;
 tests/test_gunicorn.py: a batch written in pieces is answered whole); the time is here.
 """
 

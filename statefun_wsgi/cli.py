@@ -599,7 +599,8 @@ def command_dev(args: argparse.Namespace) -> int:
     where the functions answer (STATEFUN_RUNTIME_BIND tells the middleware); the local
     runtime calls the latter."""
     from .local.runtime import LocalRuntime
-    from .module_yaml import check_module_yaml, generate_module_yaml, load_module_yaml, parse_module_yaml
+    from .module_yaml import (check_module_yaml, default_protocol, generate_module_yaml, load_module_yaml,
+                              parse_module_yaml)
 
     target = load_target(args.app)  # also imports the message types for JSON
     _check_wsgi_app(args.app, target)
@@ -623,7 +624,7 @@ def command_dev(args: argparse.Namespace) -> int:
                                "module.yaml (the runtime speaks the protocol of its file)")
         # The file's endpoints do not matter here (dev replaces them); what would fail a call does.
         problems = check_module_yaml(module, functions)
-        warnings = ("extra-state", "ignored")  # what does not fail a call
+        warnings = ("extra-state", "expiry", "ignored")  # what does not fail a call
         for problem in problems:
             if problem.kind in warnings:
                 print(f"# warning: {problem}", file=sys.stderr)
@@ -632,7 +633,8 @@ def command_dev(args: argparse.Namespace) -> int:
             raise CommandError(f"{args.module} does not agree with {args.app}: {'; '.join(fatal)} "
                                "(statefun-wsgi module-yaml check lists the same)")
     else:
-        module = parse_module_yaml(generate_module_yaml(functions, endpoint, protocol=args.protocol or "2.x"),
+        protocol = args.protocol or default_protocol(functions)
+        module = parse_module_yaml(generate_module_yaml(functions, endpoint, protocol=protocol),
                                    source=f"<generated from {args.app}>")
     _configure_logging(dev=True)
     transport = _DevTransport(functions, args.module)
@@ -712,7 +714,7 @@ def command_module_yaml(args: argparse.Namespace) -> int:
 
     if args.action == "generate":
         try:
-            protocol = {"2.0": "2.x", "kind": "3.x", "3.0": "3.0"}[args.format]
+            protocol = {"2.0": "2.x", "kind": "3.x", "3.0": "3.0", None: None}[args.format]
             transport = f"io.statefun.transports.v1/{args.transport}"
             text = generate_module_yaml(find_functions(args.app), args.endpoint, protocol=protocol, transport=transport)
         except ValueError as exc:
@@ -775,7 +777,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the functions' path in APP (default: the one its StatefunMiddleware serves)")
     dev.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     dev.add_argument("--protocol", choices=("2.x", "3.x"), default=None,
-                     help="the StateFun protocol the local runtime speaks (default: the --module file's, else 2.x)")
+                     help="the StateFun protocol the local runtime speaks (default: the --module file's, else 3.x "
+                          "for a statefun_wsgi.v3 registry, else 2.x)")
     add_runtime_options(dev)
     dev.set_defaults(handler=command_dev)
 
@@ -807,17 +810,18 @@ def build_parser() -> argparse.ArgumentParser:
     actions = module_yaml.add_subparsers(dest="action", required=True, metavar="ACTION")
     generate = actions.add_parser(
         "generate", help="print a module.yaml for APP's functions",
-        description="Print a module.yaml (format 2.0 unless --format) with every function of APP, the states "
-                    "each declares with bind(..., states=[...]) (2.0 only: 3.x functions declare them at run "
-                    "time), and ENDPOINT as where the runtime reaches them.")
+        description="Print a module.yaml (format 2.0 unless --format; kind for a statefun_wsgi.v3 registry) "
+                    "with every function of APP, the states each declares with bind(..., states=[...]) (2.0 only: "
+                    "3.x functions declare them at run time, a statefun_wsgi.v3 function from its ValueSpecs), "
+                    "and ENDPOINT as where the runtime reaches them.")
     generate.add_argument("app", metavar="APP",
                           help="the registry, or an app around it: pkg.module:functions, pkg.module:app")
     generate.add_argument("--endpoint", required=True, metavar="URL",
                           help="where the runtime reaches the functions, e.g. http://greeter-app:8000/statefun")
-    generate.add_argument("--format", choices=("2.0", "kind", "3.0"), default="2.0",
-                          help="2.0: StateFun 2.2 (with states, the default); kind: StateFun 3.1+ "
-                               "(io.statefun.endpoints.v2/http documents, no states); 3.0: StateFun 3.0's "
-                               "version \"3.0\" document")
+    generate.add_argument("--format", choices=("2.0", "kind", "3.0"), default=None,
+                          help="2.0: StateFun 2.2 (with states; the default, but kind for a statefun_wsgi.v3 "
+                               "registry); kind: StateFun 3.1+ (io.statefun.endpoints.v2/http documents, no "
+                               "states); 3.0: StateFun 3.0's version \"3.0\" document")
     generate.add_argument("--transport", choices=("async", "okhttp"), default="async",
                           help="with --format kind: the runtime's HTTP transport (default async, as 3.2+)")
     check = actions.add_parser(

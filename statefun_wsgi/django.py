@@ -46,7 +46,10 @@ metrics path is answered before the rest of the chain, on every listener.
 ``"2.x,3.x"`` (the default), ``"3.x,2.x"``, ``"2.x"`` or ``"3.x"``.
 
 Alternatively, wrap the WSGI application in ``wsgi.py`` with
-:class:`statefun_wsgi.StatefunMiddleware`; both give the same replies.
+:class:`statefun_wsgi.StatefunMiddleware`; both give the same replies, from the same core
+(:meth:`statefun_wsgi.endpoint.Endpoint.respond`): under WSGI through
+:func:`statefun_wsgi.wsgi.respond_to_environ`, as the WSGI middleware does; under ASGI with
+the request as the body stream.
 """
 
 from __future__ import annotations
@@ -59,21 +62,14 @@ from django.http import HttpRequest, HttpResponse
 
 from . import single_write
 from ._loading import load_object as _load_object
-from .endpoint import (
-    DEFAULT_MAX_BODY_SIZE,
-    DEFAULT_PATH,
-    Endpoint,
-    Reply,
-    is_escaped_path_target,
-    raw_request_target,
-    unix_socket_path_info,
-)
+from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, Endpoint, Reply
 from .errors import ConfigurationError
 from .functions import StatefulFunctions
 from .handler import RequestReplyHandler
 from .listeners import runtime_listeners_from, warn_every_listener
 from .metrics import DEFAULT_METRICS_PATH, metrics_from_setting, metrics_reply
 from .middleware import _metrics_path
+from .wsgi import is_escaped_path_target, raw_request_target, respond_to_environ, unix_socket_path_info
 
 __all__ = ["ANSWERING_MIDDLEWARE", "StatefunMiddleware", "load_object"]
 
@@ -218,7 +214,7 @@ class StatefunMiddleware:
         elif not self.runtime_listeners.admits(meta):  # not the runtime's listener: Django's, as any path
             return self.get_response(request)
         if "wsgi.input" in meta:  # WSGI: read the server's stream, not Django's capped body
-            reply = self.endpoint.respond_to_environ(meta)
+            reply = respond_to_environ(self.endpoint, meta)
         else:  # ASGI: Django has spooled the body; read it through the request
             reply = self.endpoint.respond(
                 request.method or "GET", meta.get("CONTENT_TYPE"), meta.get("CONTENT_LENGTH") or None, request

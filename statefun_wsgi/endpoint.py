@@ -1,15 +1,24 @@
-"""The HTTP face of the request-reply handler, free of any web framework.
+"""The endpoint core: one HTTP request in, one reply out, free of any web framework.
 
-:class:`Endpoint` turns one request (method, content type, content length, body
-stream) into one :class:`Reply` (status, headers, body). The WSGI middleware and the
-Django middleware only translate to and from it, so every status decision lives here.
+:class:`Endpoint` answers a request from four things, its method, ``Content-Type``,
+``Content-Length`` and a stream to read the body from, with a :class:`Reply` (status,
+headers, body). It imports no web framework and knows nothing of WSGI, ASGI or sockets:
+the hosts translate to and from it, so every status decision lives here.
+
+* :mod:`statefun_wsgi.wsgi` reads the request from a WSGI ``environ``
+  (:func:`~statefun_wsgi.wsgi.respond_to_environ`: the server's body stream, chunked
+  bodies, prompt TCP ACKs, the runtime's unix-socket path);
+* :class:`statefun_wsgi.StatefunMiddleware` (WSGI) and
+  :class:`statefun_wsgi.django.StatefunMiddleware` (Django, WSGI or ASGI) match the path
+  and the listener, then call it;
+* any other server can call :meth:`Endpoint.respond` itself.
 
 Usage::
 
     endpoint = Endpoint(functions, max_body_size=32 * 1024 * 1024)
-    reply = endpoint.respond_to_environ(environ)    # from any WSGI environ
-    start_response(reply.status_line, reply.headers)
-    return [reply.body]
+    reply = endpoint.respond("POST", "application/octet-stream", "1234", body_stream)
+    reply.status, reply.headers, reply.body      # 200, [("Content-Type", ...), ...], b"..."
+    reply.status_line                            # "200 OK"
 
 Statuses follow how the StateFun runtime reacts: it retries 5xx, 408, 409, 420, 429
 and 499 (with backoff, until the function's timeout), and fails the job at once on any
@@ -22,7 +31,8 @@ other 4xx. So a request that can never succeed gets a
 400    the body is not a ``ToFunction`` invocation batch, or it ended early
 404    no function is bound to the target type
 405    not a ``POST`` (``Allow: POST``)
-411    neither ``Content-Length`` nor a server-decoded chunked body
+411    no ``Content-Length``, and no stream to read to its end (``stream=None``: a WSGI
+       server that gives neither a ``Content-Length`` nor a decoded chunked body)
 413    the body is over ``max_body_size``
 415    a ``Content-Type`` other than ``application/octet-stream`` / ``application/x-protobuf``;
        or a 2.x (3.x) request to an endpoint serving 3.x (2.x) only (``protocols``)
@@ -35,13 +45,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-import socket
 from time import perf_counter
-from typing import IO, TYPE_CHECKING, Any, Callable, List, Mapping, NamedTuple, Optional, Tuple, Union, cast
-
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
-from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.wsgi import LimitedStream, get_input_stream
+from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Protocol, Tuple, Union
 
 from .errors import (
     ConfigurationError,
@@ -57,12 +62,9 @@ from .handler import AsyncRequestReplyHandler, RequestReplyHandler
 from .protocols import DEFAULT_PROTOCOLS, BatchTarget, ProtocolsSetting, batch_target
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIEnvironment
-
     from .metrics import Metrics
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_PATH", "Endpoint", "Reply", "is_escaped_path_target", "raw_request_target",
-           "unix_socket_path_info"]
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_PATH", "BatchHandler", "Endpoint", "Readable", "Reply"]
 
 logger = logging.getLogger("statefun_wsgi")
 
@@ -83,7 +85,35 @@ Headers = List[Tuple[str, str]]
 BatchHandler = Callable[[bytes], bytes]
 
 
-_STATUS_LINES = {code: f"{code} {phrase}" for code, phrase in HTTP_STATUS_CODES.items()}
+class Readable(Protocol):
+    """What :meth:`Endpoint.respond` reads a body from: ``read(size)`` returns up to ``size``
+    bytes, ``b""`` at the end (a WSGI ``wsgi.input``, ``io.BytesIO``, Django's request)."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+#: The reason phrase of each status (werkzeug's table, written out so that it does not
+#: vary with the werkzeug or Python release: Python 3.13 renamed 413, 416 and 422).
+_STATUS_PHRASES: Dict[int, str] = {
+    100: "Continue", 101: "Switching Protocols", 102: "Processing", 103: "Early Hints",
+    200: "OK", 201: "Created", 202: "Accepted", 203: "Non Authoritative Information", 204: "No Content",
+    205: "Reset Content", 206: "Partial Content", 207: "Multi Status", 208: "Already Reported", 226: "IM Used",
+    300: "Multiple Choices", 301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
+    305: "Use Proxy", 306: "Switch Proxy", 307: "Temporary Redirect", 308: "Permanent Redirect",
+    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 406: "Not Acceptable", 407: "Proxy Authentication Required",
+    408: "Request Timeout", 409: "Conflict", 410: "Gone", 411: "Length Required", 412: "Precondition Failed",
+    413: "Request Entity Too Large", 414: "Request URI Too Long", 415: "Unsupported Media Type",
+    416: "Requested Range Not Satisfiable", 417: "Expectation Failed", 418: "I'm a teapot",
+    421: "Misdirected Request", 422: "Unprocessable Entity", 423: "Locked", 424: "Failed Dependency",
+    425: "Too Early", 426: "Upgrade Required", 428: "Precondition Required", 429: "Too Many Requests",
+    431: "Request Header Fields Too Large", 449: "Retry With", 451: "Unavailable For Legal Reasons",
+    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
+    504: "Gateway Timeout", 505: "HTTP Version Not Supported", 506: "Variant Also Negotiates",
+    507: "Insufficient Storage", 508: "Loop Detected", 510: "Not Extended", 511: "Network Authentication Failed",
+}
+
+_STATUS_LINES = {code: f"{code} {phrase}" for code, phrase in _STATUS_PHRASES.items()}
 
 
 _OCTET_STREAM = ("Content-Type", "application/octet-stream")
@@ -91,74 +121,8 @@ _OCTET_STREAM = ("Content-Type", "application/octet-stream")
 #: What ``Reply(...)`` does, minus the generated Python ``__new__`` frame (for the hot path).
 _new_tuple = tuple.__new__
 
-
-#: Linux's TCP_QUICKACK (None elsewhere): see _acknowledge_now.
-_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
-
-#: Bodies over this size get a prompt ACK. The runtime's HTTP client writes 8 KiB at a time,
-#: headers included, so a body splits from about 8 KiB less its headers; 4 KiB leaves a margin.
-PROMPT_ACK_BODY_SIZE = 4096
-
-
-def _acknowledge_now(environ: WSGIEnvironment) -> None:
-    """Have the kernel acknowledge what this request's connection has received, now
-    (``TCP_QUICKACK``), before reading a body the runtime writes in several pieces: each
-    piece would otherwise wait for a delayed ACK of the one before. Why, and what it
-    measured: docs/hosting.md, "Batches over 8 KiB: prompt ACKs".
-
-    The socket is the one gunicorn (or werkzeug's development server) puts in the
-    environ; a Unix socket, another server, or any failure leaves things as they were:
-    this is an optimisation, never a reason to fail a batch.
-    """
-    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
-        except Exception:  # not a TCP socket, or a wrapper that cannot
-            pass
-
-
-def unix_socket_path_info(path: str) -> str:
-    """The ``PATH_INFO`` a server gives for the runtime's requests to ``path`` over a unix socket.
-
-    For an endpoint ``http+unix:///run/app.sock/statefun`` the runtime (2.2, OkHttp) sends
-    what follows the ``.sock`` segment as ONE path segment, its slashes escaped:
-    ``POST /%2Fstatefun``, which servers decode to ``PATH_INFO = "//statefun"``. (Empty
-    segments and a trailing slash are dropped first; the socket alone is ``/%2F``.)::
-
-        unix_socket_path_info("/statefun")      # "//statefun"
-        unix_socket_path_info("/fn/v2/")        # "//fn/v2"  (sent as /%2Ffn%2Fv2)
-    """
-    return "//" + "/".join(name for name in path.split("/") if name)
-
-
-def is_escaped_path_target(target: Optional[str]) -> bool:
-    """Whether a raw request target (``RAW_URI`` / ``REQUEST_URI``, as the client wrote it)
-    is one escaped path segment, as the runtime writes it for a unix socket (``/%2Fstatefun``),
-    rather than the same path with its slashes written out (``//statefun``).
-    ``None`` (a server that does not give the raw target) cannot tell them apart: ``True``.
-    """
-    if target is None:
-        return True
-    path = target.partition("?")[0]
-    if not path.startswith("/"):  # absolute form: http://unused/%2Fstatefun
-        scheme_end = path.find("://")
-        if scheme_end < 0:
-            return False
-        slash = path.find("/", scheme_end + 3)
-        if slash < 0:
-            return False
-        path = path[slash:]
-    return "/" not in path[1:]
-
-
-def raw_request_target(environ: Mapping[str, Any]) -> Optional[str]:
-    """The request target as the client wrote it, where the server says: ``RAW_URI``
-    (gunicorn, werkzeug) or ``REQUEST_URI`` (uWSGI, waitress, mod_wsgi, werkzeug)."""
-    target = environ.get("RAW_URI")
-    if target is None:
-        target = environ.get("REQUEST_URI")
-    return target if isinstance(target, str) else None
+#: A body without a Content-Length is read this many bytes at a time.
+_READ_CHUNK = 64 * 1024
 
 
 class Reply(NamedTuple):
@@ -170,9 +134,9 @@ class Reply(NamedTuple):
 
     @property
     def status_line(self) -> str:
-        """``"200 OK"``: the status as WSGI's ``start_response`` wants it."""
+        """``"200 OK"``: the status with its reason phrase (as WSGI's ``start_response`` wants it)."""
         line = _STATUS_LINES.get(self.status)
-        return line if line is not None else f"{self.status} {HTTP_STATUS_CODES.get(self.status, 'Unknown')}"
+        return line if line is not None else f"{self.status} Unknown"
 
 
 #: An error line is cut after this many characters: errors quote the request (a type
@@ -192,7 +156,7 @@ def _error_text(error: StatefunError) -> str:
 def _error_reply(error: StatefunError) -> Reply:
     # One short line, never a traceback: the runtime logs it, people read it.
     text = _error_text(error)
-    body = f"{error.status} {HTTP_STATUS_CODES.get(error.status, 'Error')}: {text}\n".encode("utf-8", "replace")
+    body = f"{error.status} {_STATUS_PHRASES.get(error.status, 'Error')}: {text}\n".encode("utf-8", "replace")
     headers: Headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
     if isinstance(error, MethodNotAllowedError):
         headers.append(("Allow", "POST"))
@@ -302,73 +266,73 @@ class Endpoint:
         method: str,
         content_type: Optional[str],
         content_length: Optional[str],
-        stream: IO[bytes],
+        stream: Optional[Readable],
     ) -> Reply:
-        """Answer a request whose body is read from ``stream``.
+        """Answer one request: the core's only entry point, whatever the host.
 
-        With a ``content_length``, exactly that many bytes are read; without one,
-        ``stream`` is read to its end, and no further than one byte past ``max_body_size`` (413).
-        :meth:`respond_to_environ` does the same from a WSGI ``environ``.
+        :param method: the request method (``"POST"``; any other gets 405).
+        :param content_type: the ``Content-Type`` header, or ``None`` when there is none.
+        :param content_length: the ``Content-Length`` header as sent (a string, checked
+            here), or ``None`` when there is none.
+        :param stream: where the body is read from. With a ``content_length``, exactly that
+            many bytes are read (a shorter body is a 400); without one, ``stream`` is read
+            to its end (a chunked body the server decoded), and no further than one byte past
+            ``max_body_size`` (413). ``None``: the body cannot be read, as from a WSGI server
+            that gives neither a ``Content-Length`` nor a decoded chunked body (411).
+
+        The headers are checked before the body is read (405, then 415, then 400 for a
+        ``Content-Length`` that is not a number, then 413 by ``Content-Length``, then 411), so
+        a request refused on its headers is never read::
+
+            reply = endpoint.respond(request.method, content_type, content_length, request.stream)
+
+        A stream that raises ``OSError`` or ``ValueError`` (the client left mid-body) gives a
+        400, and so does one that raises an exception whose HTTP ``code`` is 400 (werkzeug's
+        ``ClientDisconnected``); one whose ``code`` is 413 (werkzeug's ``RequestEntityTooLarge``,
+        from a stream capped upstream) gives a 413.
         """
-        try:
-            self._check_headers(method, content_type, content_length)
-        except StatefunError as error:
-            return self._fail(error)
-        if content_length is None:
-            stream = cast(IO[bytes], LimitedStream(stream, self.max_body_size + 1, is_max=True))
-        return self._read_and_run(stream, content_length)
-
-    def respond_to_environ(self, environ: WSGIEnvironment) -> Reply:
-        """Answer the request a WSGI ``environ`` describes (its ``wsgi.input`` is read)."""
-        method = environ.get("REQUEST_METHOD", "GET")
-        content_type = environ.get("CONTENT_TYPE")
-        content_length = environ.get("CONTENT_LENGTH") or None
         if (  # what the runtime sends, answered without the checks' calls (a hot path)
             method == "POST"
             and (content_type == "application/octet-stream" or not content_type)
             and content_length is not None
             and content_length.isdigit()
             and content_length.isascii()
+            and stream is not None
+            and len(content_length) < 19  # int() of a longer one may be slow or refused; checked below
+            and int(content_length) <= self.max_body_size
         ):
-            length = int(content_length)
-            if length <= self.max_body_size:
-                if length > PROMPT_ACK_BODY_SIZE and _TCP_QUICKACK is not None:
-                    _acknowledge_now(environ)
-                return self._read_and_run(environ["wsgi.input"], content_length)
+            return self._read_and_run(stream, content_length)
         try:
             self._check_headers(method, content_type, content_length)
-            if content_length is None and "wsgi.input_terminated" not in environ:
+            if stream is None:
                 raise LengthRequiredError(
                     "the body needs a Content-Length (or chunked encoding on a server that decodes it)"
                 )
-            # A chunked body's size is not known yet: it may be large.
-            if _TCP_QUICKACK is not None and (content_length is None or int(content_length) > PROMPT_ACK_BODY_SIZE):
-                _acknowledge_now(environ)
-            if content_length is not None:
-                # Exactly Content-Length bytes are read, never more (PEP 3333): the server's
-                # stream needs no wrapper, and a hot path is spared werkzeug's (~10 us).
-                return self._read_and_run(environ["wsgi.input"], content_length)
-            try:
-                # One byte over the limit: reading to the end of a stream capped at exactly the
-                # limit stops there silently, so a larger body would look complete.
-                stream = get_input_stream(environ, safe_fallback=False, max_content_length=self.max_body_size + 1)
-            except RequestEntityTooLarge:
-                raise self._too_large("the body") from None
         except StatefunError as error:
             return self._fail(error)
         return self._read_and_run(stream, content_length)
 
-    def _read_and_run(self, stream: IO[bytes], content_length: Optional[str]) -> Reply:
-        expected = None if content_length is None else int(content_length)
+    def _read_and_run(self, stream: Readable, content_length: Optional[str]) -> Reply:
+        expected = None if content_length is None else _byte_count(content_length)
         try:
-            body = _read_all(stream, expected)
-        except RequestEntityTooLarge:
-            body = None
-        except (ClientDisconnected, OSError, ValueError):  # the client left mid-body
+            if expected is None:
+                # One byte over the limit: reading to the end of a stream capped at exactly the
+                # limit stops there silently, so a larger body would look complete.
+                body = _read_to_end(stream, self.max_body_size + 1)
+            else:
+                body = _read_exactly(stream, expected)
+        except (OSError, ValueError):  # the client left mid-body
             return self._fail(_ended_early(content_length))
-        if body is None or len(body) > self.max_body_size:
+        except Exception as exc:
+            code = getattr(exc, "code", None)  # werkzeug's HTTPException, from a stream of its own
+            if code == 413:
+                return self._fail(self._too_large("the body"))
+            if code == 400:
+                return self._fail(_ended_early(content_length))
+            raise
+        if len(body) > self.max_body_size:
             return self._fail(self._too_large("the body"))
-        if expected is not None and len(body) < expected:  # a stream the server terminates ended early
+        if expected is not None and len(body) < expected:  # the stream ended early
             return self._fail(_ended_early(content_length))
         return self._run(body)
 
@@ -385,8 +349,9 @@ class Endpoint:
         if content_length is not None:
             if not content_length.isdigit() or not content_length.isascii():
                 raise MalformedRequestError(f"Content-Length {content_length!r} is not a number of bytes")
-            if int(content_length) > self.max_body_size:
-                raise self._too_large(f"the body of {content_length} bytes")
+            if _byte_count(content_length) > self.max_body_size:
+                shown = content_length if len(content_length) <= 40 else f"{content_length[:20]}... ({len(content_length)} digits)"
+                raise self._too_large(f"the body of {shown} bytes")
 
     def _too_large(self, what: str) -> RequestTooLargeError:
         return RequestTooLargeError(
@@ -489,12 +454,20 @@ class _UnexpectedError(StatefunError):
 
 
 def _ended_early(content_length: Optional[str]) -> MalformedRequestError:
+    if content_length is None:
+        return MalformedRequestError("the body ended early: the client stopped sending in the middle of it")
     return MalformedRequestError(f"the body ended before its Content-Length of {content_length} bytes")
 
 
-def _read_all(stream: IO[bytes], expected: Optional[int]) -> bytes:
-    if expected is None:
-        return stream.read()
+def _byte_count(content_length: str) -> int:
+    """A Content-Length of ASCII digits as a number; one too long for ``int()`` (Python refuses
+    over 4,300 digits) counts as larger than any body, leading zeros aside."""
+    digits = content_length.lstrip("0") or "0"
+    return int(digits) if len(digits) < 19 else 1 << 64
+
+
+def _read_exactly(stream: Readable, expected: int) -> bytes:
+    """``expected`` bytes from ``stream``, or fewer if it ends first; never more."""
     body = stream.read(expected)
     while len(body) < expected:  # a short read: gather the rest, never past `expected`
         more = stream.read(expected - len(body))
@@ -502,3 +475,30 @@ def _read_all(stream: IO[bytes], expected: Optional[int]) -> bytes:
             break
         body += more
     return body
+
+
+def _read_to_end(stream: Readable, limit: int) -> bytes:
+    """``stream`` to its end, but no more than ``limit`` bytes."""
+    chunks = []
+    size = 0
+    while size < limit:
+        data = stream.read(min(_READ_CHUNK, limit - size))
+        if not data:
+            break
+        chunks.append(data)
+        size += len(data)
+    return b"".join(chunks)
+
+
+#: Names that moved to :mod:`statefun_wsgi.wsgi` (they read a WSGI environ, or serve the
+#: hosts' path matching), still importable from here.
+_MOVED_TO_WSGI = frozenset({"PROMPT_ACK_BODY_SIZE", "is_escaped_path_target", "raw_request_target",
+                            "unix_socket_path_info"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED_TO_WSGI:
+        from . import wsgi
+
+        return getattr(wsgi, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

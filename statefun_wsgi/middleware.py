@@ -17,6 +17,10 @@ listener that path is the app's like any other. A unix socket works too:
 ``http+unix:///run/app.sock/statefun`` with ``--bind unix:/run/app.sock``. A StateFun 2.x
 and a 3.x runtime can share the endpoint, each answered in its own protocol (``protocols``
 below).
+
+The middleware decides only which requests are batches (the path and the listener); it
+reads them with :func:`statefun_wsgi.wsgi.respond_to_environ`, and the framework-free core,
+:class:`statefun_wsgi.endpoint.Endpoint`, decides every reply.
 """
 
 from __future__ import annotations
@@ -24,19 +28,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable, Optional, Sequence, Union
 
 from . import single_write
-from .endpoint import (
-    DEFAULT_MAX_BODY_SIZE,
-    DEFAULT_PATH,
-    BatchHandler,
-    Endpoint,
-    Reply,
-    is_escaped_path_target,
-    raw_request_target,
-    unix_socket_path_info,
-)
+from .endpoint import DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, BatchHandler, Endpoint, Reply
 from .errors import ConfigurationError
 from .listeners import runtime_listeners_from, warn_every_listener
 from .metrics import DEFAULT_METRICS_PATH, MetricsSetting, metrics_from_setting, metrics_reply
+from .wsgi import is_escaped_path_target, raw_request_target, respond_to_environ, unix_socket_path_info
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -152,7 +148,7 @@ class StatefunMiddleware:
             if self.runtime_listeners is None and not self._warned:
                 self._warned = True
                 warn_every_listener("runtime_listeners")
-            reply = self.endpoint.respond_to_environ(environ)
+            reply = respond_to_environ(self.endpoint, environ)
         start_response(reply.status_line, reply.headers)
         return [reply.body]
 

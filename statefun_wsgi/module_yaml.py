@@ -28,11 +28,19 @@ timeouts; it names no states::
     spec = load_module_yaml("deploy/module-3x.yaml")
     spec.function("example/greeter").transport      # 'io.statefun.transports.v1/async'
     print(generate_module_yaml(functions, endpoint="http://app:8000/statefun", protocol="3.x"))
+
+A 3.x file is read as StateFun 3.3.0 reads it when a job starts: its component binders (type
+names split at every '/'), its Jackson 2.12 (``1_000`` and ``0x10`` are integers, a quoted or
+float ``maxNumBatchRequests`` is one), each transport's client for the URL (the async transport
+needs a host name and has no unix sockets), each Kafka source and sink (an address and a group,
+maybe in ``properties``). tests/module_yaml3_cases.py lists the cases, each checked on the real
+3.3.0 loader by tests/e2e/test_flink3_module_yaml.py.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import string
 import unicodedata
@@ -55,6 +63,7 @@ __all__ = [
     "ModuleYamlProblem",
     "StateSpec",
     "check_module_yaml",
+    "default_protocol",
     "generate_module_yaml",
     "load_module_yaml",
     "parse_duration",
@@ -383,9 +392,38 @@ def _load_yaml(text: str) -> Any:
         loader.dispose()
 
 
+class _Runtime3YamlLoader(_RuntimeYamlLoader):
+    """The YAML typing of StateFun 3.3 (Jackson 2.12 over SnakeYAML 1.27): as 2.2's, except that
+    integers may hold '_' (``1_000``) and read ``0x``/``0b``/leading-``0`` (octal) forms."""
+
+    yaml_constructors = dict(_RuntimeYamlLoader.yaml_constructors)
+
+
+def _construct_int3(loader: Any, node: Any) -> Any:
+    """Jackson 2.12's ``_decodeNumberScalar`` on what SnakeYAML resolves as an integer."""
+    if not isinstance(node, yaml.ScalarNode):
+        return _scalar_or_collection(loader, node)
+    text = node.value
+    sign = -1 if text[:1] == "-" else 1
+    body = text[1:] if text[:1] in ("-", "+") else text
+    digits = body.replace("_", "")
+    try:
+        if body[:1] == "0" and len(body) > 1:
+            base = {"b": 2, "B": 2, "x": 16, "X": 16}.get(body[1], 8)
+            return sign * int(digits[2:] if base != 8 else digits, base)
+        if body and all(ch in "0123456789_" for ch in body):
+            return sign * int(digits or "0")
+    except ValueError:
+        raise yaml.constructor.ConstructorError(None, None, f"malformed number {text!r}", node.start_mark) from None
+    return text  # 60-based ('1:30') and the like: a string
+
+
+_Runtime3YamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int3)
+
+
 def _load_yaml_all(text: str) -> List[Any]:
     """Every YAML document in ``text`` as the 3.x runtime reads them (``readValues``)."""
-    loader = _RuntimeYamlLoader(text)
+    loader = _Runtime3YamlLoader(text)
     try:
         documents = []
         while loader.check_node():
@@ -512,19 +550,30 @@ def _remote_module_spec(reader: _Reader, document: object) -> object:
     return spec
 
 
+def _is_v3(reader: _Reader, first: object) -> bool:
+    """Whether the first document is of a StateFun 3.x file: a ``kind:`` component, or the
+    legacy ``version: "3.0"`` (or "3.1", which 3.3 refuses)."""
+    version = reader.at(first, "version")
+    return version in ("3.0", "3.1") or (version is _MISSING and reader.at(first, "kind") is not _MISSING)
+
+
 def parse_module_yaml(text: str, source: str = "<module.yaml>") -> ModuleSpec:
     """Parse ``module.yaml`` text (see :func:`load_module_yaml`), accepting what StateFun
     2.2.2 accepts and refusing, with a :class:`ModuleYamlError`, what it refuses: its
     loader's checks, and those it makes when a job starts (state TTLs, state names given
-    twice, the HTTP client's timeouts)."""
+    twice, the HTTP client's timeouts). A 3.x file (a first document with ``kind:``, or
+    ``version: "3.0"``) is held to StateFun 3.3.0 the same way."""
     reader = _Reader(source)
     try:
+        try:
+            documents, error = _load_yaml_all(text), None
+        except yaml.YAMLError as exc:  # reported below if the file is a 3.x one
+            documents, error = [], exc
+        if _is_v3(reader, next((document for document in documents if document is not None), None)):
+            return _parse_v3(reader, documents)
         document = _load_yaml(text)
-        version = reader.at(document, "version")
-        if version in ("3.0", "3.1") or (
-            version is _MISSING and reader.at(document, "kind") is not _MISSING
-        ):
-            return _parse_v3(reader, _load_yaml_all(text))
+        if error is not None and _is_v3(reader, document):
+            raise error
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -774,12 +823,32 @@ _V3_KINDS = (ENDPOINT_KIND, ENDPOINT_KIND_V1, KAFKA_INGRESS_KIND, KAFKA_EGRESS_K
              KINESIS_EGRESS_KIND)
 
 
-def _v3_duration(reader: _Reader, node: Any, key: str, where: str) -> Optional[int]:
+def _type_name(reader: _Reader, value: Any, what: str, where: str) -> str:
+    """``TypeName.parseFrom``: the text split at '/' (Java's ``split``, which drops trailing empty
+    parts) must give exactly two parts; returns them joined, as the runtime names the type
+    (``example/greeter/`` is ``example/greeter``; ``/greeter`` has an empty namespace)."""
+    if not isinstance(value, str):
+        raise reader.fail(where, f"{value!r} is {_yaml_kind(value)}, not a string")
+    parts = value.split("/")
+    while len(parts) > 1 and not parts[-1]:
+        parts.pop()
+    if len(parts) != 2:
+        raise reader.fail(where, f"{what} {value!r} is not 'namespace/name' (exactly one '/')")
+    return "/".join(parts)
+
+
+def _v3_duration(reader: _Reader, node: Any, key: str, where: str, *, nullable: bool = True) -> Optional[int]:
     """A 3.x duration (StateFunObjectMapper: the value's text through Flink's TimeUtils, so a
-    YAML integer is milliseconds), in nanoseconds; None when absent."""
+    YAML integer is milliseconds), in nanoseconds; None when absent, or null where ``nullable``
+    (a constructor argument the runtime defaults; a setter, where it is not, fails on null)."""
     value = reader.at(node, key)
-    if value is _MISSING or value is None:
+    if value is _MISSING:
         return None
+    if value is None:
+        if nullable:
+            return None
+        raise reader.fail(f"{where}.{key}", "null is not a duration (the runtime fails on it: leave the key out "
+                                            "for the default)")
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
     try:
         return _parse_nanos(text)
@@ -787,13 +856,39 @@ def _v3_duration(reader: _Reader, node: Any, key: str, where: str) -> Optional[i
         raise reader.fail(f"{where}.{key}", str(exc)) from None
 
 
-def _v3_int(reader: _Reader, node: Any, key: str, where: str, default: int) -> int:
+_JAVA_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def _jackson_int(reader: _Reader, node: Any, key: str, where: str, *, boxed: bool, what: str = "a 32-bit integer"
+                 ) -> Optional[int]:
+    """An ``int`` (``boxed``: an ``Integer``) as the runtime's Jackson reads one into a spec: a YAML
+    integer in range, a number truncated toward zero, a string holding an integer (trimmed; empty or
+    ``"null"`` is null), null (0 for an ``int``). None when absent or null for an ``Integer``."""
     value = reader.at(node, key)
-    if value is _MISSING or value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not _INT_MIN <= value <= _INT_MAX:
-        raise reader.fail(f"{where}.{key}", f"expected a 32-bit integer, found {value!r}")
-    return value
+    if value is _MISSING:
+        return None
+    if isinstance(value, str):
+        text = _java_trim(value)
+        value = None if text in ("", "null") else int(text) if _JAVA_INT.fullmatch(text) else value
+    if value is None:
+        return None if boxed else 0
+    number = value
+    if isinstance(value, float) and math.isfinite(value):
+        number = int(value) if _INT_MIN <= value <= _INT_MAX else value
+    if isinstance(number, bool) or not isinstance(number, int) or not _INT_MIN <= number <= _INT_MAX:
+        raise reader.fail(f"{where}.{key}", f"expected {what}, found {value!r}")
+    return number
+
+
+def _jackson_text(reader: _Reader, node: Any, key: str, where: str) -> Optional[str]:
+    """A ``String`` as the runtime's Jackson reads one: any scalar's text (a YAML ``9092`` is
+    ``"9092"``); None when absent. Null is refused: the runtime's setters require a value."""
+    value = reader.at(node, key)
+    if value is _MISSING:
+        return None
+    if value is None or isinstance(value, (list, Mapping, bytes)):
+        raise reader.fail(f"{where}.{key}", f"expected a string, found {_yaml_kind(value)}")
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _parse_v3(reader: _Reader, documents: List[Any]) -> ModuleSpec:
@@ -813,10 +908,13 @@ def _parse_v3(reader: _Reader, documents: List[Any]) -> ModuleSpec:
                 where = f"module.spec.{list_key}[{index}]"
                 kind = reader.text(entry, (entry_key, "meta", kind_key), f"{where}.{entry_key}.meta")
                 body = reader.at(entry, entry_key, "spec")
-                body = dict(body) if isinstance(body, Mapping) else {}
                 if entry_key != "endpoint":
-                    body["id"] = reader.text(entry, (entry_key, "meta", "id"), f"{where}.{entry_key}.meta")
-                components.append((_LEGACY_KINDS.get(kind, kind), body, f"{where}.{entry_key}"))
+                    identifier = reader.text(entry, (entry_key, "meta", "id"), f"{where}.{entry_key}.meta")
+                    body = dict(body) if isinstance(body, Mapping) else {}
+                    body["id"] = identifier
+                kind = _LEGACY_KINDS.get(kind) or _type_name(reader, kind, "kind",
+                                                             f"{where}.{entry_key}.meta.{kind_key}")
+                components.append((kind, body, f"{where}.{entry_key}"))
     else:
         for index, document in enumerate(documents):
             where = f"document {index + 1}"
@@ -824,16 +922,13 @@ def _parse_v3(reader: _Reader, documents: List[Any]) -> ModuleSpec:
                 raise reader.fail(where, "a component is a mapping with 'kind' and 'spec' (the runtime refuses "
                                          "others: \"components should be a JSON object with the required fields "
                                          "[kind] and [spec]\")")
-            kind = document["kind"]
-            if not isinstance(kind, str):
-                raise reader.fail(f"{where}.kind", f"{kind!r} is {_yaml_kind(kind)}, not a string")
+            kind = _type_name(reader, document["kind"], "kind", f"{where}.kind")
             components.append((kind, document["spec"], where))
 
     functions: Dict[str, FunctionSpec] = {}
     ingresses: List[IngressSpec] = []
     egresses: List[EgressSpec] = []
     for kind, spec, where in components:
-        reader.namespace_name(kind, "kind", f"{where}.kind")
         if kind not in _V3_KINDS:
             raise reader.fail(f"{where}.kind", f"StateFun 3.3 has no binder for {kind!r} (known: "
                                                f"{', '.join(_V3_KINDS)})")
@@ -843,100 +938,245 @@ def _parse_v3(reader: _Reader, documents: List[Any]) -> ModuleSpec:
                 raise reader.fail(where, f"functions {function.typename} are bound twice")
             functions[function.typename] = function
             continue
+        where = f"{where} ({kind})"
         if not isinstance(spec, Mapping):
             raise reader.fail(f"{where}.spec", f"expected a mapping, found {_yaml_kind(spec)}")
-        identifier = reader.text(spec, ("id",), f"{where}.spec")
-        reader.namespace_name(identifier, "id", f"{where}.spec.id")
+        if reader.at(spec, "id") in (_MISSING, None):
+            raise reader.fail(f"{where}.spec", "'id' is required")
+        identifier = _type_name(reader, spec["id"], "id", f"{where}.spec.id")
+        where = f"{where} ({identifier}).spec"
         if kind in (KAFKA_INGRESS_KIND, KINESIS_INGRESS_KIND):
-            _read_ingress_v3(reader, kind, spec, f"{where}.spec")
+            _read_ingress_v3(reader, kind, spec, where)
             if any(identifier == seen.id for seen in ingresses):
                 raise reader.fail(where, f"ingress id {identifier} appears twice")
             ingresses.append(IngressSpec(identifier, kind, dict(spec)))
         else:
-            if kind == KAFKA_EGRESS_KIND:
-                reader.text(spec, ("address",), f"{where}.spec")
+            _read_egress_v3(reader, kind, spec, where)
             if any(identifier == seen.id for seen in egresses):
                 raise reader.fail(where, f"egress id {identifier} appears twice")
             egresses.append(EgressSpec(identifier, kind, dict(spec)))
     return ModuleSpec(version, functions, tuple(ingresses), tuple(egresses), reader.source, tuple(reader.notes))
 
 
+def _properties(reader: _Reader, spec: Mapping[str, Any], key: str, where: str) -> Dict[str, str]:
+    """PropertiesJsonDeserializer: a list of one-key mappings (the first key of each is taken)."""
+    value = reader.at(spec, key)
+    if value is _MISSING:
+        return {}
+    if not isinstance(value, list):
+        raise reader.fail(f"{where}.{key}", f"expected a list of 'name: value' mappings, found {_yaml_kind(value)}")
+    properties = {}
+    for index, entry in enumerate(value):
+        if not isinstance(entry, Mapping) or not entry:
+            raise reader.fail(f"{where}.{key}[{index}]", f"expected a 'name: value' mapping, found {entry!r}")
+        name, item = next(iter(entry.items()))
+        properties[name] = item if isinstance(item, str) else json.dumps(item)
+    return properties
+
+
+_STARTUP_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})\.\d{3} [+-](\d{2})(\d{2})")
+
+
+def _startup_position(reader: _Reader, spec: Mapping[str, Any], where: str, types: Tuple[str, ...]) -> None:
+    """``startupPosition``: a mapping whose ``type`` is one of ``types``; ``date`` needs a ``date``
+    in ``yyyy-MM-dd HH:mm:ss.SSS Z``, ``specific-offsets`` its ``offsets``."""
+    position = reader.at(spec, "startupPosition")
+    if position is _MISSING:
+        return
+    where = f"{where}.startupPosition"
+    if not isinstance(position, Mapping):
+        raise reader.fail(where, f"expected a mapping with a 'type', found {_yaml_kind(position)}")
+    kind = reader.at(position, "type")
+    if kind is _MISSING:
+        raise reader.fail(where, "'type' is required")
+    if str(kind) not in types:
+        raise reader.fail(f"{where}.type", f"expected one of {', '.join(types)}, found {kind!r}")
+    if kind == "date":
+        date = reader.at(position, "date")
+        match = _STARTUP_DATE.fullmatch(str(date)) if date is not _MISSING else None
+        if not match or not (1 <= int(match[2]) <= 12 and 1 <= int(match[3]) <= 31 and int(match[4]) <= 23
+                             and int(match[5]) <= 59 and int(match[6]) <= 59 and int(match[8]) <= 59):
+            raise reader.fail(f"{where}.date", f"{date if date is not _MISSING else None!r} is not a date like "
+                                               "'2020-02-01 04:15:00.000 +0000' (yyyy-MM-dd HH:mm:ss.SSS Z)")
+    elif kind == "specific-offsets":
+        offsets = reader.at(position, "offsets")
+        if not isinstance(offsets, list):
+            raise reader.fail(where, "'offsets' is required: a list of '<topic>/<partition>: <offset>'")
+        for index, entry in enumerate(offsets):
+            if not isinstance(entry, Mapping) or not entry:
+                raise reader.fail(f"{where}.offsets[{index}]", f"expected '<topic>/<partition>: <offset>', found "
+                                                               f"{entry!r}")
+            partition = str(next(iter(entry)))
+            topic, slash, number = partition.rpartition("/")
+            if not topic or not slash or not re.fullmatch(r"\+?[0-9]+", number) or int(number) > _INT_MAX:
+                raise reader.fail(f"{where}.offsets[{index}]", f"{partition!r} is not '<topic>/<partition>' with "
+                                                               f"a partition from 0 to {_INT_MAX}")
+
+
 def _read_ingress_v3(reader: _Reader, kind: str, spec: Mapping[str, Any], where: str) -> None:
-    if kind == KAFKA_INGRESS_KIND:
-        reader.text(spec, ("address",), where)
-        reader.text(spec, ("consumerGroupId",), where)
+    """RoutableKafkaIngressSpec / RoutableKinesisIngressSpec, and what the Kafka consumer needs:
+    an address and a consumer group (their keys, or ``bootstrap.servers`` and ``group.id`` in
+    ``properties``), at least one route, each with a topic (stream), a string ``valueType`` and
+    ``targets``, function types."""
     key = "topics" if kind == KAFKA_INGRESS_KIND else "streams"
+    if kind == KAFKA_INGRESS_KIND:
+        properties = _properties(reader, spec, "properties", where)
+        if _jackson_text(reader, spec, "address", where) is None and "bootstrap.servers" not in properties:
+            raise reader.fail(where, "'address' is required (or bootstrap.servers in properties): \"Missing "
+                                     "setting for Kafka address\"")
+        if _jackson_text(reader, spec, "consumerGroupId", where) is None and "group.id" not in properties:
+            raise reader.fail(where, "'consumerGroupId' is required (or group.id in properties): \"Missing "
+                                     "setting for consumer group id\"")
+        reset = reader.at(spec, "autoOffsetResetPosition")
+        if reset is not _MISSING and str(reset).upper() not in ("LATEST", "EARLIEST"):
+            raise reader.fail(f"{where}.autoOffsetResetPosition", f"expected one of earliest, latest, found "
+                                                                  f"{reset!r}")
+        _startup_position(reader, spec, where, ("group-offsets", "earliest", "latest", "specific-offsets", "date"))
+    else:
+        _properties(reader, spec, "clientConfigProperties", where)
+        _startup_position(reader, spec, where, ("earliest", "latest", "date"))
     routes = reader.at(spec, key)
+    if routes is _MISSING or routes == []:
+        raise reader.fail(where, f"'{key}' is required: a list of at least one route (\"Routing config for "
+                                 "routable ... ingress cannot be empty\")")
     if not isinstance(routes, list):
-        raise reader.fail(where, f"'{key}' is required: a list of routes")
+        raise reader.fail(f"{where}.{key}", f"expected a list of routes, found {_yaml_kind(routes)}")
     for index, route in enumerate(routes):
         route_where = f"{where}.{key}[{index}]"
-        reader.text(route, (key[:-1],), route_where)
-        value_type = reader.text(route, ("valueType",), route_where)
-        reader.namespace_name(value_type, "valueType", f"{route_where}.valueType")
+        if not isinstance(route, Mapping):
+            raise reader.fail(route_where, f"expected a mapping, found {_yaml_kind(route)}")
+        if key[:-1] not in route:
+            raise reader.fail(route_where, f"'{key[:-1]}' is required")
+        reader.text(route, ("valueType",), route_where)
         targets = reader.at(route, "targets")
-        if not isinstance(targets, list) or not targets:
+        if targets is _MISSING:
             raise reader.fail(route_where, "'targets' is required: a list of function types")
+        if not isinstance(targets, list):
+            raise reader.fail(f"{route_where}.targets", f"expected a list of function types, found {targets!r}")
         for position, target in enumerate(targets):
-            if not isinstance(target, str):
-                raise reader.fail(f"{route_where}.targets[{position}]", f"{target!r} is not a function type")
-            reader.namespace_name(target, "target", f"{route_where}.targets[{position}]")
+            _type_name(reader, target, "target", f"{route_where}.targets[{position}]")
+
+
+def _read_egress_v3(reader: _Reader, kind: str, spec: Mapping[str, Any], where: str) -> None:
+    """GenericKafkaEgressSpec (an ``address``, which ``properties`` cannot stand for; a
+    ``deliverySemantic``) or GenericKinesisEgressSpec (``maxOutstandingRecords``)."""
+    if kind == KINESIS_EGRESS_KIND:
+        _properties(reader, spec, "clientConfigProperties", where)
+        _jackson_int(reader, spec, "maxOutstandingRecords", where, boxed=False)
+        return
+    _properties(reader, spec, "properties", where)
+    if _jackson_text(reader, spec, "address", where) is None:
+        raise reader.fail(where, "'address' is required (the Kafka egress does not read bootstrap.servers from "
+                                 "properties)")
+    semantic = reader.at(spec, "deliverySemantic")
+    if semantic is _MISSING:
+        return
+    where = f"{where}.deliverySemantic"
+    if not isinstance(semantic, Mapping) or "type" not in semantic:
+        raise reader.fail(where, f"expected a mapping with a 'type', found {semantic!r}")
+    kind = str(semantic["type"])
+    if kind not in ("at-least-once", "exactly-once", "none"):
+        raise reader.fail(f"{where}.type", f"expected one of at-least-once, exactly-once, none, found {kind!r}")
+    if kind == "exactly-once" and "transactionTimeoutMillis" not in semantic:
+        if "transactionTimeout" not in semantic:
+            raise reader.fail(where, "exactly-once needs a 'transactionTimeout' (like 15min)")
+        try:
+            _parse_nanos(str(semantic["transactionTimeout"]))
+        except ValueError as exc:
+            raise reader.fail(f"{where}.transactionTimeout", str(exc)) from None
 
 
 def _read_endpoint_v3(reader: _Reader, kind: str, spec: Any, where: str) -> FunctionSpec:
-    """An HTTP endpoint component (HttpFunctionEndpointSpec, TargetFunctions, UrlPathTemplate)."""
-    target = reader.text(spec, ("functions",), f"{where}.spec")
-    reader.namespace_name(target, "functions", f"{where}.spec.functions")
-    namespace, _, name = target.rpartition("/")
+    """An HTTP endpoint component (HttpFunctionEndpointSpec, TargetFunctions, UrlPathTemplate),
+    and the transport client the runtime builds for it as the job starts."""
+    target = _type_name(reader, reader.text(spec, ("functions",), f"{where}.spec"), "functions",
+                        f"{where}.spec.functions")
+    namespace, _, name = target.partition("/")
     if "*" in namespace or (name != "*" and "*" in name):
         raise reader.fail(f"{where}.spec.functions", f"{target!r}: only <namespace>/<name> or <namespace>/* are "
                                                       "supported")
     where = f"{where} ({target}).spec"
     template = reader.text(spec, ("urlPathTemplate",), where)
     sample = template.replace("{function.name}", "fn" if name == "*" else name)
-    problem = _endpoint_problem(sample)
-    if problem:
-        raise reader.fail(f"{where}.urlPathTemplate", problem)
-    max_batch = reader.at(spec, "maxNumBatchRequests")
-    if max_batch is _MISSING:
-        max_batch = DEFAULT_MAX_BATCH
-    elif isinstance(max_batch, bool) or not isinstance(max_batch, int) or not _INT_MIN <= max_batch <= _INT_MAX:
-        raise reader.fail(f"{where}.maxNumBatchRequests",
-                          f"expected an integer (32-bit; 0 or negative for no limit), found {max_batch!r}")
     if kind == ENDPOINT_KIND_V1:  # the legacy 3.0 endpoint: OkHttp, its timeouts in the spec itself
+        max_batch = reader.at(spec, "maxNumBatchRequests")
+        if max_batch is _MISSING:
+            max_batch = DEFAULT_MAX_BATCH
+        elif isinstance(max_batch, bool) or not isinstance(max_batch, int) or not _INT_MIN <= max_batch <= _INT_MAX:
+            raise reader.fail(f"{where}.maxNumBatchRequests",
+                              f"expected an integer (32-bit; 0 or negative for no limit), found {max_batch!r}")
         transport, props, props_where = OKHTTP_TRANSPORT, spec, where
     else:
+        read = _jackson_int(reader, spec, "maxNumBatchRequests", where, boxed=False,
+                            what="an integer (32-bit; 0 or negative for no limit)")
+        max_batch = DEFAULT_MAX_BATCH if read is None else read
         props = reader.at(spec, "transport")
         props_where = f"{where}.transport"
-        if props is _MISSING or props is None:
+        if props is _MISSING:
             props = {}
         if not isinstance(props, Mapping):
             raise reader.fail(props_where, f"expected a mapping, found {_yaml_kind(props)}")
-        transport = reader.optional_text(props, "type", props_where) or ASYNC_TRANSPORT
-        reader.namespace_name(transport, "transport type", f"{props_where}.type")
+        written = reader.optional_text(props, "type", props_where)
+        transport = ASYNC_TRANSPORT if written is None else _type_name(reader, written, "transport type",
+                                                                          f"{props_where}.type")
+    if transport not in (OKHTTP_TRANSPORT, ASYNC_TRANSPORT):
+        raise reader.fail(f"{props_where}.type", f"StateFun 3.3 has no transport {transport!r} (known: "
+                                                 f"{OKHTTP_TRANSPORT}, {ASYNC_TRANSPORT})")
+    problem = _endpoint_problem(sample) if transport == OKHTTP_TRANSPORT else _async_endpoint_problem(sample)
+    if problem:
+        raise reader.fail(f"{where}.urlPathTemplate", problem)
     # A specific type's URL is known now; a namespace's per type (FunctionSpec.for_type).
     base = FunctionSpec(target, template if name == "*" else sample, (), max_batch, protocol="3.x",
                         transport=transport)
     if transport == OKHTTP_TRANSPORT:
         return _okhttp_v3(reader, base, props, props_where)
-    if transport == ASYNC_TRANSPORT:
-        return _async_v3(reader, base, props, props_where)
-    raise reader.fail(f"{props_where}.type", f"StateFun 3.3 has no transport {transport!r} (known: "
-                                             f"{OKHTTP_TRANSPORT}, {ASYNC_TRANSPORT})")
+    return _async_v3(reader, base, props, props_where)
 
 
-def _nonzero(reader: _Reader, node: Any, key: str, where: str) -> Optional[int]:
-    nanos = _v3_duration(reader, node, key, where)
-    if nanos == 0:
-        raise reader.fail(f"{where}.{key}", "is zero: the runtime refuses it (\"Timeout durations must be larger "
-                                            "than 0\")")
-    return nanos
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+_IPV4_PART = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_IPV4_PART}(?:\.{_IPV4_PART}){{3}}")
+
+
+def _async_endpoint_problem(endpoint: str) -> Optional[str]:
+    """Why the async transport (Netty) cannot use ``endpoint``, or None: a java.net.URI with a
+    server authority (``URI.parseServerAuthority``: a host name of letters, digits, '-' and '.',
+    an IPv4 or a bracketed IPv6 address, a port up to 65535). It has no unix sockets. (It
+    ignores the scheme, speaking TLS for https and plain HTTP for any other: ours takes only
+    http and https.)"""
+    scheme = endpoint.partition(":")[0].lower()
+    if scheme.endswith("+unix"):
+        return (f"{endpoint!r}: the async transport has no unix sockets (use transport type "
+                f"{OKHTTP_TRANSPORT})")
+    problem = _endpoint_problem(endpoint)
+    if problem:
+        return problem
+    rest = endpoint.partition(":")[2].partition("#")[0]
+    if not rest.startswith("//"):
+        return f"{endpoint!r} has no host (write {scheme}://host/path)"
+    authority = re.split(r"[/?]", rest[2:], maxsplit=1)[0]
+    host_and_port = authority.rpartition("@")[2]
+    if host_and_port.startswith("["):
+        return None  # an IPv6 literal, checked by _endpoint_problem
+    host = host_and_port.rpartition(":")[0] if ":" in host_and_port else host_and_port
+    if not host:
+        return f"{endpoint!r} has no host"
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if not _IPV4.fullmatch(host) and (
+        not all(_HOST_LABEL.fullmatch(label) for label in labels) or (len(labels) > 1 and not labels[-1][0].isalpha())
+    ):
+        return (f"{endpoint!r}: {host!r} is not a host name (letters, digits, '-' and '.'), which the async "
+                "transport needs (java.net.URI.parseServerAuthority)")
+    return None
 
 
 def _okhttp_v3(reader: _Reader, base: FunctionSpec, props: Any, where: str) -> FunctionSpec:
-    """DefaultHttpRequestReplyClientSpec: ``timeouts`` call (1 min), connect, read, write (10 s each)."""
+    """DefaultHttpRequestReplyClientSpec: ``timeouts`` call (1 min), connect, read, write (10 s
+    each); given, ``timeouts`` is a mapping and none of its values is null (its setters refuse)."""
     timeouts = reader.at(props, "timeouts")
     where = f"{where}.timeouts"
+    if timeouts is not _MISSING and not isinstance(timeouts, Mapping):
+        raise reader.fail(where, f"expected a mapping, found {_yaml_kind(timeouts)}")
     nanos = {}
     for key, default in (("call", DEFAULT_TIMEOUT), ("connect", DEFAULT_IO_TIMEOUT), ("read", DEFAULT_IO_TIMEOUT),
                          ("write", DEFAULT_IO_TIMEOUT)):
@@ -953,14 +1193,27 @@ def _okhttp_v3(reader: _Reader, base: FunctionSpec, props: Any, where: str) -> F
                    read_timeout=_to_timedelta(nanos["read"]), write_timeout=_to_timedelta(nanos["write"]))
 
 
+def _nonzero(reader: _Reader, node: Any, key: str, where: str) -> Optional[int]:
+    """A timeout set through a setter that refuses null and zero."""
+    nanos = _v3_duration(reader, node, key, where, nullable=False)
+    if nanos == 0:
+        raise reader.fail(f"{where}.{key}", "is zero: the runtime refuses it (\"Timeout durations must be larger "
+                                            "than 0\")")
+    return nanos
+
+
 def _async_v3(reader: _Reader, base: FunctionSpec, props: Any, where: str) -> FunctionSpec:
     """NettyRequestReplySpec: ``call`` (2 min) and ``connect`` (20 s), or the same in ``timeouts``
-    (which win), ``pool_ttl`` (15 s), ``pool_size`` (1024), ``payload_max_bytes`` (32 MiB). The
-    async transport has no read or write timeout: the call timeout bounds both."""
+    (which win, with 1 min and 10 s for what they leave out), ``pool_ttl`` (15 s), ``pool_size``
+    (1024, at least 1: the connection pool's size), ``payload_max_bytes`` (32 MiB). Null is the
+    default for each top-level key. The async transport has no read or write timeout: the call
+    timeout bounds both."""
     timeouts = reader.at(props, "timeouts")
     call = _v3_duration(reader, props, "call", where)
     connect = _v3_duration(reader, props, "connect", where)
     if timeouts is not _MISSING and timeouts is not None:
+        if not isinstance(timeouts, Mapping):
+            raise reader.fail(f"{where}.timeouts", f"expected a mapping, found {_yaml_kind(timeouts)}")
         call = _nonzero(reader, timeouts, "call", f"{where}.timeouts")
         call = DEFAULT_TIMEOUT // timedelta(microseconds=1) * 1000 if call is None else call
         connect = _nonzero(reader, timeouts, "connect", f"{where}.timeouts")
@@ -968,12 +1221,17 @@ def _async_v3(reader: _Reader, base: FunctionSpec, props: Any, where: str) -> Fu
     call_timeout = ASYNC_DEFAULT_TIMEOUT if call is None else _to_timedelta(call)
     connect_timeout = ASYNC_DEFAULT_CONNECT_TIMEOUT if connect is None else _to_timedelta(connect)
     pool_ttl = _v3_duration(reader, props, "pool_ttl", where)
+    pool_size = _jackson_int(reader, props, "pool_size", where, boxed=True)
+    if pool_size is not None and pool_size < 1:
+        raise reader.fail(f"{where}.pool_size", f"{pool_size} is not 1 or more (the size of the connection pool: "
+                                                "\"maxConnections ... (expected: > 0)\")")
+    payload_max_bytes = _jackson_int(reader, props, "payload_max_bytes", where, boxed=True)
     return replace(
         base, timeout=call_timeout, connect_timeout=connect_timeout, read_timeout=call_timeout,
         write_timeout=call_timeout,
         pool_ttl=ASYNC_DEFAULT_POOL_TTL if pool_ttl is None else _to_timedelta(pool_ttl),
-        pool_size=_v3_int(reader, props, "pool_size", where, ASYNC_DEFAULT_POOL_SIZE),
-        payload_max_bytes=_v3_int(reader, props, "payload_max_bytes", where, ASYNC_DEFAULT_PAYLOAD_MAX_BYTES),
+        pool_size=ASYNC_DEFAULT_POOL_SIZE if pool_size is None else pool_size,
+        payload_max_bytes=ASYNC_DEFAULT_PAYLOAD_MAX_BYTES if payload_max_bytes is None else payload_max_bytes,
     )
 
 
@@ -1005,27 +1263,39 @@ def _yaml_text(text: str) -> str:
     return _YAML_UNPRINTABLE.sub(_yaml_escape, json.dumps(text, ensure_ascii=False))
 
 
+def default_protocol(functions: StatefulFunctions) -> str:
+    """``"3.x"`` for a :mod:`statefun_wsgi.v3` registry (functions of the official 3.3 API,
+    which only a 3.x runtime calls), else ``"2.x"``."""
+    from .v3.functions import StatefulFunctions as OfficialApiFunctions
+
+    return "3.x" if isinstance(functions, OfficialApiFunctions) else "2.x"
+
+
 def generate_module_yaml(
     functions: StatefulFunctions,
     endpoint: str,
     *,
     max_batch_size: Optional[int] = None,
     timeout: Optional[timedelta] = None,
-    protocol: str = "2.x",
+    protocol: Optional[str] = None,
     transport: str = ASYNC_TRANSPORT,
 ) -> str:
     """A ``module.yaml`` for every function in ``functions``: format "2.0" (``protocol="2.x"``)
-    with the states they declare with ``bind(..., states=[...])``; for StateFun 3.1+
+    with the states they declare with ``bind(..., states=[...])`` and their expiry; for StateFun 3.1+
     (``protocol="3.x"``) one ``kind: io.statefun.endpoints.v2/http`` document per function,
     with ``transport`` (``io.statefun.transports.v1/async``, the default, or ``.../okhttp``);
     for StateFun 3.0 (``protocol="3.0"``) the legacy ``version: "3.0"`` document. A 3.x file
-    names no states (the functions declare them to the runtime).
+    names no states: the functions declare them to the runtime, with their types and expiry
+    (a :mod:`statefun_wsgi.v3` function from its ``ValueSpec`` entries). ``protocol`` defaults to
+    ``"3.x"`` for a :mod:`statefun_wsgi.v3` registry (the official 3.3 API), else ``"2.x"``.
 
     ``max_batch_size`` is written as ``maxNumBatchRequests`` (0 or negative: no limit), and
     ``timeout`` as ``timeout``, in whole milliseconds; a ``timeout`` under 10 s writes the
     connect, read and write timeouts too (the runtime's default for each is 10 s, and it
     refuses one longer than ``timeout``). Raises ValueError for what the runtime would refuse.
     """
+    if protocol is None:
+        protocol = default_protocol(functions)
     checked = endpoint.replace("{function.name}", "fn") if isinstance(endpoint, str) and protocol != "2.x" else endpoint
     problem = _endpoint_problem(checked) if isinstance(checked, str) else f"{endpoint!r} is not a string"
     if problem:
@@ -1064,9 +1334,21 @@ def generate_module_yaml(
         ]
         if function.states:
             lines.append("            states:")
-            lines += [f"              - name: {_yaml_text(name)}" for name in function.states]
+            for name in function.states:
+                lines.append(f"              - name: {_yaml_text(name)}")
+                lines += _expiry_lines((function.value_specs or {}).get(name))
         lines += [f"            {limit}" for limit in limits]
     return "\n".join(lines) + "\n"
+
+
+def _expiry_lines(spec: Any) -> List[str]:
+    """A 2.0 state entry's ``expireAfter`` and ``expireMode``, for a ValueSpec that expires
+    (the 2.x runtime takes expiry from module.yaml alone)."""
+    if spec is None or (spec.expire_after_write is None and spec.expire_after_call is None):
+        return []
+    after, mode = ((spec.expire_after_write, "after-write") if spec.expire_after_write is not None
+                   else (spec.expire_after_call, "after-invoke"))
+    return [f"                expireAfter: {format_duration(after)}", f"                expireMode: {mode}"]
 
 
 def _generate_v3(functions: StatefulFunctions, endpoint: str, protocol: str, transport: str,
@@ -1110,7 +1392,8 @@ def _generate_v3(functions: StatefulFunctions, endpoint: str, protocol: str, tra
 class ModuleYamlProblem(str):
     """One line of :func:`check_module_yaml`'s report; ``kind`` says what it is about:
     ``"unbound"`` (the file routes a type nobody bound), ``"missing-function"``,
-    ``"missing-state"``, ``"extra-state"``, ``"endpoint"`` (a path the app does not serve),
+    ``"missing-state"``, ``"extra-state"``, ``"expiry"`` (a 2.0 file does not give a state the
+    expiry its ValueSpec declares), ``"endpoint"`` (a path the app does not serve),
     ``"ignored"`` (something the runtime accepts and ignores), or ``"unchecked"`` (a note:
     states registered for a function that declares none)."""
 
@@ -1141,7 +1424,8 @@ def check_module_yaml(
     Reports what the runtime accepts but ignores (``spec.notes``, kind ``"ignored"``),
     function types the file routes to but nobody bound, bound functions the file does not
     mention, states missing from the file (the runtime would never send them) or extra in
-    it, and, given the ``path`` the app serves the functions on, endpoints pointing
+    it, states whose declared expiry the file does not give them (the 2.x runtime applies
+    the file's), and, given the ``path`` the app serves the functions on, endpoints pointing
     elsewhere (the app answers them 404, which fails the job). With ``notes``, also states
     registered for a function that declares none with ``bind(..., states=[...])``: those
     cannot be checked (kind ``"unchecked"``). What the runtime refuses never gets this far:
@@ -1177,6 +1461,7 @@ def check_module_yaml(
                 problems.append(ModuleYamlProblem(
                     f"{source}: {typename} registers state {name!r} that the function does not declare",
                     "extra-state"))
+        problems += _expiry_problems(source, typename, bound[typename], spec.functions[typename])
     if path is not None:
         for typename in sorted(spec.functions):
             endpoint = spec.functions[typename].endpoint
@@ -1185,6 +1470,28 @@ def check_module_yaml(
                     f"{source}: {typename}'s endpoint {endpoint} has the path {_endpoint_path(endpoint)}, "
                     f"but the app serves its functions on {path} (other paths answer 404, which fails the job)",
                     "endpoint"))
+    return problems
+
+
+def _expiry_problems(source: str, typename: str, function: Any, spec: FunctionSpec) -> List[ModuleYamlProblem]:
+    """States whose ValueSpec declares an expiry that the 2.0 file does not give them (the 2.x
+    runtime takes expiry from module.yaml alone, so the declared one would not apply)."""
+    problems: List[ModuleYamlProblem] = []
+    registered = {state.name: state for state in spec.states}
+    for name, value_spec in (function.value_specs or {}).items():
+        state = registered.get(name)
+        wanted = _expiry_lines(value_spec)
+        if state is None or not wanted:
+            continue
+        after, mode = ((value_spec.expire_after_write, "after-write") if value_spec.expire_after_write is not None
+                       else (value_spec.expire_after_call, "after-invoke"))
+        if (state.expire_after, state.expire_mode) != (after, mode):
+            found = ("never expires" if state.expire_after is None
+                     else f"expires {format_duration(state.expire_after)} {state.expire_mode}")
+            problems.append(ModuleYamlProblem(
+                f"{source}: {typename} declares state {name!r} expiring {format_duration(after)} {mode}, but in "
+                f"module.yaml it {found} (the 2.x runtime applies the file's): write "
+                f"'expireAfter: {format_duration(after)}' and 'expireMode: {mode}' under it", "expiry"))
     return problems
 
 

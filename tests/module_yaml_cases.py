@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from statefun_wsgi import StatefulFunctions
+from statefun_wsgi import StatefulFunctions, ValueSpec
 from statefun_wsgi.module_yaml import generate_module_yaml
 
 
@@ -108,9 +108,11 @@ _IO = """\
             address: kafka-broker:9092
 """
 def generated(**options: Any) -> str:
-    """``generate_module_yaml`` for two functions, one with states."""
+    """``generate_module_yaml`` for two functions, one with states (two of them expiring)."""
     functions = StatefulFunctions()
-    functions.register("example/counter", lambda context, message: None, states=["count", "seen"])
+    functions.register("example/counter", lambda context, message: None, states=[
+        "count", ValueSpec("seen", expire_after_call=timedelta(days=1)),
+        ValueSpec("last", expire_after_write=timedelta(milliseconds=1500))])
     functions.register("example/stateless", lambda context, message: None)
     return generate_module_yaml(functions, "http://app:8000/statefun", **options)
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
@@ -901,3 +902,86 @@ def test_run_a_3x_module_against_gunicorn(server: Server, generated_v3: Path) ->
         "erin": ["Hello erin! Nice to meet you.", "Hello erin! This is visit number 2."]
     }
     assert [line["state"] for line in lines if line["event"] == "register"] == ["seen_count"]
+
+
+# -- a statefun_wsgi.v3 registry (the official 3.3 API): 3.x files, the 3.x protocol ---------------------
+
+V3_APP = "tests.v3_app:wsgi"
+
+
+def v3_text(text: str) -> str:
+    return json.dumps({"@type": "io.statefun.types/string", "value": text})
+
+
+def assert_v3_counter_flow(lines: List[dict]) -> None:
+    """What tests/v3_app.py's example/counter and example/doubler do for "hi", "ho" to ann."""
+    assert egress_values(lines, "counts") == {"ann": ["hi 1", "ho 2", "later 3"]}
+    assert sorted(egress_values(lines, "doubled")["ann"]) == ["2", "4", "6"]
+    registered = {line["state"]: line for line in lines if line["event"] == "register"}
+    assert registered == {  # the ValueSpecs, as the 3.x runtime registers them
+        "count": {"event": "register", "address": "example/counter/ann", "state": "count",
+                  "type": "io.statefun.types/int", "expire": "1d"},
+        "last": {"event": "register", "address": "example/counter/ann", "state": "last",
+                 "type": "io.statefun.types/string", "expire": None},
+    }
+    assert {"event": "message", "to": "example/doubler/ann", "caller": "example/counter/ann",
+            "message": {"@type": "io.statefun.types/int", "value": 2}} in lines
+    assert {"event": "delayed", "to": "example/counter/ann", "caller": "example/counter/ann", "delay_ms": 50,
+            "message": {"@type": "io.statefun.types/string", "value": "later"}} in lines
+    states = {line["state"]: line["value"] for line in lines if line["event"] == "state"}
+    assert states == {"count": {"@type": "io.statefun.types/int", "value": 3},
+                      "last": {"@type": "io.statefun.types/string", "value": "later"}}
+
+
+@pytest.fixture(scope="module")
+def generated_official_api(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``module-yaml generate tests.v3_app:wsgi`` (no --format), written to a file."""
+    result = cli("module-yaml", "generate", V3_APP, "--endpoint", "http://app:8000/statefun")
+    assert result.returncode == 0, result.stderr
+    path = tmp_path_factory.mktemp("cli-v3api") / "module.yaml"
+    path.write_text(result.stdout, encoding="utf-8")
+    return path
+
+
+def test_generate_for_an_official_api_registry_is_a_3x_file_that_checks_clean(generated_official_api: Path) -> None:
+    text = generated_official_api.read_text(encoding="utf-8")
+    assert text.startswith("kind: io.statefun.endpoints.v2/http\n") and "states" not in text
+    spec = parse_module_yaml(text)
+    assert spec.protocol == "3.x" and "example/counter" in spec.functions and "example/doubler" in spec.functions
+    result = cli("module-yaml", "check", str(generated_official_api), V3_APP)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == f"{generated_official_api}: agrees with {V3_APP}\n"
+    missing = generated_official_api.parent / "missing.yaml"
+    missing.write_text("---\n".join(d for d in text.split("---\n") if "example/counter\n" not in d), encoding="utf-8")
+    result = cli("module-yaml", "check", str(missing), "tests.v3_app:functions")
+    assert result.returncode == 1 and f"{missing}: bound function example/counter is missing" in result.stdout
+
+
+def test_generate_2_0_for_an_official_api_registry_writes_the_valuespecs() -> None:
+    result = cli("module-yaml", "generate", V3_APP, "--endpoint", "http://app:8000/statefun", "--format", "2.0")
+    assert result.returncode == 0, result.stderr
+    counter = parse_module_yaml(result.stdout).functions["example/counter"]
+    assert [(s.name, s.expire_after, s.expire_mode) for s in counter.states] == [
+        ("count", timedelta(days=1), "after-invoke"), ("last", None, "after-invoke")]
+
+
+def test_dev_serves_an_official_api_app_over_3x() -> None:
+    result = cli("dev", V3_APP, "--send", "example/counter/ann", v3_text("hi"), "--send", "example/counter/ann",
+                 v3_text("ho"), "--until-idle", "--ingress", "127.0.0.1:0", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert_v3_counter_flow(json_lines(result.stdout))
+
+
+@pytest.fixture(scope="module")
+def v3_server() -> Iterator[Server]:
+    with gunicorn(V3_APP, "--workers", "1", "--worker-class", "gthread", "--threads", "4",
+                  env={"STATEFUN_ACCESS_LOG": "off"}) as running:
+        yield running
+
+
+def test_run_drives_an_official_api_app_under_gunicorn(v3_server: Server, generated_official_api: Path) -> None:
+    result = cli("run", "--module", str(generated_official_api), "--endpoint", f"{v3_server.base_url}/statefun",
+                 "--send", "example/counter/ann", v3_text("hi"), "--send", "example/counter/ann", v3_text("ho"),
+                 "--until-idle", "--ingress", "127.0.0.1:0")
+    assert result.returncode == 0, result.stderr
+    assert_v3_counter_flow(json_lines(result.stdout))

@@ -1,15 +1,16 @@
-"""Tests for statefun_wsgi.endpoint: every status the endpoint answers, and why.
+"""Tests for statefun_wsgi.endpoint: every status the endpoint core answers, and why.
 
-The runtime fails the Flink job at once on a 4xx other than 408/429 and retries a
-5xx, so each status here is part of the contract (see docs/protocol.md).
+The core answers from a method, a content type, a content length and a stream
+(``Endpoint.respond``); reading those from a WSGI environ is tests/test_wsgi.py's.
+The runtime fails the Flink job at once on a 4xx other than those it retries and
+retries a 5xx, so each status here is part of the contract (see docs/protocol.md).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import socket
-from typing import Iterator, Optional
+from typing import Optional, Tuple
 
 import pytest
 from builders import Egress, Mutation, decode_reply, from_v3, request, to_function, to_v3
@@ -26,7 +27,7 @@ from statefun_wsgi import (
     RequestReplyHandler,
     StatefulFunctions,
 )
-from statefun_wsgi.endpoint import DEFAULT_MAX_BODY_SIZE, PROMPT_ACK_BODY_SIZE
+from statefun_wsgi.endpoint import DEFAULT_MAX_BODY_SIZE, Readable
 
 OCTET = "application/octet-stream"
 LIMIT = 4096  # a small max_body_size keeps the size cases cheap
@@ -68,7 +69,7 @@ AUTO = object()
 
 
 class RecordingStream(io.BytesIO):
-    """A ``wsgi.input`` that counts the bytes handed out."""
+    """A body stream that counts the reads asked of it."""
 
     def __init__(self, data: bytes = b"") -> None:
         super().__init__(data)
@@ -83,32 +84,25 @@ class RecordingStream(io.BytesIO):
         return super().readinto(buffer)
 
 
-def environ(
+Request = Tuple[str, Optional[str], Optional[str], Optional[Readable]]
+
+
+def post(
     body: bytes = GOOD,
     *,
     method: str = "POST",
     content_type: Optional[str] = OCTET,
     content_length: object = AUTO,
-    terminated: bool = False,
+    chunked: bool = False,
+    readable: bool = True,
     stream: Optional[io.BytesIO] = None,
-) -> dict:
-    """A WSGI environ for the function path. ``terminated`` = the server decoded a chunked body."""
-    env: dict = {
-        "REQUEST_METHOD": method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/statefun",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "wsgi.input": stream if stream is not None else RecordingStream(body),
-    }
-    if content_type is not None:
-        env["CONTENT_TYPE"] = content_type
+) -> Request:
+    """``Endpoint.respond``'s arguments. ``chunked``: no content length, the stream read to its
+    end; ``readable=False``: no stream (a WSGI server that cannot say where the body ends)."""
     if content_length is AUTO:
-        content_length = None if terminated else str(len(body))
-    if content_length is not None:
-        env["CONTENT_LENGTH"] = content_length
-    if terminated:
-        env["wsgi.input_terminated"] = True
-    return env
+        content_length = None if chunked or not readable else str(len(body))
+    body_stream = (stream if stream is not None else RecordingStream(body)) if readable else None
+    return method, content_type, content_length, body_stream  # type: ignore[return-value]
 
 
 @pytest.fixture
@@ -144,7 +138,7 @@ def assert_error(reply: Reply, status: int, fragment: str) -> None:
 
 
 def test_a_3x_batch_is_answered_in_3x_with_the_same_headers(endpoint: Endpoint) -> None:
-    reply = endpoint.respond_to_environ(environ(body=to_v3(counter_request())))
+    reply = endpoint.respond(*post(body=to_v3(counter_request())))
     assert reply.headers == [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(reply.body)))]
     assert reply.body != from_v3(reply.body)
     assert_ok(Reply(reply.status, [("Content-Type", OCTET), ("Content-Length", str(len(from_v3(reply.body))))], from_v3(reply.body)))
@@ -153,7 +147,7 @@ def test_a_3x_batch_is_answered_in_3x_with_the_same_headers(endpoint: Endpoint) 
 @pytest.mark.parametrize("protocols, refused", [("2.x", "3.x"), ("3.x", "2.x")])
 def test_a_request_of_a_protocol_not_served_is_a_415_that_names_the_setting(protocols: str, refused: str) -> None:
     body = counter_request() if refused == "2.x" else to_v3(counter_request())
-    reply = Endpoint(functions, protocols=protocols).respond_to_environ(environ(body=body))
+    reply = Endpoint(functions, protocols=protocols).respond(*post(body=body))
     assert_error(reply, 415, f"the request is a StateFun {refused} one, but this endpoint serves {protocols} only (the protocols setting")
 
 
@@ -176,37 +170,46 @@ def test_protocols_beside_a_handler_is_refused() -> None:
     ],
 )
 def test_a_batch_is_answered_200_with_exactly_octet_stream(endpoint: Endpoint, content_type: Optional[str]) -> None:
-    assert_ok(endpoint.respond_to_environ(environ(content_type=content_type)))
+    assert_ok(endpoint.respond(*post(content_type=content_type)))
 
 
 def test_a_chunked_body_decoded_by_the_server_is_read_to_its_end(endpoint: Endpoint) -> None:
-    assert_ok(endpoint.respond_to_environ(environ(terminated=True)))
+    assert_ok(endpoint.respond(*post(chunked=True)))
 
 
-def test_content_length_and_a_terminated_stream_read_exactly_that_length(endpoint: Endpoint) -> None:
+def test_a_content_length_is_read_exactly_never_past(endpoint: Endpoint) -> None:
     stream = RecordingStream(GOOD + b"next request")
-    assert_ok(endpoint.respond_to_environ(environ(stream=stream, content_length=str(len(GOOD)), terminated=True)))
+    assert_ok(endpoint.respond(*post(stream=stream, content_length=str(len(GOOD)))))
     assert stream.tell() == len(GOOD)
 
 
-def test_a_stream_that_returns_short_reads_is_gathered() -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "read-to-end"])
+def test_a_stream_that_returns_short_reads_is_gathered(chunked: bool) -> None:
     class Trickle(io.BytesIO):
         def read(self, size: Optional[int] = -1) -> bytes:
             return super().read(min(7, size) if size is not None and size >= 0 else 7)
 
-    assert_ok(Endpoint(functions).respond_to_environ(environ(stream=Trickle(GOOD), terminated=True,
-                                                             content_length=str(len(GOOD)))))
+    assert_ok(Endpoint(functions).respond(*post(stream=Trickle(GOOD), chunked=chunked)))
 
 
-def test_an_input_stream_that_enforces_its_own_limit_gets_413() -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "read-to-end"])
+@pytest.mark.parametrize("content_type", [OCTET, "application/x-protobuf"], ids=["hot-path", "checked-path"])
+def test_an_input_stream_that_enforces_its_own_limit_gets_413(chunked: bool, content_type: str) -> None:
     class Capped(io.BytesIO):  # as werkzeug's LimitedStream(..., is_max=True) behaves past its limit
         def read(self, size: Optional[int] = -1) -> bytes:
             raise RequestEntityTooLarge()
 
-    for content_type in (OCTET, "application/x-protobuf"):
-        reply = Endpoint(functions).respond_to_environ(environ(stream=Capped(GOOD), content_type=content_type,
-                                                               content_length=str(len(GOOD))))
-        assert reply.status == 413, content_type
+    reply = Endpoint(functions).respond(*post(stream=Capped(GOOD), content_type=content_type, chunked=chunked))
+    assert_error(reply, 413, "is larger than the limit of")
+
+
+def test_a_stream_error_that_is_not_the_client_leaving_is_not_taken_for_one() -> None:
+    class Broken(io.BytesIO):
+        def read(self, size: Optional[int] = -1) -> bytes:
+            raise RuntimeError("a bug in the stream")
+
+    with pytest.raises(RuntimeError, match="a bug in the stream"):
+        Endpoint(functions).respond(*post(stream=Broken(GOOD)))
 
 
 @pytest.mark.parametrize("good_bytes", [0, 10], ids=["on-the-first-read", "after-a-short-read"])
@@ -221,22 +224,22 @@ def test_a_client_that_leaves_mid_body_gets_400_and_nothing_runs(good_bytes: int
             return super().read(good_bytes - self.tell())
 
     endpoint = Endpoint(lambda body: ran.append(body) or b"")
-    reply = endpoint.respond_to_environ(environ(stream=Leaving(GOOD), content_length=str(len(GOOD))))
+    reply = endpoint.respond(*post(stream=Leaving(GOOD), content_length=str(len(GOOD))))
     assert reply.status == 400
     assert b"ended before its Content-Length" in reply.body
     assert ran == []
 
 
-@pytest.mark.parametrize("terminated", [False, True], ids=["content-length", "chunked"])
-def test_a_body_of_exactly_max_body_size_is_accepted(endpoint: Endpoint, terminated: bool) -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_of_exactly_max_body_size_is_accepted(endpoint: Endpoint, chunked: bool) -> None:
     body = padded_request(LIMIT)
     assert len(body) == LIMIT
-    assert_ok(endpoint.respond_to_environ(environ(body, terminated=terminated)))
+    assert_ok(endpoint.respond(*post(body, chunked=chunked)))
 
 
 def test_a_handler_or_a_plain_callable_can_be_served() -> None:
-    assert_ok(Endpoint(RequestReplyHandler(functions)).respond_to_environ(environ()))
-    assert_ok(Endpoint(RequestReplyHandler(functions).__call__).respond_to_environ(environ()))
+    assert_ok(Endpoint(RequestReplyHandler(functions)).respond(*post()))
+    assert_ok(Endpoint(RequestReplyHandler(functions).__call__).respond(*post()))
 
 
 def test_default_limit_is_32_mib() -> None:
@@ -246,64 +249,65 @@ def test_default_limit_is_32_mib() -> None:
 # -- errors: the status matrix ---------------------------------------------------------------
 
 ERRORS = [
-    # (environ, status, what the one line says)
-    pytest.param(environ(b"\xff\xfe not protobuf"), 400, "not a serialized ToFunction", id="400-garbage-body"),
-    pytest.param(environ(b""), 400, "no invocation batch", id="400-empty-body"),
-    pytest.param(environ(to_function("example/counter", "a").SerializeToString()), 400, "holds no invocations",
+    # (respond's arguments, status, what the one line says)
+    pytest.param(post(b"\xff\xfe not protobuf"), 400, "not a serialized ToFunction", id="400-garbage-body"),
+    pytest.param(post(b""), 400, "no invocation batch", id="400-empty-body"),
+    pytest.param(post(to_function("example/counter", "a").SerializeToString()), 400, "holds no invocations",
                  id="400-no-invocations"),
-    pytest.param(environ(GOOD[:-3], content_length=str(len(GOOD))), 400, "ended before its Content-Length",
+    pytest.param(post(GOOD[:-3], content_length=str(len(GOOD))), 400, "ended before its Content-Length",
                  id="400-shorter-than-content-length"),
-    pytest.param(environ(GOOD[:-3], content_length=str(len(GOOD)), terminated=True), 400,
-                 "ended before its Content-Length", id="400-shorter-than-content-length-terminated"),
-    pytest.param(environ(content_length="abc"), 400, "is not a number of bytes", id="400-content-length-word"),
-    pytest.param(environ(content_length="-1"), 400, "is not a number of bytes", id="400-content-length-negative"),
-    pytest.param(environ(content_length="1.5"), 400, "is not a number of bytes", id="400-content-length-fraction"),
-    pytest.param(environ(content_length="0x10"), 400, "is not a number of bytes", id="400-content-length-hex"),
-    pytest.param(environ(content_length="\uff11\uff10"), 400, "is not a number of bytes",
+    pytest.param(post(content_length="abc"), 400, "is not a number of bytes", id="400-content-length-word"),
+    pytest.param(post(content_length="-1"), 400, "is not a number of bytes", id="400-content-length-negative"),
+    pytest.param(post(content_length="1.5"), 400, "is not a number of bytes", id="400-content-length-fraction"),
+    pytest.param(post(content_length="0x10"), 400, "is not a number of bytes", id="400-content-length-hex"),
+    pytest.param(post(content_length="\uff11\uff10"), 400, "is not a number of bytes",
                  id="400-content-length-fullwidth-digits"),
-    pytest.param(environ(request("example/nobody", "a", messages=[StringValue()])), 404,
+    pytest.param(post(request("example/nobody", "a", messages=[StringValue()])), 404,
                  "no function is bound to example/nobody", id="404-unknown-function"),
-    pytest.param(environ(content_length=None), 411, "needs a Content-Length", id="411-no-length"),
-    pytest.param(environ(b"\0" * (LIMIT + 1)), 413, f"limit of {LIMIT} bytes", id="413-content-length"),
-    pytest.param(environ(b"\0" * (LIMIT + 1), terminated=True), 413, f"limit of {LIMIT} bytes",
+    pytest.param(post(readable=False), 411, "needs a Content-Length", id="411-no-stream"),
+    pytest.param(post(b"\0" * (LIMIT + 1)), 413, f"limit of {LIMIT} bytes", id="413-content-length"),
+    pytest.param(post(b"\0" * (LIMIT + 1), chunked=True), 413, f"limit of {LIMIT} bytes",
                  id="413-chunked-one-byte-over"),
-    pytest.param(environ(b"\0" * (LIMIT * 10), terminated=True), 413, f"limit of {LIMIT} bytes",
+    pytest.param(post(b"\0" * (LIMIT * 10), chunked=True), 413, f"limit of {LIMIT} bytes",
                  id="413-chunked-far-over"),
-    pytest.param(environ(content_type="text/plain"), 415, "'text/plain' is not application/octet-stream",
+    pytest.param(post(content_type="text/plain"), 415, "'text/plain' is not application/octet-stream",
                  id="415-text-plain"),
-    pytest.param(environ(content_type="application/json"), 415, "'application/json'", id="415-json"),
-    pytest.param(environ(content_type="text/plain; charset=utf-8"), 415, "text/plain", id="415-text-charset"),
-    pytest.param(environ(content_type="application/octet-streams"), 415, "octet-streams", id="415-near-miss"),
+    pytest.param(post(content_type="application/json"), 415, "'application/json'", id="415-json"),
+    pytest.param(post(content_type="text/plain; charset=utf-8"), 415, "text/plain", id="415-text-charset"),
+    pytest.param(post(content_type="application/octet-streams"), 415, "octet-streams", id="415-near-miss"),
     # Which check wins when several fail: method, then content type, then length.
-    pytest.param(environ(method="GET", content_type="text/plain"), 405, "GET is not allowed",
+    pytest.param(post(method="GET", content_type="text/plain"), 405, "GET is not allowed",
                  id="405-before-415"),
-    pytest.param(environ(content_type="text/plain", content_length="abc"), 415, "text/plain", id="415-before-400"),
-    pytest.param(environ(content_type="text/plain", content_length=None), 415, "text/plain", id="415-before-411"),
+    pytest.param(post(content_type="text/plain", content_length="abc"), 415, "text/plain", id="415-before-400"),
+    pytest.param(post(content_type="text/plain", readable=False), 415, "text/plain", id="415-before-411"),
+    pytest.param(post(content_length="abc", readable=False), 400, "is not a number of bytes", id="400-before-411"),
+    pytest.param(post(content_length=str(LIMIT + 1), readable=False), 413, f"limit of {LIMIT} bytes",
+                 id="413-before-411"),
 ]
 
 
-@pytest.mark.parametrize(("env", "status", "fragment"), ERRORS)
-def test_error_statuses(endpoint: Endpoint, env: dict, status: int, fragment: str) -> None:
-    assert_error(endpoint.respond_to_environ(env), status, fragment)
+@pytest.mark.parametrize(("args", "status", "fragment"), ERRORS)
+def test_error_statuses(endpoint: Endpoint, args: Request, status: int, fragment: str) -> None:
+    assert_error(endpoint.respond(*args), status, fragment)
 
 
 TOO_LARGE = [
-    pytest.param(environ(b"\0" * (LIMIT + 1)), id="by-content-length"),
-    pytest.param(environ(b"\0" * (LIMIT + 1), terminated=True), id="chunked-one-byte-over"),
-    pytest.param(environ(b"\0" * (LIMIT * 10), terminated=True, content_length=None), id="chunked-far-over"),
+    pytest.param(post(b"\0" * (LIMIT + 1)), id="by-content-length"),
+    pytest.param(post(b"\0" * (LIMIT + 1), chunked=True), id="chunked-one-byte-over"),
+    pytest.param(post(b"\0" * (LIMIT * 10), chunked=True), id="chunked-far-over"),
 ]
 
 
-@pytest.mark.parametrize("env", TOO_LARGE)
-def test_a_413_says_how_to_raise_the_limit(endpoint: Endpoint, env: dict) -> None:
-    assert_error(endpoint.respond_to_environ(env), 413,
+@pytest.mark.parametrize("args", TOO_LARGE)
+def test_a_413_says_how_to_raise_the_limit(endpoint: Endpoint, args: Request) -> None:
+    assert_error(endpoint.respond(*args), 413,
                  f"limit of {LIMIT} bytes; raise it with max_body_size (StatefunMiddleware, Endpoint) or "
                  "STATEFUN_MAX_BODY_SIZE (the Django middleware's setting)")
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded", "text/plain"])
 def test_a_415_points_a_message_sent_by_hand_at_send_and_the_dev_ingress(endpoint: Endpoint, content_type: str) -> None:
-    assert_error(endpoint.respond_to_environ(environ(content_type=content_type)), 415,
+    assert_error(endpoint.respond(*post(content_type=content_type)), 415,
                  f"Content-Type '{content_type}' is not application/octet-stream: this path takes the StateFun "
                  "runtime's batches (serialized ToFunction) only; to send a function a message by hand, start "
                  "`statefun-wsgi dev APP` (or `statefun-wsgi run`) and use `statefun-wsgi send NAMESPACE/TYPE/ID JSON`")
@@ -318,7 +322,7 @@ def test_a_415_points_a_message_sent_by_hand_at_send_and_the_dev_ingress(endpoin
                  "what the runtime sends)", id="3.x-truncated"),
 ])
 def test_a_400_names_the_type_the_runtime_sends_not_an_internal_one(protocols: str, body: bytes, named: str) -> None:
-    reply = Endpoint(functions, protocols=protocols).respond_to_environ(environ(body))
+    reply = Endpoint(functions, protocols=protocols).respond(*post(body))
     assert_error(reply, 400, named)
     assert b"statefun_wsgi" not in reply.body and b"ToFunctionRaw" not in reply.body, reply.body
 
@@ -341,31 +345,49 @@ def test_the_retried_statuses_are_named_as_the_runtime_retries_them() -> None:
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"])
 def test_other_methods_get_405_with_allow_post(endpoint: Endpoint, method: str) -> None:
-    env = environ(method=method)
-    reply = endpoint.respond_to_environ(env)
+    stream = RecordingStream(GOOD)
+    reply = endpoint.respond(*post(method=method, stream=stream))
     assert_error(reply, 405, f"{method} is not allowed")
     assert ("Allow", "POST") in reply.headers
-    assert env["wsgi.input"].calls == 0
+    assert stream.calls == 0
 
 
 def test_413_by_content_length_is_decided_before_reading(endpoint: Endpoint) -> None:
     stream = RecordingStream(b"\0" * (LIMIT + 1))
-    reply = endpoint.respond_to_environ(environ(stream=stream, content_length=str(LIMIT + 1)))
+    reply = endpoint.respond(*post(stream=stream, content_length=str(LIMIT + 1)))
     assert_error(reply, 413, f"the body of {LIMIT + 1} bytes is larger than the limit of {LIMIT} bytes")
     assert stream.calls == 0 and stream.tell() == 0
 
 
+@pytest.mark.parametrize("digits", [19, 5000], ids=["past-int64", "past-python-int-limit"])
+def test_a_content_length_of_many_digits_is_a_413_before_reading(endpoint: Endpoint, digits: int) -> None:
+    stream = RecordingStream(GOOD)
+    reply = endpoint.respond(*post(stream=stream, content_length="9" * digits))
+    assert_error(reply, 413, f"is larger than the limit of {LIMIT} bytes")
+    assert len(reply.body) < 400  # the length is shown cut, not all its digits
+    assert stream.calls == 0
+
+
+def test_a_content_length_with_leading_zeros_counts_its_value(endpoint: Endpoint) -> None:
+    assert_ok(endpoint.respond(*post(content_length="0" * 5000 + str(len(GOOD)))))
+
+
+def test_a_client_that_leaves_a_chunked_body_gets_400_without_a_length_in_the_message() -> None:
+    class Leaving(io.BytesIO):
+        def read(self, size: Optional[int] = -1) -> bytes:
+            raise ClientDisconnected()
+
+    reply = Endpoint(functions).respond(*post(stream=Leaving(GOOD), chunked=True))
+    assert_error(reply, 400, "the body ended early: the client stopped sending in the middle of it")
+
+
 def test_413_while_reading_a_chunked_body_stops_reading_just_past_the_limit(endpoint: Endpoint) -> None:
     stream = RecordingStream(b"\0" * (LIMIT * 100))
-    reply = endpoint.respond_to_environ(environ(stream=stream, terminated=True))
+    reply = endpoint.respond(*post(stream=stream, chunked=True))
     assert_error(reply, 413, f"limit of {LIMIT} bytes")
     assert LIMIT < stream.tell() <= LIMIT + 1
 
 
-def test_411_does_not_read_the_body(endpoint: Endpoint) -> None:
-    env = environ(content_length=None)
-    assert_error(endpoint.respond_to_environ(env), 411, "Content-Length")
-    assert env["wsgi.input"].calls == 0
 
 
 # -- 500: user code raised -------------------------------------------------------------------
@@ -376,7 +398,7 @@ def test_a_function_that_raises_gets_500_one_line_and_the_traceback_is_logged(
 ) -> None:
     body = request("example/boom", "b", messages=[StringValue(value="x")])
     with caplog.at_level(logging.ERROR, logger="statefun_wsgi"):
-        reply = endpoint.respond_to_environ(environ(body))
+        reply = endpoint.respond(*post(body))
     assert_error(reply, 500, "example/boom (id 'b') raised ValueError in invocation 1 of 1: boom and a second line")
     [record] = [r for r in caplog.records if r.name == "statefun_wsgi"]
     assert record.levelno == logging.ERROR
@@ -390,7 +412,7 @@ def test_a_handler_that_fails_unexpectedly_gets_500_and_is_logged(caplog: pytest
         raise RuntimeError("secret internals")
 
     with caplog.at_level(logging.ERROR, logger="statefun_wsgi"):
-        reply = Endpoint(broken).respond_to_environ(environ())
+        reply = Endpoint(broken).respond(*post())
     assert_error(reply, 500, "failed unexpectedly; see the server log")
     assert b"secret internals" not in reply.body
     [record] = [r for r in caplog.records if r.name == "statefun_wsgi"]
@@ -400,14 +422,14 @@ def test_a_handler_that_fails_unexpectedly_gets_500_and_is_logged(caplog: pytest
 
 def test_rejected_requests_are_logged_as_warnings(endpoint: Endpoint, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="statefun_wsgi"):
-        endpoint.respond_to_environ(environ(content_type="text/plain"))
+        endpoint.respond(*post(content_type="text/plain"))
     [record] = [r for r in caplog.records if r.name == "statefun_wsgi"]
     assert record.levelno == logging.WARNING
     assert record.exc_info is None
     assert record.getMessage().startswith("a request answered 415: Content-Type 'text/plain'")
 
 
-# -- respond(): the same decisions without a WSGI environ ---------------------------------------
+# -- respond(): the arguments as a host passes them ------------------------------------------
 
 RESPOND = [
     pytest.param("POST", OCTET, str(len(GOOD)), GOOD, 200, id="200-content-length"),
@@ -538,68 +560,38 @@ def test_any_callable_taking_the_request_bytes_is_a_handler(handler) -> None:
     assert (reply.status, reply.body) == (200, b"abc")
 
 
-# -- prompt ACKs (Linux's TCP_QUICKACK) -----------------------------------------------------
-
-quickack = pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
-
-
-@pytest.fixture
-def tcp_connection() -> Iterator[socket.socket]:
-    """The server's side of a real loopback TCP connection, in delayed-ACK mode."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        with socket.create_connection(listener.getsockname()) as client:
-            server_side, _ = listener.accept()
-            with server_side:
-                server_side.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
-                assert server_side.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 0
-                yield server_side
+@pytest.mark.parametrize(("status", "line"), [
+    (200, "200 OK"),
+    (413, "413 Request Entity Too Large"),  # Python 3.13's http.HTTPStatus says "Content Too Large"
+    (422, "422 Unprocessable Entity"),
+    (503, "503 Service Unavailable"),
+    (299, "299 Unknown"),
+])
+def test_a_status_line_is_the_same_on_every_python_release(status: int, line: str) -> None:
+    assert Reply(status, [], b"").status_line == line
 
 
-def acks_promptly(sock: socket.socket) -> bool:
-    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+def test_the_core_imports_no_web_framework_and_no_socket() -> None:
+    import ast
+    from pathlib import Path
+
+    import statefun_wsgi.endpoint
+
+    tree = ast.parse(Path(statefun_wsgi.endpoint.__file__).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.level == 0}
+    assert not imported & {"werkzeug", "django", "flask", "gunicorn", "socket", "wsgiref"}, imported
 
 
-@quickack
-@pytest.mark.parametrize("key", ["gunicorn.socket", "werkzeug.socket"])
-@pytest.mark.parametrize(("terminated", "content_type"), [
-    (False, OCTET),  # what the runtime sends: the hot path
-    (False, "application/x-protobuf"),  # the checked path
-    (True, OCTET),  # a chunked body
-], ids=["content-length", "checked-path", "chunked"])
-def test_a_large_body_has_its_connection_acknowledging_promptly(tcp_connection: socket.socket, key: str,
-                                                                terminated: bool, content_type: str) -> None:
-    # The runtime writes bodies over ~8 KiB in pieces that wait for the server's ACK (Nagle);
-    # Linux would hold that ACK 40 ms. The endpoint asks for it at once.
-    body = padded_request(PROMPT_ACK_BODY_SIZE + 1)
-    env = {**environ(body, terminated=terminated, content_type=content_type), key: tcp_connection}
-    assert_ok(Endpoint(functions).respond_to_environ(env))
-    assert acks_promptly(tcp_connection)
+def test_the_hosting_docs_example_of_another_host_runs() -> None:
+    from pathlib import Path
 
-
-@quickack
-def test_a_request_refused_before_reading_costs_no_system_call(tcp_connection: socket.socket) -> None:
-    # Neither Content-Length nor a decoded chunked body: 411, and nothing asked of the kernel.
-    body = padded_request(PROMPT_ACK_BODY_SIZE + 1)
-    env = {**environ(body, content_length=None), "gunicorn.socket": tcp_connection}
-    assert Endpoint(functions).respond_to_environ(env).status == 411
-    assert not acks_promptly(tcp_connection)
-
-
-@quickack
-def test_a_small_body_costs_no_system_call(tcp_connection: socket.socket) -> None:
-    # A batch of up to PROMPT_ACK_BODY_SIZE bytes arrives in one write: nothing to wait for.
-    body = padded_request(PROMPT_ACK_BODY_SIZE)
-    env = {**environ(body), "gunicorn.socket": tcp_connection}
-    assert_ok(Endpoint(functions).respond_to_environ(env))
-    assert not acks_promptly(tcp_connection)
-
-
-@pytest.mark.parametrize("sock", ["unix", "not-a-socket"])
-def test_a_server_socket_that_is_not_tcp_is_left_alone(sock: str) -> None:
-    body = padded_request(PROMPT_ACK_BODY_SIZE + 1)
-    left, right = socket.socketpair()
-    with left, right:
-        env = {**environ(body), "gunicorn.socket": left if sock == "unix" else object()}
-        assert_ok(Endpoint(functions).respond_to_environ(env))
+    text = (Path(__file__).resolve().parent.parent / "docs" / "hosting.md").read_text()
+    section = text.split("## Another host: the endpoint core\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {"functions": functions, "method": "POST", "content_type": OCTET,
+                 "content_length": str(len(GOOD)), "stream": io.BytesIO(GOOD)}
+    exec(compile(code, "docs/hosting.md", "exec"), namespace)
+    assert_ok(namespace["reply"])

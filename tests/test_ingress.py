@@ -173,3 +173,24 @@ def test_parse_address(text: str, expected: tuple) -> None:
 def test_parse_address_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="not an address"):
         parse_address(text)
+
+
+def test_official_api_functions_take_and_show_the_builtin_types_as_json() -> None:
+    """A statefun_wsgi.v3 registry (the 3.x protocol): ``{"@type": "io.statefun.types/string",
+    "value": ...}`` in, states and egress records of the built-in types shown the same way."""
+    from tests.v3_app import functions as official_api_functions
+
+    with LocalRuntime.for_functions(official_api_functions) as runtime:
+        client = Client(IngressApp(runtime))
+        for text in ("hi", "ho"):
+            response = client.post("/ingress/example/counter/ann", json={"@type": "io.statefun.types/string",
+                                                                         "value": text})
+            assert response.status_code == 202, response.text
+            assert response.json == {"accepted": "example/counter/ann", "type": "io.statefun.types/string"}
+        runtime.run_until_idle()
+        assert client.get("/state/example/counter/ann/count").json == {"@type": "io.statefun.types/int", "value": 2}
+        assert client.get("/state/example/counter/ann/last").json == {"@type": "io.statefun.types/string",
+                                                                       "value": "ho"}
+        records = [record["kafka"] for record in client.get("/egress/example/out").json]
+        assert [r["value"] for r in records if r["topic"] == "counts"] == ["hi 1", "ho 2"]
+        assert [r["value"] for r in records if r["topic"] == "doubled"] == ["2", "4"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import textwrap
 from datetime import timedelta
 from pathlib import Path
+from typing import Optional
 
+import module_yaml3_cases
 import module_yaml_cases
 import pytest
 
@@ -935,3 +937,136 @@ def test_generated_v3_endpoint_may_be_a_url_path_template() -> None:
         "http://app:8000/fn/greeter")
     with pytest.raises(ValueError, match="must be percent-encoded"):
         generate_module_yaml(functions, "http://app:8000/fn/{function.name}")  # 2.x has no template
+
+
+# -- as StateFun 3.3.0 reads it (the table is checked on the real runtime by tests/e2e) -----
+
+
+@pytest.mark.parametrize("case", module_yaml3_cases.params())
+def test_accepts_what_the_3_3_runtime_accepts(case: module_yaml3_cases.Case) -> None:
+    """Each file of the 3.x table: ours accepts it, or refuses it with the table's error, on one
+    line naming the file and where in it (the document or entry, its kind, the function)."""
+    if case.error is None:
+        parse_module_yaml(case.text, source="cases/module.yaml")
+        return
+    with pytest.raises(ModuleYamlError) as info:
+        parse_module_yaml(case.text, source="cases/module.yaml")
+    message = str(info.value)
+    assert message.startswith("cases/module.yaml: "), message
+    assert case.error in message, message
+    assert "\n" not in message
+
+
+def test_the_3x_table_agrees_with_the_runtime_but_where_it_says_why_not() -> None:
+    disagree = {case.id for case in module_yaml3_cases.CASES if (case.error is None) != case.runtime}
+    assert disagree == set(module_yaml3_cases.DIVERGENT)
+    assert len({case.id for case in module_yaml3_cases.CASES}) == len(module_yaml3_cases.CASES)
+
+
+@pytest.mark.parametrize("text, where", [
+    pytest.param(module_yaml3_cases.endpoint(extra=module_yaml3_cases.okhttp("call: 0s\n")),
+                 "document 1 (io.statefun.endpoints.v2/http) (example/greeter).spec.transport.timeouts.call:",
+                 id="endpoint"),
+    pytest.param(module_yaml3_cases.with_egress("type: at-least-once", "type: sometimes"),
+                 "document 2 (io.statefun.kafka.v1/egress) (example/greets).spec.deliverySemantic.type:",
+                 id="egress"),
+    pytest.param(module_yaml3_cases.legacy(module_yaml3_cases._LEGACY_ENDPOINT.replace("example/*", "example/gr*")),
+                 "module.spec.endpoints[0].endpoint (io.statefun.endpoints.v1/http).spec.functions:", id="3.0"),
+])
+def test_3x_errors_name_the_document_kind_function_and_key(text: str, where: str) -> None:
+    with pytest.raises(ModuleYamlError) as info:
+        parse_module_yaml(text, source="m.yaml")
+    assert str(info.value).startswith(f"m.yaml: {where} "), str(info.value)
+
+
+def test_3x_reads_numbers_as_jackson_2_12_does() -> None:
+    """maxNumBatchRequests (an int to the runtime's Jackson): '_', hex, octal, strings, floats."""
+    def batch(value: str) -> int:
+        text = module_yaml3_cases.endpoint(extra=f"maxNumBatchRequests: {value}\n")
+        return parse_module_yaml(text).functions["example/greeter"].max_batch_size
+
+    assert [batch(v) for v in ("1_000", "0x10", "010", "0b11", '"+5"', '" 7 "', "5.9", "-5.9", "", '""')] == [
+        1000, 16, 8, 3, 5, 7, 5, -5, 0, 0]
+
+
+def test_3x_type_names_are_as_the_runtime_names_them() -> None:
+    module = parse_module_yaml(module_yaml3_cases.docs(module_yaml3_cases.endpoint("example/greeter/"),
+                                                       module_yaml3_cases.endpoint("/other")))
+    assert sorted(module.functions) == ["/other", "example/greeter"]
+
+
+def test_generated_2_0_states_carry_their_valuespec_expiry() -> None:
+    """The 2.x runtime takes state expiry from module.yaml alone: generate writes each ValueSpec's."""
+    module = parse_module_yaml(module_yaml_cases.generated())
+    assert module.functions["example/counter"].states == (
+        StateSpec("count"),
+        StateSpec("seen", timedelta(days=1), "after-invoke"),
+        StateSpec("last", timedelta(milliseconds=1500), "after-write"),
+    )
+
+
+def _official_api_registry() -> StatefulFunctions:
+    from statefun_wsgi.v3 import IntType, StatefulFunctions as OfficialApi, StringType, ValueSpec as OfficialSpec
+
+    functions = OfficialApi()
+    functions.register("example/greeter", lambda context, message: None, specs=[
+        OfficialSpec("seen", IntType, expire_after_call=timedelta(minutes=5)),
+        OfficialSpec("name", StringType, expire_after_write=timedelta(seconds=30)), OfficialSpec("plain", IntType)])
+    functions.register("example/stateless", lambda context, message: None)
+    return functions
+
+
+def test_an_official_api_registry_gets_a_3x_file_by_default() -> None:
+    functions = _official_api_registry()
+    text = generate_module_yaml(functions, "http://app:8000/statefun")
+    assert text.startswith("kind: io.statefun.endpoints.v2/http\n") and "states" not in text
+    module = parse_module_yaml(text)
+    assert module.protocol == "3.x" and module.function("example/greeter") is not None
+    assert check_module_yaml(module, functions, path="/statefun") == []
+    assert generate_module_yaml(_registry("example/greeter"), "http://app:8000/statefun").startswith('version: "2.0"')
+
+
+def test_an_official_api_registry_in_a_2_0_file_has_its_valuespecs_states_and_expiry() -> None:
+    functions = _official_api_registry()
+    module = parse_module_yaml(generate_module_yaml(functions, "http://app:8000/statefun", protocol="2.x"))
+    assert module.functions["example/greeter"].states == (
+        StateSpec("seen", timedelta(minutes=5), "after-invoke"),
+        StateSpec("name", timedelta(seconds=30), "after-write"),
+        StateSpec("plain"),
+    )
+    assert check_module_yaml(module, functions) == []
+    module = parse_module_yaml(generate_module_yaml(functions, "http://app:8000/statefun", protocol="2.x")
+                               .replace("              - name: plain\n", ""))
+    assert [problem.kind for problem in check_module_yaml(module, functions)] == ["missing-state"]
+
+
+@pytest.mark.parametrize("state, found", [
+    ("              - name: seen\n", "never expires"),
+    ("              - name: seen\n                expireAfter: 5min\n", None),  # after-invoke is the default
+    ("              - name: seen\n                expireAfter: 5min\n                expireMode: after-write\n",
+     "expires 5min after-write"),
+    ("              - name: seen\n                expireAfter: 1h\n                expireMode: after-invoke\n",
+     "expires 1h after-invoke"),
+])
+def test_check_2_0_finds_a_declared_expiry_the_file_does_not_give(state: str, found: Optional[str]) -> None:
+    functions = _official_api_registry()
+    text = generate_module_yaml(functions, "http://app:8000/statefun", protocol="2.x")
+    written = "              - name: seen\n                expireAfter: 5min\n                expireMode: after-invoke\n"
+    assert written in text
+    problems = check_module_yaml(parse_module_yaml(text.replace(written, state)), functions)
+    if found is None:
+        assert problems == []
+        return
+    assert [problem.kind for problem in problems] == ["expiry"]
+    assert problems[0] == (
+        f"<module.yaml>: example/greeter declares state 'seen' expiring 5min after-invoke, but in module.yaml it "
+        f"{found} (the 2.x runtime applies the file's): write 'expireAfter: 5min' and 'expireMode: after-invoke' "
+        "under it")
+
+
+def test_check_2_0_leaves_an_expiry_only_the_file_gives_alone() -> None:
+    functions = _registry("example/greeter")  # declares its states by name only: expiry is the file's business
+    text = generate_module_yaml(functions, "http://app:8000/statefun")
+    assert "- name: seen" in text
+    text = text.replace("              - name: seen\n", "              - name: seen\n                expireAfter: 1h\n")
+    assert check_module_yaml(parse_module_yaml(text), functions) == []

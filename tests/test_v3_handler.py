@@ -175,7 +175,7 @@ def test_the_readme_example_runs() -> None:
     import re
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "statefun_wsgi.v3 import" in b)
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "from statefun_wsgi.v3 import *" in b)
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)
     handler = namespace["handler"]

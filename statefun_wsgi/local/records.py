@@ -6,18 +6,22 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from typing import Any as TypingAny
-from typing import Dict, Optional, Type, TypeVar
+from typing import TYPE_CHECKING, Dict, Optional, Type, TypeVar, Union, overload
 
 from google.protobuf import descriptor_pool, json_format
 # The well-known types, so that JSON works for them in any process (``run`` imports no app).
 from google.protobuf import duration_pb2, empty_pb2, struct_pb2, timestamp_pb2, wrappers_pb2  # noqa: F401
 from google.protobuf.any_pb2 import Any
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from .._proto.egress_records_pb2 import KafkaProducerRecord, KinesisEgressRecord
+from ..builtin_types import BUILTIN_TYPENAMES
 from ..context import Address
 from ..errors import UnexpectedMessageTypeError
 from ..functions import TYPE_URL_PREFIX, type_name_of_url
+
+if TYPE_CHECKING:
+    from ..v3.types import Type as OfficialType
 
 __all__ = ["EgressRecord", "Envelope", "any_to_json", "json_to_any"]
 
@@ -28,6 +32,8 @@ _KINESIS = KinesisEgressRecord.DESCRIPTOR.full_name
 # The same records under their StateFun 3.x names.
 _KAFKA_3 = "io.statefun.sdk.egress.KafkaProducerRecord"
 _KINESIS_3 = "io.statefun.sdk.egress.KinesisEgressRecord"
+# The official 3.x SDKs' built-in types (io.statefun.types/int, ...): type name -> wrapper class.
+_BUILTINS = {typename: wrapper for wrapper, typename in BUILTIN_TYPENAMES.items()}
 
 
 @dataclass(frozen=True)
@@ -67,8 +73,20 @@ class EgressRecord:
         """The Kinesis record, if this is one."""
         return KinesisEgressRecord.FromString(self.argument.value) if self.type_name in (_KINESIS, _KINESIS_3) else None
 
-    def unpack(self, message_type: Type[M]) -> M:
-        """The record as ``message_type`` (an error if it holds another type)."""
+    @overload
+    def unpack(self, message_type: Type[M]) -> M: ...
+
+    @overload
+    def unpack(self, message_type: OfficialType) -> TypingAny: ...
+
+    def unpack(self, message_type: Union[Type[M], OfficialType]) -> TypingAny:
+        """The record as ``message_type`` (an error if it holds another type), or its value
+        decoded by a :mod:`statefun_wsgi.v3` type (``record.unpack(StringType)``)."""
+        if not isinstance(message_type, type):
+            if self.argument.type_url != message_type.typename:
+                raise UnexpectedMessageTypeError(f"the record holds a {self.argument.type_url!r}, "
+                                                 f"not a {message_type.typename!r}")
+            return message_type.serializer().deserialize(self.argument.value)
         return _unpack(self.argument, message_type)
 
     def to_json(self) -> Dict[str, TypingAny]:
@@ -101,7 +119,16 @@ def _bytes_view(value: bytes) -> Dict[str, str]:
 
 def any_to_json(argument: Any) -> Dict[str, TypingAny]:
     """An ``Any`` as protobuf's JSON (``{"@type": ..., fields}``) when its type is
-    importable here, else its type URL and base64 bytes."""
+    importable here, a 3.x built-in type as ``{"@type": "io.statefun.types/string", "value": ...}``,
+    else its type URL and base64 bytes (``value_base64``)."""
+    wrapper = _BUILTINS.get(argument.type_url)
+    if wrapper is not None:
+        try:
+            built = wrapper.FromString(argument.value)
+        except DecodeError:
+            built = None
+        if built is not None and built.SerializeToString() == argument.value:  # (else not the SDK's encoding)
+            return {"@type": argument.type_url, "value": built.value}
     try:
         return json_format.MessageToDict(argument, preserving_proto_field_name=True)
     except (TypeError, KeyError, json_format.Error):
@@ -112,13 +139,32 @@ def json_to_any(document: Dict[str, TypingAny]) -> Any:
     """Build an ``Any`` from ``{"@type": "pkg.Message", field: value, ...}``.
 
     ``@type`` may be a full type URL or just the message name; the message class
-    must be imported (its module loaded) in this process.
+    must be imported (its module loaded) in this process. The StateFun 3.x built-in
+    types take their value as ``{"@type": "io.statefun.types/string", "value": "alice"}``
+    (also ``.../int``, ``long``, ``bool``, ``float``, ``double``), and any other type
+    its bytes as ``{"@type": "example/point", "value_base64": "eyJ4IjogMX0="}`` (what
+    :func:`any_to_json` writes for a type it does not know, such as a 3.x JSON type).
     """
     if not isinstance(document, dict) or not isinstance(document.get("@type"), str):
         raise ValueError('a JSON message is an object with "@type" naming the message type, e.g. '
                          '{"@type": "example.greeter.GreetRequest", "name": "alice"}')
     document = dict(document)
     type_url = document["@type"]
+    if set(document) == {"@type", "value_base64"}:
+        try:
+            value = base64.b64decode(document["value_base64"], validate=True)
+        except (TypeError, ValueError):
+            raise ValueError(f"value_base64 of a {type_url!r} message is not base64") from None
+        return Any(type_url=type_url, value=value)
+    wrapper = _BUILTINS.get(type_url)
+    if wrapper is not None:
+        del document["@type"]
+        try:
+            built = json_format.ParseDict(document, wrapper())
+        except json_format.ParseError as exc:
+            reason = str(exc).splitlines()[0]
+            raise ValueError(f'the JSON does not fit {type_url} (one field, "value"): {reason}') from None
+        return Any(type_url=type_url, value=built.SerializeToString())
     if "/" not in type_url:
         document["@type"] = type_url = TYPE_URL_PREFIX + type_url
     try:

@@ -72,7 +72,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Deque, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple, Type, TypeVar, Union
+from typing import TYPE_CHECKING
+from typing import Any as TypingAny
+from typing import (Callable, Deque, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple, Type, TypeVar, Union,
+                    overload)
 
 from google.protobuf.any_pb2 import Any
 from google.protobuf.message import DecodeError, Message
@@ -87,11 +90,15 @@ from ..errors import ConfigurationError, UnexpectedMessageTypeError
 from ..functions import StatefulFunctions, split_typename, type_name_of_url
 from ..handler import RequestReplyHandler
 from ..module_yaml import (
+    default_protocol,
     ASYNC_TRANSPORT, KAFKA_EGRESS_KIND, KINESIS_EGRESS_KIND, FunctionSpec, ModuleSpec, StateSpec, format_duration,
     load_module_yaml,
 )
 from .records import EgressRecord, Envelope
 from .transport import HttpTransport, InProcessTransport, Transport, TransportError
+
+if TYPE_CHECKING:
+    from ..v3.types import Type as OfficialType
 
 __all__ = ["GENERIC_EGRESS_RECORDS", "FunctionCallFailedError", "LocalRuntime", "SystemClock", "VirtualClock"]
 
@@ -288,8 +295,9 @@ class LocalRuntime:
 
         Registered states come from ``module_yaml`` when given, else from the
         states each function declares with ``bind(..., states=[...])``. The protocol is
-        the module file's, else ``protocol`` (``"2.x"``, the default, or ``"3.x"``: the
-        functions declare their states at run time, as to a 3.3 runtime)::
+        the module file's, else ``protocol`` (``"2.x"``, or ``"3.x"``: the functions declare
+        their states at run time, as to a 3.3 runtime); by default ``"3.x"`` for a
+        :mod:`statefun_wsgi.v3` registry (the official 3.3 API), else ``"2.x"``::
 
             runtime = LocalRuntime.for_functions(functions, protocol="3.x")
         """
@@ -303,6 +311,8 @@ class LocalRuntime:
                                          f"{module.protocol} module.yaml")
             protocol = module.protocol
         else:
+            if protocol is None:
+                protocol = default_protocol(functions)
             v3_spec = protocol == "3.x"
             specs = {
                 function.typename: FunctionSpec(
@@ -348,14 +358,28 @@ class LocalRuntime:
     # -- the testing API -----------------------------------------------------------
 
     def send(
-        self, typename: str, id: str, message: Union[Message, Any], *, caller: Optional[Address] = None
+        self, typename: str, id: str, message: Union[Message, Any, object], *, caller: Optional[Address] = None,
+        value_type: Optional[OfficialType] = None,
     ) -> None:
         """Deliver ``message`` (a protobuf message, or an ``Any``) to ``typename``/``id``,
-        as an ingress does (no caller) unless ``caller`` is given."""
+        as an ingress does (no caller) unless ``caller`` is given. With ``value_type`` (a
+        :mod:`statefun_wsgi.v3` type), ``message`` is a value of that type, as
+        ``message_builder(..., value=, value_type=)`` takes it::
+
+            runtime.send("example/counter", "a", "hello", value_type=StringType)
+        """
         namespace, name = split_typename(typename)
         if not self._routes(typename):
             raise ConfigurationError(f"no function type {typename} here (known: {', '.join(sorted(self.functions))})")
-        argument = message if isinstance(message, Any) else pack_any(message)
+        if value_type is not None:
+            argument = Any(type_url=value_type.typename, value=value_type.serializer().serialize(message))
+        elif isinstance(message, Any):
+            argument = message
+        elif isinstance(message, Message):
+            argument = pack_any(message)
+        else:
+            raise TypeError(f"send a protobuf message or an Any, or give value_type for {type(message).__name__} "
+                            "values (a statefun_wsgi.v3 type such as StringType)")
         with self._condition:
             envelope = Envelope(Address(namespace, name, id), argument, caller)
             self._input.append(envelope)
@@ -420,15 +444,34 @@ class LocalRuntime:
         with self._condition:
             return list(self._egress.get(typename, ()))
 
+    @overload
+    def state(self, typename: str, id: str, name: str) -> Optional[Any]: ...
+
+    @overload
+    def state(self, typename: str, id: str, name: str, message_type: Type[M]) -> Optional[M]: ...
+
+    @overload
+    def state(self, typename: str, id: str, name: str, message_type: OfficialType) -> TypingAny: ...
+
     def state(
-        self, typename: str, id: str, name: str, message_type: Optional[Type[M]] = None
-    ) -> Union[None, Any, M]:
+        self, typename: str, id: str, name: str, message_type: Union[None, Type[M], OfficialType] = None
+    ) -> TypingAny:
         """The stored value of state ``name`` of ``typename``/``id`` (``None`` when
         absent or expired), as an ``Any``, or unpacked into ``message_type`` (a built-in
-        type such as ``IntWrapper`` matches its own type name, ``io.statefun.types/int``)::
+        type such as ``IntWrapper`` matches its own type name, ``io.statefun.types/int``),
+        or decoded by a :mod:`statefun_wsgi.v3` type (a ``ValueSpec``'s)::
 
             runtime.state("example/counter", "a", "seen", IntWrapper).value
+            runtime.state("example/counter", "a", "seen", IntType)      # 3
         """
+        if message_type is not None and not isinstance(message_type, type):
+            stored_any = self.state(typename, id, name)
+            if stored_any is None:
+                return None
+            if stored_any.type_url != message_type.typename:
+                raise UnexpectedMessageTypeError(f"state {name!r} holds a {stored_any.type_url!r}, "
+                                                 f"not a {message_type.typename!r}")
+            return message_type.serializer().deserialize(stored_any.value)
         namespace, type_name = split_typename(typename)
         address = Address(namespace, type_name, id)
         registered_type = ANY_TYPENAME

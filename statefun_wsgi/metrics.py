@@ -42,8 +42,8 @@ so its counts stay in the totals. Without that directory each scrape shows one w
 A batch adds to one block of doubles per label set, under one lock, copied into the
 process's file in one write (prometheus_client's Counter and Histogram would write eight
 values one by one, each with a lock and a check of the pid: about 10% of a worker's CPU time
-on a one-invocation batch, measured). Off, nothing: the endpoint then runs the code it ran
-before metrics existed (bench/results/serving-metrics.md).
+on a one-invocation batch, measured). Off, a batch pays no test for them: the endpoint chooses
+its recording path once, when it is built (bench/results/serving-metrics.md).
 """
 
 from __future__ import annotations

@@ -171,21 +171,28 @@ def _state_property(function_typename: str, spec: ValueSpec) -> property:
 
         def fget(self: _Storage) -> object:
             value = self._batch[name]
-            return None if value is None else Any(type_url=value.type_url, value=value.value)
+            if value is None:
+                return None
+            copy = Any()
+            copy.CopyFrom(value)
+            return copy
 
         def to_any(value: TypingAny) -> Any:
+            copy = Any()
             if type(value) is Any:
-                return Any(type_url=value.type_url, value=value.value)  # a copy, as serializing makes one
-            return Any.FromString(tpe.serializer().serialize(value))
+                copy.CopyFrom(value)  # a copy, as serializing makes one
+            else:
+                copy.ParseFromString(tpe._encode(value))
+            return copy
 
     elif typename == ANY_TYPE_URL:  # the batch holds the Any itself (the codec parsed it)
 
         def fget(self: _Storage) -> object:
             value = self._batch[name]
-            return None if value is None else tpe.serializer().deserialize(value.SerializeToString())
+            return None if value is None else tpe._decode(value.SerializeToString())
 
         def to_any(value: TypingAny) -> Any:
-            return Any.FromString(tpe.serializer().serialize(value))
+            return Any.FromString(tpe._encode(value))
 
     else:
 
@@ -198,10 +205,10 @@ def _state_property(function_typename: str, spec: ValueSpec) -> property:
                     f"state {name!r} of {function_typename} holds a value of type {value.type_url!r} "
                     f"(registered so in the runtime), but its ValueSpec says {typename!r}"
                 )
-            return tpe.serializer().deserialize(value.value)
+            return tpe._decode(value.value)
 
         def to_any(value: TypingAny) -> Any:
-            return Any(type_url=typename, value=tpe.serializer().serialize(value))
+            return Any(type_url=typename, value=tpe._encode(value))
 
     def fset(self: _Storage, value: object) -> None:
         if value is None:

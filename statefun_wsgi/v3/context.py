@@ -36,7 +36,7 @@ from typing import Any as TypingAny
 from google.protobuf.any_pb2 import Any
 
 from .._protocol3 import CODEC as _PROTOCOL_3
-from .._wire import SMALL_VARINTS, outgoing_message, string_field, varint
+from .._wire import SMALL_VARINTS, outgoing_message, string_field, typename_fields, varint
 from ..context import encode_address
 from ..functions import ANY_TYPE_URL
 from .messages import EgressMessage, Message, _Built, _BuiltEgress
@@ -149,8 +149,7 @@ class _Context(Context):
             )
         else:
             argument = self._argument(message)
-        target = encode_address(message.target_typename, message.target_id)
-        batch._outgoing_buffer().extend(outgoing_message(target, argument))
+        batch._outgoing_buffer().extend(_outgoing(message.target_typename, message.target_id, argument))
 
     def send_after(self, duration: timedelta, message: Message, cancellation_token: str = "") -> None:
         argument = self._argument(message)
@@ -183,6 +182,40 @@ class _Context(Context):
         return f"<Context {self.address.typename}/{self.address.id}>"
 
 
+def _outgoing(typename: str, id: str, argument: bytes) -> bytes:
+    """``outgoing_message(encode_address(typename, id), argument)``, with the usual case (a
+    non-empty str id, every field under 128 bytes) written here in one go."""
+    prefix = typename_fields(typename)  # (validated, cached)
+    if type(id) is str and id:
+        try:
+            id_bytes = id.encode()
+        except UnicodeEncodeError:  # (encode_address says what is wrong)
+            pass
+        else:
+            size = len(id_bytes)
+            target_size = len(prefix) + 2 + size
+            argument_size = len(argument)
+            body_size = target_size + argument_size + 4
+            if body_size < 0x80:
+                return b"".join(
+                    (
+                        b"\x12",  # FromFunction.InvocationResponse.outgoing_messages
+                        _SMALL[body_size],
+                        b"\x0a",  # target: Address (its namespace and type, then id)
+                        _SMALL[target_size],
+                        prefix,
+                        b"\x1a",
+                        _SMALL[size],
+                        id_bytes,
+                        b"\x12",  # argument: TypedValue
+                        _SMALL[argument_size],
+                        argument,
+                    )
+                )
+    return outgoing_message(encode_address(typename, id), argument)
+
+
+_SMALL = SMALL_VARINTS
 _new = object.__new__
 
 

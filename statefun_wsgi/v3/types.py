@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import json
+import operator
 import struct
 from dataclasses import dataclass
 from datetime import timedelta
@@ -381,8 +382,8 @@ class _ProtobufType(_SimpleType):
         self.message_class = cls
 
 
-def _serialize_message(message: ProtobufMessage) -> bytes:
-    return message.SerializeToString()
+#: ``message.SerializeToString()``, called from C (no Python frame).
+_serialize_message: Callable[[ProtobufMessage], bytes] = operator.methodcaller("SerializeToString")
 
 
 def _serialize_json_utf8(value: TypingAny) -> bytes:

@@ -899,7 +899,9 @@ def render_v3(data: Dict[str, TypingAny]) -> str:
             ours_v3api = entry["ours-v3api"]["median_us_per_request"]
             cells = [f"{entry[o]['median_us_per_request'] / ours_v3api:.1f}×" for o in officials]
             if "ours-3x" in sides:
-                by_round = zip(entry["ours-v3api"]["us_per_request_by_round"], entry["ours-3x"]["us_per_request_by_round"])
+                by_round = zip(
+                    entry["ours-v3api"]["us_per_request_by_round"], entry["ours-3x"]["us_per_request_by_round"]
+                )
                 cells.append(f"{statistics.median(a / b for a, b in by_round):.2f}")
             out.append(f"| {name} | {fmt_us(ours_v3api)} | " + " | ".join(cells) + " |")
         out.append("")

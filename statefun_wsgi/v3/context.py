@@ -31,7 +31,6 @@ import abc
 import functools
 from datetime import timedelta
 from typing import TYPE_CHECKING, Dict, List, Optional, Union
-from typing import Any as TypingAny
 
 from google.protobuf.any_pb2 import Any
 

@@ -288,7 +288,10 @@ def _state_property(function_typename: str, spec: ValueSpec) -> property:
         def fset(self: _Storage, value: object) -> None:
             if value is None:
                 raise refuse_none()
-            self._batch[name] = Any(type_url=typename, value=tpe._encode(value))
+            box = Any()  # (two assignments cost less than the keyword constructor)
+            box.type_url = typename
+            box.value = tpe._encode(value)
+            self._batch[name] = box
 
     def fdel(self: _Storage) -> None:
         self._batch[name] = None

@@ -57,6 +57,7 @@ from statefun_wsgi._proto.request_reply_v3_view_pb2 import ToFunction  # noqa: E
 
 RESULTS = HERE / "results"
 GOAL = bh.GOAL_VS_OFFICIAL3
+EDGE = 0.15  # how near the goal a ratio is too close to call
 SMALL = [bytes((n,)) for n in range(128)]
 
 
@@ -382,17 +383,23 @@ def render(data: Dict[str, TypingAny]) -> str:
         out.append("| " + " | ".join(row) + " |")
     if official:
         out.append("")
-        impossible = [f"{name} ({most:.1f}×)" for name, most in verdicts if most < GOAL]
+        # Within EDGE of the goal, one run on a shared machine does not settle it either way.
+        impossible = [f"{name} ({most:.1f}×)" for name, most in verdicts if most < GOAL * (1 - EDGE)]
+        edge = [f"{name} ({most:.1f}×)" for name, most in verdicts if GOAL * (1 - EDGE) <= most < GOAL * (1 + EDGE)]
+        reachable = [f"{name} ({most:.1f}×)" for name, most in verdicts if most >= GOAL * (1 + EDGE)]
         if impossible:
             out.append(
                 f"**{GOAL:g}× is out of reach for any SDK** on {', '.join(impossible)}: there the floor alone takes "
                 f"more than a tenth of the official SDK's time (official / floor < {GOAL:g}), so even an SDK that "
-                "added nothing to the scenario's own protobuf work would be less than "
-                f"{GOAL:g} times faster."
+                f"added nothing to the scenario's own protobuf work would be less than {GOAL:g} times faster."
             )
-        reachable = [f"{name} ({most:.1f}×)" for name, most in verdicts if most >= GOAL]
+        if edge:
+            out.append(
+                f"At the edge (official / floor within {EDGE:.0%} of {GOAL:g}): {', '.join(edge)}: only an SDK that "
+                "adds next to nothing to the scenario's own protobuf work could reach it."
+            )
         if reachable:
-            out.append(f"Within reach in principle (official / floor ≥ {GOAL:g}): {', '.join(reachable)}.")
+            out.append(f"Within reach in principle (official / floor ≥ {GOAL * (1 + EDGE):g}): {', '.join(reachable)}.")
     out += ["", "## Sides", ""]
     for name, side in sides.items():
         out.append(
@@ -418,7 +425,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         default=None,
         help="write bench/results/floor-v3.{md,json} (default: yes, except with --quick)",
     )
+    parser.add_argument("--render", metavar="JSON", help="only render the markdown of an earlier run's JSON")
     args = parser.parse_args(argv)
+    if args.render:
+        print(render(json.loads(Path(args.render).read_text())), end="")
+        return 0
     if args.rounds is None:
         args.rounds = 5 if args.quick else 15
     if args.seconds is None:

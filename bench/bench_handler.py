@@ -887,14 +887,22 @@ def render_v3(data: Dict[str, TypingAny]) -> str:
         out += [
             "The official 3.3 API on statefun_wsgi: `statefun_wsgi.v3`'s `handle_sync` running "
             "`bench/scenarios_v3.py` as written for the official SDK (only its import changed); "
-            "ratio = official time / this time (median):",
+            "ratio = official time / this time (median); 3.3 API / ours 3.x = this time / statefun_wsgi's own "
+            "API's on the same bytes (the cost of the official API's shape; per round, then the median):",
             "",
-            "| scenario | ours, 3.3 API µs/req | " + " | ".join(f"{sides[o]['label']} ratio" for o in officials) + " |",
-            "|---|---:|" + "---:|" * len(officials),
+            "| scenario | ours, 3.3 API µs/req | "
+            + " | ".join(f"{sides[o]['label']} ratio" for o in officials)
+            + (" | 3.3 API / ours 3.x |" if "ours-3x" in sides else " |"),
+            "|---|---:|" + "---:|" * (len(officials) + ("ours-3x" in sides)),
         ]
         for name, entry in data["scenarios"].items():
             ours_v3api = entry["ours-v3api"]["median_us_per_request"]
             cells = [f"{entry[o]['median_us_per_request'] / ours_v3api:.1f}×" for o in officials]
+            if "ours-3x" in sides:
+                by_round = zip(
+                    entry["ours-v3api"]["us_per_request_by_round"], entry["ours-3x"]["us_per_request_by_round"]
+                )
+                cells.append(f"{statistics.median(a / b for a, b in by_round):.2f}")
             out.append(f"| {name} | {fmt_us(ours_v3api)} | " + " | ".join(cells) + " |")
         out.append("")
     out += ["Best round (minimum) per side:", "", *table("min"), ""]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -182,3 +183,42 @@ def test_a_received_message_reads_the_request_as_is() -> None:
     assert seen[1] == pb.TypedValue(typename="io.statefun.types/string", has_value=False)
     sent = reply.invocation_result.outgoing_messages[0]
     assert (sent.target.type, sent.target.id, sent.argument) == ("fn", "me", seen[1])
+
+
+@pytest.mark.parametrize(
+    "typename, id, argument",
+    [
+        ("example/fn", "a", b"\x0a\x01t\x10\x01"),
+        ("example/fn", "é-ü", b"x" * 60),
+        ("example/fn", "x" * 100, b"\x0a\x01t"),  # over 127 bytes: the general path
+        ("a.b.c/some-function", "id", b"y" * 300),
+    ],
+)
+def test_outgoing_fast_path_writes_what_the_core_writes(typename: str, id: str, argument: bytes) -> None:
+    from statefun_wsgi._wire import outgoing_message
+    from statefun_wsgi.context import encode_address
+    from statefun_wsgi.v3.context import _outgoing
+
+    assert _outgoing(typename, id, argument) == outgoing_message(encode_address(typename, id), argument)
+
+
+@pytest.mark.parametrize("id", ["", "\ud800", 5, None])
+def test_outgoing_fast_path_refuses_as_the_core(id: Any) -> None:
+    from statefun_wsgi.context import encode_address
+    from statefun_wsgi.v3.context import _outgoing
+
+    with pytest.raises(Exception) as core:
+        encode_address("example/fn", id)
+    with pytest.raises(type(core.value), match=re.escape(str(core.value))):
+        _outgoing("example/fn", id, b"\x0a\x01t")
+
+
+def test_sdk_addresses_are_the_official_dataclass_values() -> None:
+    from statefun_wsgi.v3 import SdkAddress
+    from statefun_wsgi.v3.context import _sdk_address
+
+    made, official = _sdk_address("example", "fn", "x"), SdkAddress("example", "fn", "x", "example/fn")
+    assert made == official and hash(made) == hash(official) and repr(made) == repr(official)
+    assert vars(made) == vars(official)
+    with pytest.raises(AttributeError):
+        made.id = "y"  # type: ignore[misc]

@@ -4,8 +4,10 @@ custom types and ValueSpec validation."""
 from __future__ import annotations
 
 import json
+import math
 import struct
 from datetime import timedelta
+from typing import Any, List, Tuple
 
 import pytest
 from google.protobuf.wrappers_pb2 import StringValue
@@ -138,3 +140,48 @@ def test_sdk_address_is_a_frozen_value() -> None:
     assert address == SdkAddress("example", "fn", "1", "example/fn")
     with pytest.raises(AttributeError):
         address.id = "2"  # type: ignore[misc]
+
+
+_WRAPPED = [
+    (BoolType, [True, False, 1, 0, None, "x"]),
+    (IntType, [0, 1, -1, 2**31 - 1, -(2**31), 2**31, -(2**31) - 1, True, 1.0, "1", None]),
+    (LongType, [0, 1, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, False, 2.5, None]),
+    (FloatType, [0.0, -0.0, 1.5, 0.1, 1e39, float("inf"), float("nan"), 3, "x"]),
+    (DoubleType, [0.0, -0.0, 0.1, -1e308, float("inf"), float("-inf"), 7, True, "x"]),
+    (StringType, ["", "a", "hé", "x" * 127, "x" * 128, "x" * 5000, "\ud800", b"bytes", 3, None]),
+]
+
+
+def _outcome(function: Any, value: object) -> Tuple[str, object]:
+    try:
+        result = function(value)
+    except Exception as exc:  # the kind of error is what must agree
+        return ("error", type(exc))
+    if isinstance(result, float) and math.isnan(result):
+        return ("nan", None)
+    return ("ok", (type(result), result))
+
+
+@pytest.mark.parametrize("tpe, values", _WRAPPED, ids=lambda x: getattr(x, "typename", ""))
+def test_builtin_encoding_is_the_wrapper_message_s(tpe: Any, values: List[object]) -> None:
+    """The built-in types write their usual values directly: the same bytes (or the same kind of
+    error) as the wrapper message itself."""
+    wrapper = tpe.wrapper
+    for value in values:
+        expected = _outcome(lambda v: wrapper(value=v).SerializeToString(), value)
+        assert _outcome(tpe.serializer().serialize, value) == expected, value
+
+
+@pytest.mark.parametrize("tpe, values", _WRAPPED, ids=lambda x: getattr(x, "typename", ""))
+def test_builtin_decoding_is_the_wrapper_message_s(tpe: Any, values: List[object]) -> None:
+    wrapper = tpe.wrapper
+    encoded = [b"", b"\x00", b"\x0a", b"\x0a\x01", b"\x0a\x02\xc3\x28", b"\x08\x02", b"\x08\x01\x08\x00"]
+    for value in values:
+        try:
+            encoded.append(wrapper(value=value).SerializeToString())
+        except Exception:
+            pass
+    encoded += [data + data for data in encoded if data] + [data + b"\x10\x01" for data in encoded]
+    for data in encoded:
+        expected = _outcome(lambda d: wrapper.FromString(d).value, data)
+        assert _outcome(tpe.serializer().deserialize, data) == expected, data

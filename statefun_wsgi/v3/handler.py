@@ -66,7 +66,8 @@ class RequestReplyHandler(_SyncHandler):
 
     def handle_sync(self, request_bytes: Union[str, bytes, bytearray]) -> bytes:
         """The reply to ``request_bytes``, computed in this thread (see the module docstring)."""
-        request_bytes = _bytes(request_bytes)
+        if type(request_bytes) is not bytes:
+            request_bytes = _bytes(request_bytes)
         if getattr(self.functions, "has_async", False) and asyncio._get_running_loop() is not None:
             return _helpers().submit(self, request_bytes).result()
         return self(request_bytes)

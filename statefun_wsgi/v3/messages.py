@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import struct
 from typing import Any as TypingAny
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from .._proto.egress_records_pb2 import KafkaProducerRecord, KinesisEgressRecord
 from .._proto.request_reply_v3_pb2 import TypedValue
+from .._proto.request_reply_v3_view_pb2 import TypedValue as _ViewTypedValue
 from .._protocol3 import KAFKA_PRODUCER_RECORD_TYPENAME, KINESIS_EGRESS_RECORD_TYPENAME
-from .types import BoolType, DoubleType, FloatType, IntType, LongType, StringType, Type
+from .types import BoolType, DoubleType, FloatType, IntType, LongType, StringType, Type, decoder, encoder
 
 __all__ = [
     "EgressMessage",
@@ -39,7 +40,6 @@ __all__ = [
     "kinesis_egress_message",
     "message_builder",
 ]
-
 
 
 class Message:
@@ -119,7 +119,7 @@ class Message:
             )
         if not typed_value.has_value:
             return None
-        return tpe.serializer().deserialize(typed_value.value)
+        return decoder(tpe)(typed_value.value)
 
     def __repr__(self) -> str:
         return f"<Message to {self.target_typename}/{self.target_id} of type {self.typed_value.typename}>"
@@ -162,12 +162,24 @@ class _Received(Message):
 
     def as_type(self, tpe: Type) -> TypingAny:
         argument = self._argument
-        typename = argument.typename if type(argument) is TypedValue else argument.type_url
-        if typename != tpe.typename:
-            raise TypeError(f"the message is of type {typename!r}, not {tpe.typename!r}: check is_type() first")
-        if not getattr(argument, "has_value", True):
-            return None
-        return tpe.serializer().deserialize(argument.value)
+        if type(argument) is _ViewTypedValue:  # (a 3.x request's argument, the usual case)
+            if argument.type_url != tpe.typename:
+                raise TypeError(
+                    f"the message is of type {argument.type_url!r}, not {tpe.typename!r}: check is_type() first"
+                )
+            if not argument.has_value:
+                return None
+        else:
+            typename = argument.typename if type(argument) is TypedValue else argument.type_url
+            if typename != tpe.typename:
+                raise TypeError(f"the message is of type {typename!r}, not {tpe.typename!r}: check is_type() first")
+            if not getattr(argument, "has_value", True):
+                return None
+        try:
+            decode: Callable[[bytes], TypingAny] = tpe._decode
+        except AttributeError:  # (a Type-like object, not a Type: see types.decoder)
+            decode = tpe.serializer().deserialize
+        return decode(argument.value)
 
 
 class EgressMessage:
@@ -195,7 +207,7 @@ class EgressMessage:
 
 
 def _typed_value(tpe: Type, value: TypingAny) -> TypedValue:
-    return TypedValue(typename=tpe.typename, has_value=True, value=tpe.serializer().serialize(value))
+    return TypedValue(typename=tpe.typename, has_value=True, value=encoder(tpe)(value))
 
 
 class _Built(Message):
@@ -234,7 +246,7 @@ class _Built(Message):
     def as_type(self, tpe: Type) -> TypingAny:
         if self._typename != tpe.typename:
             raise TypeError(f"the message is of type {self._typename!r}, not {tpe.typename!r}: check is_type() first")
-        return tpe.serializer().deserialize(self._value)
+        return decoder(tpe)(self._value)
 
 
 class _BuiltEgress(EgressMessage):
@@ -298,7 +310,11 @@ def message_builder(target_typename: str, target_id: str, **kwargs: TypingAny) -
         raise ValueError(
             "Could not deduce the value type, please specify the type explicitly: value=<the value>, value_type=<the type>"
         )
-    return _Built(target_typename, target_id, value_type.typename, value_type.serializer().serialize(value))
+    try:
+        encode: Callable[[TypingAny], bytes] = value_type._encode
+    except AttributeError:  # (a Type-like object, not a Type: see types.encoder)
+        encode = value_type.serializer().serialize
+    return _Built(target_typename, target_id, value_type.typename, encode(value))
 
 
 def egress_message_builder(target_typename: str, value: TypingAny, value_type: Type) -> EgressMessage:
@@ -310,12 +326,16 @@ def egress_message_builder(target_typename: str, value: TypingAny, value_type: T
         raise ValueError("target typename is missing")
     if value is None:
         raise ValueError("value can not be missing")
-    return _BuiltEgress(target_typename, value_type.typename, value_type.serializer().serialize(value))
+    try:
+        encode: Callable[[TypingAny], bytes] = value_type._encode
+    except AttributeError:  # (a Type-like object, not a Type: see types.encoder)
+        encode = value_type.serializer().serialize
+    return _BuiltEgress(target_typename, value_type.typename, encode(value))
 
 
 def _record_bytes(value: TypingAny, value_type: Optional[Type], numbers: bool) -> bytes:
     if value_type:
-        return value_type.serializer().serialize(value)
+        return encoder(value_type)(value)
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, (bytes, bytearray)):

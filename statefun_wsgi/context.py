@@ -37,14 +37,15 @@ from ._proto.request_reply_view_pb2 import Address as AddressMessage
 from ._protocol2 import CODEC as _PROTOCOL_2
 from ._wire import (
     ADDRESS_ID,
+    SMALL_VARINTS,
     append_state_mutation,
     delayed_invocation,
     egress_message,
     from_function,
     outgoing_message,
-    string_field,
     typename_fields,
     utf8,
+    varint,
 )
 from .builtin_types import BUILTIN_TYPENAMES
 from .errors import MissingStateError, UnexpectedMessageTypeError
@@ -97,7 +98,12 @@ def encode_address(typename: str, id: str) -> bytes:
         raise TypeError(f"an id is a str, got {type(id).__name__}")
     if not id:  # as the official SDK: "missing id"
         raise ValueError(f"missing id: a message to {typename} needs a non-empty id")
-    return prefix + string_field(ADDRESS_ID, utf8(id, "the id"))
+    try:  # string_field and utf8, inline (once per message sent)
+        raw = id.encode()
+    except UnicodeEncodeError:
+        raw = utf8(id, "the id")  # raises, naming the id
+    size = len(raw)
+    return prefix + ADDRESS_ID + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + raw
 
 
 def _check_any(message: object, method: str) -> None:
@@ -309,7 +315,11 @@ class BatchContext:
     def pack_and_send(self, typename: str, id: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send` it."""
         argument = self._codec.packed(message)
-        self._outgoing_buffer().extend(outgoing_message(encode_address(typename, id), argument))
+        entry = outgoing_message(encode_address(typename, id), argument)
+        if self._outgoing is None:  # (_outgoing_buffer, inline: the most frequent send)
+            self._outgoing = bytearray(entry)
+        else:
+            self._outgoing += entry
 
     def reply(self, message: Any) -> None:
         """Send ``message`` (an ``Any``) back to the caller of the current message.
@@ -398,7 +408,11 @@ class BatchContext:
 
     def pack_and_send_egress(self, typename: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_egress` it."""
-        self._add_egress(typename, self._codec.packed(message))
+        egress = egress_message(typename_fields(typename), self._codec.packed(message))  # _add_egress, inline
+        if self._egresses is None:
+            self._egresses = bytearray(egress)
+        else:
+            self._egresses += egress
 
     def _add_egress(self, typename: str, argument: bytes) -> None:
         egress = egress_message(typename_fields(typename), argument)

@@ -190,7 +190,13 @@ class RequestReplyHandler:
             if result is not None and (hasattr(type(result), "__await__") or isinstance(result, _GENERATORS)):
                 raise _never_ran(result)  # (not inspect.isawaitable: its ABC check costs ~300 ns a call)
             for index in range(1, len(invocations)):  # by index: see _NO_ITERATION
-                argument = context._enter(invocations[index])
+                invocation = invocations[index]
+                if invocation.HasField("caller"):  # context._enter, inline (once per invocation)
+                    context._caller = invocation.caller
+                    context._caller_address = None
+                elif context._caller is not None:
+                    context._caller = context._caller_address = None
+                argument = invocation.argument
                 result = func(context, argument if unpack is None else unpack(argument))
                 if result is not None and (hasattr(type(result), "__await__") or isinstance(result, _GENERATORS)):
                     raise _never_ran(result)

@@ -174,6 +174,8 @@ def to_any(argument: ToFunction.Invocation) -> Any:
 # -- messages ------------------------------------------------------------------------
 
 _HEADS: Dict[type, bytes] = {}
+#: message class -> its TypedValue fields up to the value's length (see Codec.value_heads).
+_VALUE_HEADS: Dict[type, bytes] = {}
 
 
 def typename_of(message: Message) -> str:
@@ -188,6 +190,7 @@ def packed(message: Message) -> bytes:
         head = _HEADS[type(message)]
     except KeyError:
         head = _HEADS[type(message)] = string_field(TYPENAME, typename_of(message).encode()) + HAS_VALUE
+        _VALUE_HEADS[type(message)] = head + VALUE
     value = message.SerializeToString()
     if not value:
         return head
@@ -354,6 +357,7 @@ CODEC = Codec(
     to_any=to_any,
     packed=packed,
     boxed=boxed,
+    value_heads=_VALUE_HEADS,
     state_value=state_value,
     check_write=check_write,
     append_mutations=append_mutations,

@@ -37,6 +37,11 @@ from ._proto.request_reply_view_pb2 import Address as AddressMessage
 from ._protocol2 import CODEC as _PROTOCOL_2
 from ._wire import (
     ADDRESS_ID,
+    EGRESS_ARGUMENT,
+    OUTGOING_ARGUMENT,
+    OUTGOING_EGRESSES,
+    OUTGOING_MESSAGES,
+    OUTGOING_TARGET,
     SMALL_VARINTS,
     append_state_mutation,
     delayed_invocation,
@@ -114,11 +119,14 @@ def _check_any(message: object, method: str) -> None:
         )
 
 
+_NO_DELAY = timedelta(0)
+
+
 def delay_in_ms(delay: timedelta) -> int:
     """A ``timedelta`` as whole milliseconds (rounded down); negative is an error."""
     if not isinstance(delay, timedelta):
         raise TypeError(f"a delay is a datetime.timedelta, got {type(delay).__name__}")
-    if delay < timedelta(0):
+    if delay < _NO_DELAY:
         raise ValueError(f"a delay cannot be negative, got {delay!r}")
     return (delay.days * 86_400 + delay.seconds) * 1000 + delay.microseconds // 1000
 
@@ -314,9 +322,30 @@ class BatchContext:
 
     def pack_and_send(self, typename: str, id: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send` it."""
-        argument = self._codec.packed(message)
-        entry = outgoing_message(encode_address(typename, id), argument)
-        if self._outgoing is None:  # (_outgoing_buffer, inline: the most frequent send)
+        codec = self._codec
+        head = codec.value_heads.get(type(message))
+        if head is not None and type(id) is str and id and id.isascii():
+            # The most frequent send, in one join (packed, encode_address and outgoing_message,
+            # inline) when every length fits a one-byte varint.
+            prefix = typename_fields(typename)
+            value = message.SerializeToString()
+            value_size = len(value)
+            id_size = len(id)
+            target_size = len(prefix) + 2 + id_size
+            argument_size = len(head) + 1 + value_size
+            size = target_size + argument_size + 4
+            if value_size and size < 0x80:
+                entry = b"".join((
+                    OUTGOING_MESSAGES, SMALL_VARINTS[size],
+                    OUTGOING_TARGET, SMALL_VARINTS[target_size], prefix, ADDRESS_ID, SMALL_VARINTS[id_size], id.encode(),
+                    OUTGOING_ARGUMENT, SMALL_VARINTS[argument_size], head, SMALL_VARINTS[value_size], value,
+                ))  # fmt: skip
+            else:
+                entry = outgoing_message(encode_address(typename, id), codec.packed(message))
+        else:  # a class not packed yet, an id to check or to encode: the general path
+            argument = codec.packed(message)
+            entry = outgoing_message(encode_address(typename, id), argument)
+        if self._outgoing is None:
             self._outgoing = bytearray(entry)
         else:
             self._outgoing += entry
@@ -408,7 +437,25 @@ class BatchContext:
 
     def pack_and_send_egress(self, typename: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_egress` it."""
-        egress = egress_message(typename_fields(typename), self._codec.packed(message))  # _add_egress, inline
+        codec = self._codec
+        head = codec.value_heads.get(type(message))
+        if head is not None:
+            # packed, _add_egress and egress_message, inline: one join when the lengths fit one-byte varints.
+            prefix = typename_fields(typename)
+            value = message.SerializeToString()
+            value_size = len(value)
+            argument_size = len(head) + 1 + value_size
+            size = len(prefix) + 2 + argument_size
+            if value_size and size < 0x80:
+                egress = b"".join((
+                    OUTGOING_EGRESSES, SMALL_VARINTS[size], prefix,
+                    EGRESS_ARGUMENT, SMALL_VARINTS[argument_size], head, SMALL_VARINTS[value_size], value,
+                ))  # fmt: skip
+            else:
+                egress = egress_message(prefix, codec.packed(message))
+        else:
+            argument = codec.packed(message)
+            egress = egress_message(typename_fields(typename), argument)
         if self._egresses is None:
             self._egresses = bytearray(egress)
         else:

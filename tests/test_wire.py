@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statefun_wsgi import _wire
-from statefun_wsgi._proto import request_reply_view_pb2 as view
 from statefun_wsgi._proto import request_reply_v3_pb2 as v3
 from statefun_wsgi._proto import request_reply_v3_view_pb2 as view3
+from statefun_wsgi._proto import request_reply_view_pb2 as view
 from statefun_wsgi._proto.request_reply_pb2 import Address, FromFunction
 from statefun_wsgi._protocol3 import ANY_TYPENAME, NO_VALUE
 from statefun_wsgi._protocol3 import CODEC as CODEC3

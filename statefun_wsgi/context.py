@@ -37,6 +37,10 @@ from ._proto.request_reply_view_pb2 import Address as AddressMessage
 from ._protocol2 import CODEC as _PROTOCOL_2
 from ._wire import (
     ADDRESS_ID,
+    DELAYED_ARGUMENT,
+    DELAYED_DELAY,
+    DELAYED_INVOCATIONS,
+    DELAYED_TARGET,
     EGRESS_ARGUMENT,
     OUTGOING_ARGUMENT,
     OUTGOING_EGRESSES,
@@ -82,6 +86,9 @@ class Address(NamedTuple):
             Address("example", "greeter", "alice").text()   # 'example/greeter/alice'
         """
         return f"{self.namespace}/{self.type}/{self.identity}"
+
+
+_new_tuple = tuple.__new__
 
 
 def pack_any(message: Message) -> Any:
@@ -248,7 +255,8 @@ class BatchContext:
         """This function's own address."""
         if self._address is None:
             target = self._target
-            self._address = Address(target.namespace, target.type, target.id)
+            # Address(...) without its Python-level __new__ (a NamedTuple's): once per batch that asks.
+            self._address = _new_tuple(Address, (target.namespace, target.type, target.id))
         return self._address
 
     @property
@@ -337,7 +345,8 @@ class BatchContext:
             if value_size and size < 0x80:
                 entry = b"".join((
                     OUTGOING_MESSAGES, SMALL_VARINTS[size],
-                    OUTGOING_TARGET, SMALL_VARINTS[target_size], prefix, ADDRESS_ID, SMALL_VARINTS[id_size], id.encode(),
+                    OUTGOING_TARGET, SMALL_VARINTS[target_size],
+                    prefix, ADDRESS_ID, SMALL_VARINTS[id_size], id.encode(),
                     OUTGOING_ARGUMENT, SMALL_VARINTS[argument_size], head, SMALL_VARINTS[value_size], value,
                 ))  # fmt: skip
             else:
@@ -397,7 +406,41 @@ class BatchContext:
         self, delay: timedelta, typename: str, id: str, message: Message, cancellation_token: Optional[str] = None
     ) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_after` it."""
-        self._add_delayed(delay, typename, id, self._codec.packed(message), cancellation_token)
+        codec = self._codec
+        head = codec.value_heads.get(type(message))
+        if (
+            head is not None
+            and cancellation_token is None
+            and type(delay) is timedelta
+            and delay.days >= 0  # (a timedelta is negative exactly when its days are)
+            and type(id) is str
+            and id
+            and id.isascii()
+        ):
+            # The usual delayed message, in one join when every length fits a one-byte varint
+            # (packed, delay_in_ms, encode_address and delayed_invocation, inline).
+            milliseconds = (delay.days * 86_400 + delay.seconds) * 1000 + delay.microseconds // 1000
+            delay_field = (DELAYED_DELAY + varint(milliseconds)) if milliseconds else b""
+            prefix = typename_fields(typename)
+            value = message.SerializeToString()
+            value_size = len(value)
+            id_size = len(id)
+            target_size = len(prefix) + 2 + id_size
+            argument_size = len(head) + 1 + value_size
+            size = len(delay_field) + target_size + argument_size + 4
+            if value_size and size < 0x80:
+                invocation = b"".join((
+                    DELAYED_INVOCATIONS, SMALL_VARINTS[size], delay_field,
+                    DELAYED_TARGET, SMALL_VARINTS[target_size],
+                    prefix, ADDRESS_ID, SMALL_VARINTS[id_size], id.encode(),
+                    DELAYED_ARGUMENT, SMALL_VARINTS[argument_size], head, SMALL_VARINTS[value_size], value,
+                ))  # fmt: skip
+                if self._delayed is None:
+                    self._delayed = bytearray(invocation)
+                else:
+                    self._delayed += invocation
+                return
+        self._add_delayed(delay, typename, id, codec.packed(message), cancellation_token)
 
     def cancel_delayed_message(self, cancellation_token: str) -> None:
         """Cancel the delayed message sent with ``cancellation_token`` (StateFun 3.1+; a no-op

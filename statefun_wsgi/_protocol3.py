@@ -88,6 +88,9 @@ EXPIRE_AFTER_WRITE, EXPIRE_AFTER_INVOKE = 1, 2
 
 _ANY_HEAD = string_field(TYPENAME, ANY_TYPENAME.encode()) + HAS_VALUE
 _ANY_HEAD_VALUE = _ANY_HEAD + VALUE
+_ANY_HEAD_VALUE_SIZE = len(_ANY_HEAD_VALUE)
+#: Below this size, a serialized Any's mutation has one-byte lengths (if its name is short).
+_SMALL_ANY = 0x80 - 1 - _ANY_HEAD_VALUE_SIZE
 
 
 @functools.lru_cache(maxsize=4096)
@@ -264,6 +267,16 @@ def append_mutations(context: CodecContext, pieces: List[Union[bytes, bytearray]
         if typename is ANY_TYPENAME or typename == ANY_TYPENAME:
             data = value.SerializeToString()
             size = len(data)
+            if size and size < _SMALL_ANY:  # a small Any: the whole mutation in one join
+                modify = _modify(name)
+                typed = _ANY_HEAD_VALUE_SIZE + 1 + size
+                mutation_size = len(modify) + 1 + typed
+                if mutation_size < 0x80:
+                    pieces.append(b"".join((
+                        STATE_MUTATIONS, SMALL_VARINTS[mutation_size],
+                        modify, SMALL_VARINTS[typed], _ANY_HEAD_VALUE, SMALL_VARINTS[size], data,
+                    )))  # fmt: skip
+                    continue
             head = _ANY_HEAD_VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) if size else _ANY_HEAD
         else:
             data = value.value

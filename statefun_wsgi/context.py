@@ -42,6 +42,7 @@ from ._wire import (
     DELAYED_INVOCATIONS,
     DELAYED_TARGET,
     EGRESS_ARGUMENT,
+    INVOCATION_RESULT,
     OUTGOING_ARGUMENT,
     OUTGOING_EGRESSES,
     OUTGOING_MESSAGES,
@@ -591,14 +592,18 @@ class CodecContext(BatchContext):
         """The reply: what the batch did, or, when states must be declared first, only that."""
         if self._incomplete is not None:
             return self._codec.incomplete_reply(self._incomplete)
-        pieces: List[Union[bytes, bytearray]] = []
-        append_mutations = self._codec.append_mutations
-        assert append_mutations is not None
-        append_mutations(self, pieces)
+        # from_function, inline: the result's tag and length (set last), then its fields.
+        pieces: List[Union[bytes, bytearray]] = [INVOCATION_RESULT, b""]
+        if self._changed:
+            append_mutations = self._codec.append_mutations
+            assert append_mutations is not None
+            append_mutations(self, pieces)
         if self._outgoing is not None:  # then everything sent, as BatchContext._finish
             pieces.append(self._outgoing)
         if self._delayed is not None:
             pieces.append(self._delayed)
         if self._egresses is not None:
             pieces.append(self._egresses)
-        return from_function(pieces)
+        size = sum(map(len, pieces)) - len(INVOCATION_RESULT)
+        pieces[1] = SMALL_VARINTS[size] if size < 0x80 else varint(size)
+        return b"".join(pieces)

@@ -339,7 +339,8 @@ def render(data: Dict[str, TypingAny], sides: List[str]) -> str:
         cells.append(f"{o / floor:.2f}")
         if official:
             off = row[OFFICIAL]
-            cells += [bh.fmt_us(off), bh.fmt_us(off / 10), f"{off / o:.1f}×", f"{off / floor:.1f}×", f"{off / f:.1f}×"]
+            cells += [bh.fmt_us(off), bh.fmt_us(off / 10)]
+            cells += [f"{off / o:.1f}×", f"{off / floor:.1f}×", f"{off / f:.1f}×"]
         lines.append("| " + " | ".join(cells) + " |")
     if official:
         lines += [

@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python3.11 bench/bench_floor_v3.py            # ~2 min; writes bench/results/floor-v3.{md,json}
+    python3.11 bench/bench_floor_v3.py            # ~2 min; writes bench/results/floor-v3api.{md,json}
     python3.11 bench/bench_floor_v3.py --quick    # ~20 s; writes nothing unless --write
     python3.11 bench/bench_floor_v3.py --no-official   # the in-process sides only
 
@@ -423,7 +423,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--write",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="write bench/results/floor-v3.{md,json} (default: yes, except with --quick)",
+        help="write bench/results/floor-v3api.{md,json} (default: yes, except with --quick)",
     )
     parser.add_argument("--render", metavar="JSON", help="only render the markdown of an earlier run's JSON")
     args = parser.parse_args(argv)
@@ -440,9 +440,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     markdown = render(data)
     print(markdown)
     if args.write:
-        (RESULTS / "floor-v3.json").write_text(json.dumps(data, indent=2) + "\n")
-        (RESULTS / "floor-v3.md").write_text(markdown)
-        bh.log("wrote bench/results/floor-v3.{md,json}")
+        (RESULTS / "floor-v3api.json").write_text(json.dumps(data, indent=2) + "\n")
+        (RESULTS / "floor-v3api.md").write_text(markdown)
+        bh.log("wrote bench/results/floor-v3api.{md,json}")
     return 0
 
 

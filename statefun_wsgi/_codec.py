@@ -42,6 +42,10 @@ class Codec:
         annotation receives (``None``: the argument is one already).
     :param packed: a protobuf message -> its encoded message value (Any or TypedValue).
     :param boxed: a ``google.protobuf.Any`` -> the same, encoded.
+    :param value_heads: message class -> the bytes ``packed`` writes before the varint length
+        of a message of that class with a non-empty serialization (its type name field, and
+        the value's tag); filled by ``packed`` on a class's first use. The context's
+        frequent sends read it to write ``packed``'s output straight into the reply.
     :param state_value: a sent state -> its ``Any`` or ``None`` (``None``: read inline, 2.x).
     :param check_write: ``(context, name, value)``: raises when the write would change the
         state's registered type (called only for states in ``context._types``).
@@ -63,6 +67,7 @@ class Codec:
         "to_any",
         "packed",
         "boxed",
+        "value_heads",
         "state_value",
         "check_write",
         "append_mutations",
@@ -84,6 +89,7 @@ class Codec:
         to_any: Optional[Callable[[Any], AnyMessage]],
         packed: Callable[[Message], bytes],
         boxed: Callable[[AnyMessage], bytes],
+        value_heads: Dict[type, bytes],
         state_value: Optional[Callable[[Any], Optional[AnyMessage]]],
         check_write: Callable[[Any, str, Optional[AnyMessage]], None],
         append_mutations: Optional[Callable[[Any, List[Union[bytes, bytearray]]], None]],
@@ -101,6 +107,7 @@ class Codec:
         self.to_any = to_any
         self.packed = packed
         self.boxed = boxed
+        self.value_heads = value_heads
         self.state_value = state_value
         self.check_write = check_write
         self.append_mutations = append_mutations

@@ -52,6 +52,8 @@ proves = operator.attrgetter("value")
 
 
 _TYPE_URL_FIELDS: Dict[type, bytes] = {}
+#: message class -> its type URL field and the value's tag (see Codec.value_heads).
+_VALUE_HEADS: Dict[type, bytes] = {}
 
 
 def packed(message: Message) -> bytes:
@@ -61,6 +63,7 @@ def packed(message: Message) -> bytes:
     except KeyError:
         type_url = type_url_of(message)  # validates
         type_url_field = _TYPE_URL_FIELDS[type(message)] = string_field(ANY_TYPE_URL, type_url.encode())
+        _VALUE_HEADS[type(message)] = type_url_field + ANY_VALUE
     value = message.SerializeToString()
     if not value:  # all fields default: an Any with its type URL only
         return type_url_field
@@ -122,6 +125,7 @@ CODEC = Codec(
     to_any=None,
     packed=packed,
     boxed=boxed,
+    value_heads=_VALUE_HEADS,
     state_value=None,
     check_write=check_write,
     append_mutations=None,

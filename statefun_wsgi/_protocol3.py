@@ -88,6 +88,9 @@ EXPIRE_AFTER_WRITE, EXPIRE_AFTER_INVOKE = 1, 2
 
 _ANY_HEAD = string_field(TYPENAME, ANY_TYPENAME.encode()) + HAS_VALUE
 _ANY_HEAD_VALUE = _ANY_HEAD + VALUE
+_ANY_HEAD_VALUE_SIZE = len(_ANY_HEAD_VALUE)
+#: Below this size, a serialized Any's mutation has one-byte lengths (if its name is short).
+_SMALL_ANY = 0x80 - 1 - _ANY_HEAD_VALUE_SIZE
 
 
 @functools.lru_cache(maxsize=4096)
@@ -174,6 +177,8 @@ def to_any(argument: ToFunction.Invocation) -> Any:
 # -- messages ------------------------------------------------------------------------
 
 _HEADS: Dict[type, bytes] = {}
+#: message class -> its TypedValue fields up to the value's length (see Codec.value_heads).
+_VALUE_HEADS: Dict[type, bytes] = {}
 
 
 def typename_of(message: Message) -> str:
@@ -188,6 +193,7 @@ def packed(message: Message) -> bytes:
         head = _HEADS[type(message)]
     except KeyError:
         head = _HEADS[type(message)] = string_field(TYPENAME, typename_of(message).encode()) + HAS_VALUE
+        _VALUE_HEADS[type(message)] = head + VALUE
     value = message.SerializeToString()
     if not value:
         return head
@@ -261,6 +267,16 @@ def append_mutations(context: CodecContext, pieces: List[Union[bytes, bytearray]
         if typename is ANY_TYPENAME or typename == ANY_TYPENAME:
             data = value.SerializeToString()
             size = len(data)
+            if size and size < _SMALL_ANY:  # a small Any: the whole mutation in one join
+                modify = _modify(name)
+                typed = _ANY_HEAD_VALUE_SIZE + 1 + size
+                mutation_size = len(modify) + 1 + typed
+                if mutation_size < 0x80:
+                    pieces.append(b"".join((
+                        STATE_MUTATIONS, SMALL_VARINTS[mutation_size],
+                        modify, SMALL_VARINTS[typed], _ANY_HEAD_VALUE, SMALL_VARINTS[size], data,
+                    )))  # fmt: skip
+                    continue
             head = _ANY_HEAD_VALUE + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) if size else _ANY_HEAD
         else:
             data = value.value
@@ -354,6 +370,7 @@ CODEC = Codec(
     to_any=to_any,
     packed=packed,
     boxed=boxed,
+    value_heads=_VALUE_HEADS,
     state_value=state_value,
     check_write=check_write,
     append_mutations=append_mutations,

@@ -37,14 +37,25 @@ from ._proto.request_reply_view_pb2 import Address as AddressMessage
 from ._protocol2 import CODEC as _PROTOCOL_2
 from ._wire import (
     ADDRESS_ID,
+    DELAYED_ARGUMENT,
+    DELAYED_DELAY,
+    DELAYED_INVOCATIONS,
+    DELAYED_TARGET,
+    EGRESS_ARGUMENT,
+    INVOCATION_RESULT,
+    OUTGOING_ARGUMENT,
+    OUTGOING_EGRESSES,
+    OUTGOING_MESSAGES,
+    OUTGOING_TARGET,
+    SMALL_VARINTS,
     append_state_mutation,
     delayed_invocation,
     egress_message,
     from_function,
     outgoing_message,
-    string_field,
     typename_fields,
     utf8,
+    varint,
 )
 from .builtin_types import BUILTIN_TYPENAMES
 from .errors import MissingStateError, UnexpectedMessageTypeError
@@ -78,6 +89,9 @@ class Address(NamedTuple):
         return f"{self.namespace}/{self.type}/{self.identity}"
 
 
+_new_tuple = tuple.__new__
+
+
 def pack_any(message: Message) -> Any:
     """Pack a message into an ``Any`` (the same as ``Any().Pack(message)``, faster)."""
     return Any(type_url=type_url_of(message), value=message.SerializeToString())
@@ -97,7 +111,12 @@ def encode_address(typename: str, id: str) -> bytes:
         raise TypeError(f"an id is a str, got {type(id).__name__}")
     if not id:  # as the official SDK: "missing id"
         raise ValueError(f"missing id: a message to {typename} needs a non-empty id")
-    return prefix + string_field(ADDRESS_ID, utf8(id, "the id"))
+    try:  # string_field and utf8, inline (once per message sent)
+        raw = id.encode()
+    except UnicodeEncodeError:
+        raw = utf8(id, "the id")  # raises, naming the id
+    size = len(raw)
+    return prefix + ADDRESS_ID + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + raw
 
 
 def _check_any(message: object, method: str) -> None:
@@ -108,11 +127,14 @@ def _check_any(message: object, method: str) -> None:
         )
 
 
+_NO_DELAY = timedelta(0)
+
+
 def delay_in_ms(delay: timedelta) -> int:
     """A ``timedelta`` as whole milliseconds (rounded down); negative is an error."""
     if not isinstance(delay, timedelta):
         raise TypeError(f"a delay is a datetime.timedelta, got {type(delay).__name__}")
-    if delay < timedelta(0):
+    if delay < _NO_DELAY:
         raise ValueError(f"a delay cannot be negative, got {delay!r}")
     return (delay.days * 86_400 + delay.seconds) * 1000 + delay.microseconds // 1000
 
@@ -234,7 +256,8 @@ class BatchContext:
         """This function's own address."""
         if self._address is None:
             target = self._target
-            self._address = Address(target.namespace, target.type, target.id)
+            # Address(...) without its Python-level __new__ (a NamedTuple's): once per batch that asks.
+            self._address = _new_tuple(Address, (target.namespace, target.type, target.id))
         return self._address
 
     @property
@@ -308,8 +331,34 @@ class BatchContext:
 
     def pack_and_send(self, typename: str, id: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send` it."""
-        argument = self._codec.packed(message)
-        self._outgoing_buffer().extend(outgoing_message(encode_address(typename, id), argument))
+        codec = self._codec
+        head = codec.value_heads.get(type(message))
+        if head is not None and type(id) is str and id and id.isascii():
+            # The most frequent send, in one join (packed, encode_address and outgoing_message,
+            # inline) when every length fits a one-byte varint.
+            prefix = typename_fields(typename)
+            value = message.SerializeToString()
+            value_size = len(value)
+            id_size = len(id)
+            target_size = len(prefix) + 2 + id_size
+            argument_size = len(head) + 1 + value_size
+            size = target_size + argument_size + 4
+            if value_size and size < 0x80:
+                entry = b"".join((
+                    OUTGOING_MESSAGES, SMALL_VARINTS[size],
+                    OUTGOING_TARGET, SMALL_VARINTS[target_size],
+                    prefix, ADDRESS_ID, SMALL_VARINTS[id_size], id.encode(),
+                    OUTGOING_ARGUMENT, SMALL_VARINTS[argument_size], head, SMALL_VARINTS[value_size], value,
+                ))  # fmt: skip
+            else:
+                entry = outgoing_message(encode_address(typename, id), codec.packed(message))
+        else:  # a class not packed yet, an id to check or to encode: the general path
+            argument = codec.packed(message)
+            entry = outgoing_message(encode_address(typename, id), argument)
+        if self._outgoing is None:
+            self._outgoing = bytearray(entry)
+        else:
+            self._outgoing += entry
 
     def reply(self, message: Any) -> None:
         """Send ``message`` (an ``Any``) back to the caller of the current message.
@@ -358,7 +407,41 @@ class BatchContext:
         self, delay: timedelta, typename: str, id: str, message: Message, cancellation_token: Optional[str] = None
     ) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_after` it."""
-        self._add_delayed(delay, typename, id, self._codec.packed(message), cancellation_token)
+        codec = self._codec
+        head = codec.value_heads.get(type(message))
+        if (
+            head is not None
+            and cancellation_token is None
+            and type(delay) is timedelta
+            and delay.days >= 0  # (a timedelta is negative exactly when its days are)
+            and type(id) is str
+            and id
+            and id.isascii()
+        ):
+            # The usual delayed message, in one join when every length fits a one-byte varint
+            # (packed, delay_in_ms, encode_address and delayed_invocation, inline).
+            milliseconds = (delay.days * 86_400 + delay.seconds) * 1000 + delay.microseconds // 1000
+            delay_field = (DELAYED_DELAY + varint(milliseconds)) if milliseconds else b""
+            prefix = typename_fields(typename)
+            value = message.SerializeToString()
+            value_size = len(value)
+            id_size = len(id)
+            target_size = len(prefix) + 2 + id_size
+            argument_size = len(head) + 1 + value_size
+            size = len(delay_field) + target_size + argument_size + 4
+            if value_size and size < 0x80:
+                invocation = b"".join((
+                    DELAYED_INVOCATIONS, SMALL_VARINTS[size], delay_field,
+                    DELAYED_TARGET, SMALL_VARINTS[target_size],
+                    prefix, ADDRESS_ID, SMALL_VARINTS[id_size], id.encode(),
+                    DELAYED_ARGUMENT, SMALL_VARINTS[argument_size], head, SMALL_VARINTS[value_size], value,
+                ))  # fmt: skip
+                if self._delayed is None:
+                    self._delayed = bytearray(invocation)
+                else:
+                    self._delayed += invocation
+                return
+        self._add_delayed(delay, typename, id, codec.packed(message), cancellation_token)
 
     def cancel_delayed_message(self, cancellation_token: str) -> None:
         """Cancel the delayed message sent with ``cancellation_token`` (StateFun 3.1+; a no-op
@@ -398,7 +481,29 @@ class BatchContext:
 
     def pack_and_send_egress(self, typename: str, message: Message) -> None:
         """Pack ``message`` into an ``Any`` and :meth:`send_egress` it."""
-        self._add_egress(typename, self._codec.packed(message))
+        codec = self._codec
+        head = codec.value_heads.get(type(message))
+        if head is not None:
+            # packed, _add_egress and egress_message, inline: one join when the lengths fit one-byte varints.
+            prefix = typename_fields(typename)
+            value = message.SerializeToString()
+            value_size = len(value)
+            argument_size = len(head) + 1 + value_size
+            size = len(prefix) + 2 + argument_size
+            if value_size and size < 0x80:
+                egress = b"".join((
+                    OUTGOING_EGRESSES, SMALL_VARINTS[size], prefix,
+                    EGRESS_ARGUMENT, SMALL_VARINTS[argument_size], head, SMALL_VARINTS[value_size], value,
+                ))  # fmt: skip
+            else:
+                egress = egress_message(prefix, codec.packed(message))
+        else:
+            argument = codec.packed(message)
+            egress = egress_message(typename_fields(typename), argument)
+        if self._egresses is None:
+            self._egresses = bytearray(egress)
+        else:
+            self._egresses += egress
 
     def _add_egress(self, typename: str, argument: bytes) -> None:
         egress = egress_message(typename_fields(typename), argument)
@@ -487,14 +592,18 @@ class CodecContext(BatchContext):
         """The reply: what the batch did, or, when states must be declared first, only that."""
         if self._incomplete is not None:
             return self._codec.incomplete_reply(self._incomplete)
-        pieces: List[Union[bytes, bytearray]] = []
-        append_mutations = self._codec.append_mutations
-        assert append_mutations is not None
-        append_mutations(self, pieces)
+        # from_function, inline: the result's tag and length (set last), then its fields.
+        pieces: List[Union[bytes, bytearray]] = [INVOCATION_RESULT, b""]
+        if self._changed:
+            append_mutations = self._codec.append_mutations
+            assert append_mutations is not None
+            append_mutations(self, pieces)
         if self._outgoing is not None:  # then everything sent, as BatchContext._finish
             pieces.append(self._outgoing)
         if self._delayed is not None:
             pieces.append(self._delayed)
         if self._egresses is not None:
             pieces.append(self._egresses)
-        return from_function(pieces)
+        size = sum(map(len, pieces)) - len(INVOCATION_RESULT)
+        pieces[1] = SMALL_VARINTS[size] if size < 0x80 else varint(size)
+        return b"".join(pieces)

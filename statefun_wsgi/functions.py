@@ -430,5 +430,18 @@ def _make_unpacker(typename: str, message_types: Optional[Tuple[type[Message], .
                 f"{typename} received a {type_url!r} message whose bytes do not parse as {cls.DESCRIPTOR.full_name}: {exc}"
             ) from exc
 
+    if len(by_url) == 1:  # one class, sent with its usual type URL: one comparison
+        ((only_url, only_cls),) = by_url.items()
+        from_string = only_cls.FromString
+
+        def unpack_one(argument: Any) -> Message:
+            if argument.type_url == only_url:
+                try:
+                    return from_string(argument.value)
+                except (DecodeError, UnicodeDecodeError):
+                    pass  # unpack says why
+            return unpack(argument)
+
+        return unpack_one
     return unpack
 

@@ -201,13 +201,22 @@ def _run_batch(function: StatefulFunction, context: BatchContext, invocations: S
         unpack = context._codec.to_any  # 3.x: the Any a TypedValue argument is equivalent to
     index = 0
     try:
-        # The first invocation from the object _open_batch read, the others by index.
-        argument = context._enter(first)
+        # The first invocation from the object _open_batch read, the others by index; each
+        # one entered inline (context._enter, written out: once per invocation).
+        if first.HasField("caller"):
+            context._caller = first.caller
+        argument = first.argument
         result = func(context, argument if unpack is None else unpack(argument))
         if result is not None and (hasattr(type(result), "__await__") or isinstance(result, _GENERATORS)):
             raise _never_ran(result)  # (not inspect.isawaitable: its ABC check costs ~300 ns a call)
         for index in range(1, len(invocations)):  # by index: see _NO_ITERATION
-            argument = context._enter(invocations[index])
+            invocation = invocations[index]
+            if invocation.HasField("caller"):
+                context._caller = invocation.caller
+                context._caller_address = None
+            elif context._caller is not None:
+                context._caller = context._caller_address = None
+            argument = invocation.argument
             result = func(context, argument if unpack is None else unpack(argument))
             if result is not None and (hasattr(type(result), "__await__") or isinstance(result, _GENERATORS)):
                 raise _never_ran(result)

@@ -3,7 +3,8 @@ generated protobuf code writes, byte for byte.
 
 The reference builds the same ``FromFunction`` with ``request_reply_pb2`` (the
 protocol's own definitions) and serializes it; hypothesis drives the context through
-random sequences of sends, replies, delays, egress and state changes.
+random sequences of sends, replies, delays, egress and state changes. The same runs on
+a 3.x batch's context, against the equivalent reply of ``request_reply_v3_pb2``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statefun_wsgi import _wire
+from statefun_wsgi._proto import request_reply_v3_pb2 as v3
+from statefun_wsgi._proto import request_reply_v3_view_pb2 as view3
 from statefun_wsgi._proto import request_reply_view_pb2 as view
 from statefun_wsgi._proto.request_reply_pb2 import Address, FromFunction
-from statefun_wsgi.context import BatchContext
+from statefun_wsgi._protocol3 import ANY_TYPENAME, NO_VALUE
+from statefun_wsgi._protocol3 import CODEC as CODEC3
+from statefun_wsgi.context import BatchContext, CodecContext
 
 MODIFY = FromFunction.PersistedValueMutation.MODIFY
 DELETE = FromFunction.PersistedValueMutation.DELETE
@@ -179,3 +184,62 @@ def test_the_reply_is_byte_for_byte_what_the_generated_code_writes(
     context = new_context(caller)
     run(context, operations)
     assert context._finish() == reference_reply(operations, caller)
+
+
+# -- the same for a 3.x batch (TypedValue for every Any) ----------------------------------
+
+
+def to_v3_reply(reply_bytes: bytes) -> bytes:
+    """The 3.x reply equivalent to a 2.x one, written with the generated 3.x code: each Any
+    becomes ``TypedValue{type_url, true, value}``, each state value (a serialized Any)
+    ``TypedValue{type.googleapis.com/google.protobuf.Any, true, the bytes}``."""
+    old = FromFunction.FromString(reply_bytes).invocation_result
+    reply = v3.FromFunction()
+    result = reply.invocation_result
+    result.SetInParent()
+
+    def typed(box: Any) -> v3.TypedValue:
+        return v3.TypedValue(typename=box.type_url, has_value=True, value=box.value)
+
+    def address(a: Address) -> v3.Address:
+        return v3.Address(namespace=a.namespace, type=a.type, id=a.id)
+
+    for mutation in old.state_mutations:
+        new = result.state_mutations.add(mutation_type=mutation.mutation_type, state_name=mutation.state_name)
+        if mutation.mutation_type == MODIFY:
+            new.state_value.CopyFrom(v3.TypedValue(typename=ANY_TYPENAME, has_value=True, value=mutation.state_value))
+    for message in old.outgoing_messages:
+        result.outgoing_messages.add(target=address(message.target), argument=typed(message.argument))
+    for delayed in old.delayed_invocations:
+        result.delayed_invocations.add(
+            delay_in_ms=delayed.delay_in_ms, target=address(delayed.target), argument=typed(delayed.argument)
+        )
+    for egress in old.outgoing_egresses:
+        result.outgoing_egresses.add(
+            egress_namespace=egress.egress_namespace, egress_type=egress.egress_type, argument=typed(egress.argument)
+        )
+    return reply.SerializeToString()
+
+
+def new_context_v3(caller: Optional[Tuple[str, str, str]]) -> CodecContext:
+    request = view3.ToFunction()
+    batch = request.invocation
+    batch.target.namespace, batch.target.type, batch.target.id = "ns", "fn", "me"
+    invocation = batch.invocations.add()
+    if caller is not None:
+        invocation.caller.namespace, invocation.caller.type, invocation.caller.id = caller
+    context = CodecContext(batch.target, {name: NO_VALUE for name in STATE_NAMES}, CODEC3, None)
+    context._enter(invocation)
+    return context
+
+
+@settings(max_examples=300, deadline=None)
+@given(CALLERS, st.lists(OPERATIONS, max_size=12))
+def test_the_3x_reply_is_byte_for_byte_what_the_generated_code_writes(
+    caller: Optional[Tuple[str, str, str]], operations: List[Operation]
+) -> None:
+    if caller is None:
+        operations = [op for op in operations if op[0] not in ("reply", "pack_and_reply")]
+    context = new_context_v3(caller)
+    run(context, operations)
+    assert context._finish() == to_v3_reply(reference_reply(operations, caller))

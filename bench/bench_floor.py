@@ -53,21 +53,13 @@ from google.protobuf.internal import api_implementation  # noqa: E402
 
 from statefun_wsgi import RequestReplyHandler, StatefulFunctions  # noqa: E402
 from statefun_wsgi._proto.request_reply_v3_view_pb2 import ToFunction  # noqa: E402
+from statefun_wsgi._wire import varint as _varint  # noqa: E402  (the varint table only)
 
 SCENARIOS = ("counter", "counter-100", "fanout")
 ANY_TYPENAME = b"type.googleapis.com/google.protobuf.Any"
 
 
 # -- the wire work alone ------------------------------------------------------------------
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 V = [_varint(n) for n in range(1 << 14)]  # every length here is below 16 KiB

@@ -54,20 +54,12 @@ from google.protobuf.wrappers_pb2 import Int64Value, StringValue  # noqa: E402
 # The request parsed with the 3.x view whose state values are Anys (the runtime's own bytes,
 # one parse, the cheapest a Python SDK can read them with; the fields of request-reply.proto).
 from statefun_wsgi._proto.request_reply_v3_view_pb2 import ToFunction  # noqa: E402
+from statefun_wsgi._wire import varint  # noqa: E402
 
 RESULTS = HERE / "results"
 GOAL = bh.GOAL_VS_OFFICIAL3
 EDGE = 0.15  # how near the goal a ratio is too close to call
 SMALL = [bytes((n,)) for n in range(128)]
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def field(tag: bytes, payload: bytes) -> bytes:

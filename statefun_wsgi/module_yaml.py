@@ -663,17 +663,24 @@ def _read_function(reader: _Reader, version: str, entry: Any, where: str) -> Fun
     if repeated:  # the job fails when the function starts: "State name '...' was registered twice"
         raise reader.fail(f"{where}.states", f"state names repeated: {', '.join(repeated)}")
 
-    max_batch = reader.at(spec, "maxNumBatchRequests")
-    if max_batch is _MISSING:
-        max_batch = DEFAULT_MAX_BATCH
-    elif isinstance(max_batch, bool) or not isinstance(max_batch, int) or not _INT_MIN <= max_batch <= _INT_MAX:
-        raise reader.fail(f"{where}.maxNumBatchRequests",
-                          f"expected an integer (32-bit; 0 or negative for no limit), found {max_batch!r}")
+    max_batch = _strict_max_batch(reader, spec, where)
     return FunctionSpec(typename, endpoint, tuple(states), max_batch, *_read_timeouts(reader, spec, where))
 
 
 _TIMEOUT_KEYS = ("timeout", "connectTimeout", "readTimeout", "writeTimeout")
 _TIMEOUT_DEFAULTS = {"timeout": "1min", "connectTimeout": "10s", "readTimeout": "10s", "writeTimeout": "10s"}
+
+
+def _strict_max_batch(reader: _Reader, spec: Any, where: str) -> int:
+    """``maxNumBatchRequests`` as the 2.x formats and 3.x's v1 endpoint read it: a 32-bit
+    integer (0 or negative: no limit), the default when absent."""
+    max_batch = reader.at(spec, "maxNumBatchRequests")
+    if max_batch is _MISSING:
+        return DEFAULT_MAX_BATCH
+    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or not _INT_MIN <= max_batch <= _INT_MAX:
+        raise reader.fail(f"{where}.maxNumBatchRequests",
+                          f"expected an integer (32-bit; 0 or negative for no limit), found {max_batch!r}")
+    return max_batch
 
 
 def _read_timeouts(reader: _Reader, spec: Any, where: str) -> Tuple[timedelta, timedelta, timedelta, timedelta]:
@@ -1099,12 +1106,7 @@ def _read_endpoint_v3(reader: _Reader, kind: str, spec: Any, where: str) -> Func
     template = reader.text(spec, ("urlPathTemplate",), where)
     sample = template.replace("{function.name}", "fn" if name == "*" else name)
     if kind == ENDPOINT_KIND_V1:  # the legacy 3.0 endpoint: OkHttp, its timeouts in the spec itself
-        max_batch = reader.at(spec, "maxNumBatchRequests")
-        if max_batch is _MISSING:
-            max_batch = DEFAULT_MAX_BATCH
-        elif isinstance(max_batch, bool) or not isinstance(max_batch, int) or not _INT_MIN <= max_batch <= _INT_MAX:
-            raise reader.fail(f"{where}.maxNumBatchRequests",
-                              f"expected an integer (32-bit; 0 or negative for no limit), found {max_batch!r}")
+        max_batch = _strict_max_batch(reader, spec, where)
         transport, props, props_where = OKHTTP_TRANSPORT, spec, where
     else:
         read = _jackson_int(reader, spec, "maxNumBatchRequests", where, boxed=False,

@@ -119,33 +119,15 @@ class _Context(Context):
         codec = self._batch._codec
         if codec is _PROTOCOL_3:
             if type(message) is _Built or type(message) is _BuiltEgress:  # (a builder's: no TypedValue made)
-                value = message._value
-                size = len(value)
-                if not size:  # (as protobuf writes an empty bytes field: not at all)
-                    return _typed_head(message._typename)
-                return (
-                    _typed_head(message._typename)
-                    + b"\x1a"
-                    + (SMALL_VARINTS[size] if size < 0x80 else varint(size))
-                    + value
-                )
+                return _typed_value(message._typename, message._value)
             return message.typed_value.SerializeToString()  # type: ignore[no-any-return]
         typed_value = message.typed_value
         return codec.boxed(Any(type_url=typed_value.typename, value=typed_value.value))
 
     def send(self, message: Message) -> None:
         batch = self._batch
-        if type(message) is _Built and batch._codec is _PROTOCOL_3:  # (_argument, inline)
-            value = message._value
-            size = len(value)
-            argument = (
-                _typed_head(message._typename)
-                + b"\x1a"
-                + (SMALL_VARINTS[size] if size < 0x80 else varint(size))
-                + value
-                if size
-                else _typed_head(message._typename)
-            )
+        if type(message) is _Built and batch._codec is _PROTOCOL_3:  # (_argument, its usual case first)
+            argument = _typed_value(message._typename, message._value)
         else:
             argument = self._argument(message)
         batch._outgoing_buffer().extend(_outgoing(message.target_typename, message.target_id, argument))
@@ -162,17 +144,8 @@ class _Context(Context):
 
     def send_egress(self, message: EgressMessage) -> None:
         batch = self._batch
-        if type(message) is _BuiltEgress and batch._codec is _PROTOCOL_3:  # (_argument, inline)
-            value = message._value
-            size = len(value)
-            argument = (
-                _typed_head(message._typename)
-                + b"\x1a"
-                + (SMALL_VARINTS[size] if size < 0x80 else varint(size))
-                + value
-                if size
-                else _typed_head(message._typename)
-            )
+        if type(message) is _BuiltEgress and batch._codec is _PROTOCOL_3:  # (_argument, its usual case first)
+            argument = _typed_value(message._typename, message._value)
         else:
             argument = self._argument(message)
         batch._add_egress(message.typename, argument)
@@ -224,6 +197,15 @@ def _sdk_address(namespace: str, name: str, id: str) -> SdkAddress:
     address = _new(SdkAddress)
     address.__dict__.update(namespace=namespace, name=name, id=id, typename=f"{namespace}/{name}")
     return address  # type: ignore[no-any-return]
+
+
+def _typed_value(typename: str, value: bytes) -> bytes:
+    """A serialized TypedValue (typename, has_value = true, value) from its parts, as protobuf
+    writes it: an empty value is no field at all."""
+    size = len(value)
+    if not size:
+        return _typed_head(typename)
+    return _typed_head(typename) + b"\x1a" + (SMALL_VARINTS[size] if size < 0x80 else varint(size)) + value
 
 
 @functools.lru_cache(maxsize=1024)

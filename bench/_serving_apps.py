@@ -9,6 +9,13 @@
     gunicorn bench._serving_apps:official    # the official SDK behind Flask, as its docs show
                                              # (run in the official SDK's virtualenv)
 
+and for ``bench_serving_v3.py`` (the 3.x counter, ``bench/scenarios_v3.py``)::
+
+    gunicorn bench._serving_apps:ours_v3            # statefun_wsgi.v3 behind StatefunMiddleware
+    gunicorn bench._serving_apps:official3_flask    # official 3.3: Flask calling handle_sync
+    gunicorn -k aiohttp.GunicornWebWorker bench._serving_apps:official3_aiohttp
+                                                    # official 3.3: aiohttp calling handle_async
+
 ``by_hand`` and ``least_work`` are bounds, not SDKs: they answer only this benchmark's batch
 (one ``bench/counter`` invocation, one state), with the same reply bytes as ``ours``, and
 check nothing an SDK must check. No SDK serving the counter can beat ``by_hand``, which runs
@@ -18,7 +25,8 @@ egress message) with no dispatch, context or checks around them; ``least_work`` 
 lines on purpose, written out in each: a bound calls nothing it does not need.
 
 Every app but ``official`` runs in this repository's environment; ``official`` in a
-virtualenv with ``apache-flink-statefun==2.2.2``, Flask and gunicorn.
+virtualenv with ``apache-flink-statefun==2.2.2``, Flask and gunicorn, ``official3_*`` in one
+with ``apache-flink-statefun==3.3.0``, Flask, aiohttp and gunicorn.
 """
 
 import os
@@ -170,6 +178,65 @@ def _official():
     return app
 
 
+def _ours_v3():
+    """``bench/scenarios_v3.py`` (written for the official 3.3 SDK) on ``statefun_wsgi.v3``, its
+    import changed and nothing else, behind the middleware."""
+    import statefun_wsgi.v3
+    from statefun_wsgi import StatefunMiddleware
+
+    sys.modules["statefun"] = statefun_wsgi.v3  # scenarios_v3's ``from statefun import ...``
+    import scenarios_v3
+
+    functions = statefun_wsgi.v3.StatefulFunctions()
+    scenarios_v3.register(functions)
+    return StatefunMiddleware(None, functions)
+
+
+def _official3():
+    from statefun import RequestReplyHandler, StatefulFunctions
+
+    import scenarios_v3
+
+    if "statefun_wsgi" in sys.modules["statefun"].__name__:
+        raise RuntimeError("official3_*: run in the official SDK's virtualenv, not on statefun_wsgi.v3")
+    functions = StatefulFunctions()
+    scenarios_v3.register(functions)
+    return RequestReplyHandler(functions)
+
+
+def _official3_flask():
+    """The official 3.3 SDK behind Flask, calling ``handle_sync`` (an event loop per request)."""
+    from flask import Flask, make_response, request
+
+    handler = _official3()
+    app = Flask(__name__)
+
+    @app.route("/statefun", methods=["POST"])
+    def handle():
+        response_data = handler.handle_sync(request.data)
+        response = make_response(response_data)
+        response.headers.set("Content-Type", "application/octet-stream")
+        return response
+
+    return app
+
+
+def _official3_aiohttp():
+    """The official 3.3 SDK behind aiohttp, calling ``handle_async``, as the SDK's docs show."""
+    from aiohttp import web
+
+    handler = _official3()
+
+    async def handle(request):
+        req = await request.read()
+        res = await handler.handle_async(req)
+        return web.Response(body=res, content_type="application/octet-stream")
+
+    app = web.Application()
+    app.add_routes([web.post("/statefun", handle)])
+    return app
+
+
 _FACTORIES = {
     "ours": _ours,
     "ours_two_writes": _ours_two_writes,
@@ -177,6 +244,9 @@ _FACTORIES = {
     "by_hand": _by_hand,
     "least_work": _least_work,
     "official": _official,
+    "ours_v3": _ours_v3,
+    "official3_flask": _official3_flask,
+    "official3_aiohttp": _official3_aiohttp,
 }
 
 

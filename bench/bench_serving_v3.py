@@ -1,0 +1,413 @@
+"""Serving benchmark for the StateFun 3.3 API: ``statefun_wsgi.v3`` under gunicorn against the
+official ``apache-flink-statefun==3.3.0`` SDK under gunicorn, over HTTP, one-invocation batches.
+
+The same function code on every side (``bench/scenarios_v3.py``, written for the official SDK;
+ours runs it with only its import changed) answers the same 3.x counter batch
+(``bench/counter``, state ``count`` = 41, one invocation):
+
+* ours                    -- ``statefun_wsgi.v3`` behind ``StatefunMiddleware``, with the settings we
+                             recommend (``gunicorn -c python:statefun_wsgi.gunicorn_conf``: gthread x 4
+                             threads, keep-alive 75 s, a listening socket per worker), access log off
+* official <install>, Flask sync     -- Flask calling ``handle_sync`` (an event loop per request),
+                                        gunicorn's default sync workers (no keep-alive)
+* official <install>, Flask gthread  -- the same Flask app on ours' worker settings (gthread x 4)
+* official <install>, aiohttp        -- an aiohttp app calling ``handle_async``, as the official
+                                        docs show, on aiohttp's ``GunicornWebWorker`` (keep-alive 75 s)
+* ceiling                 -- a bare WSGI app on ours' settings that reads the body and answers fixed
+                             bytes: gunicorn's own share of ours
+
+for the official SDK's fastest install (Python 3.10, C++ protobuf 3.20.3) and its default one
+(Python 3.11, pure-Python protobuf 3.20), in ``bench/.venvs/official3-{fastest,default}``
+(created with ``bench_handler.ensure_venv`` on first use, Flask, aiohttp and this gunicorn's
+version added). Every server has the same number of worker processes and its own listening
+socket per worker (``--reuse-port``; gunicorn 24+). Before any timing each server's reply is
+decoded and compared with the expected content (count 42 stored, one egress record of 42).
+The load is wrk (Debian's ``wrk``, one thread), at fixed connection counts, the servers
+interleaved round by round in a rotating order.
+
+    python bench/bench_serving_v3.py              # ~25 minutes: -c16 and -c64, 7 rounds x 8 s
+    python bench/bench_serving_v3.py --quick      # ~4 minutes
+    python bench/bench_serving_v3.py --installs fastest --connections 64
+
+Goal (issue 15): ours >= 3 x the better of official Flask and official aiohttp (req/s).
+Writes bench/results/serving-v3.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any as TypingAny
+from typing import Dict, List, Tuple
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import gunicorn  # noqa: E402
+
+import bench_handler  # noqa: E402
+from bench_serving import connection_split, free_port, post_script, raise_open_files_limit  # noqa: E402
+
+GOAL = 3.0
+#: What each official install is: (venv name under bench/.venvs, base python candidates, extra
+#: packages, protobuf version prefix, implementation, environment).
+INSTALLS = {
+    "fastest": ("official3-fastest", ["/root/.pyenv/versions/3.10.13/bin/python3.10", "python3.10"], "3.10",
+                ["protobuf==3.20.3"], "3.20.3", "cpp", {"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "cpp"}),
+    "default": ("official3-default", ["python3.11"], "3.11", [], "3.", "python", {}),
+}
+#: What an official venv runs, in one line.
+VERSIONS = (
+    "import sys; from importlib.metadata import version as v; "
+    "from google.protobuf.internal import api_implementation as a; "
+    "print(f'Python {sys.version.split()[0]}, protobuf {v(\"protobuf\")} ({a.Type()}), "
+    "apache-flink-statefun {v(\"apache-flink-statefun\")}, Flask {v(\"flask\")}, aiohttp {v(\"aiohttp\")}, "
+    "gunicorn {v(\"gunicorn\")}')"
+)
+WEB_PACKAGES = ["flask", "aiohttp", f"gunicorn=={gunicorn.__version__}"]
+#: Settings every official server and the ceiling share (not the repository's gunicorn.conf.py).
+COMMON = ["-c", "/dev/null", "--log-level", "warning", "--no-control-socket", "--reuse-port"]
+#: ours' worker settings, as statefun_wsgi.gunicorn_conf sets them (for the sides that copy them).
+GTHREAD = ["--worker-class", "gthread", "--threads", "4", "--keep-alive", "75"]
+
+
+def official_servers(install: str) -> Dict[str, Tuple[str, List[str]]]:
+    """name -> (app, gunicorn options) of the official SDK's servers on ``install``."""
+    return {
+        f"official {install}, Flask sync": ("bench._serving_apps:official3_flask", [*COMMON, "--worker-class", "sync"]),
+        f"official {install}, Flask gthread": ("bench._serving_apps:official3_flask", [*COMMON, *GTHREAD]),
+        f"official {install}, aiohttp": (
+            "bench._serving_apps:official3_aiohttp",
+            [*COMMON, "--worker-class", "aiohttp.GunicornWebWorker", "--keep-alive", "75"],
+        ),
+    }
+
+
+class Server:
+    """One gunicorn, started on a free port of 127.0.0.1."""
+
+    def __init__(self, name: str, python: str, app: str, options: List[str], env: Dict[str, str],
+                 workers: int, recommended: bool = False) -> None:
+        self.name = name
+        self.port = free_port()
+        bind = f"127.0.0.1:{self.port}"
+        if recommended:  # statefun_wsgi.gunicorn_conf: the runtime's listener only, no access log
+            env = {**env, "WEB_CONCURRENCY": str(workers), "STATEFUN_BIND": "", "STATEFUN_RUNTIME_BIND": bind,
+                   "STATEFUN_ACCESS_LOG": "off", "STATEFUN_LOG_LEVEL": "warning"}
+            command = [python, "-m", "gunicorn", "-c", "python:statefun_wsgi.gunicorn_conf", app]
+        else:
+            command = [python, "-m", "gunicorn", *options, "--workers", str(workers), "--bind", bind, app]
+        self.command = command
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env)
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.name}: gunicorn exited with {self.process.returncode}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                try:
+                    connection.request("GET", "/")
+                    connection.getresponse().read()  # any answer will do
+                finally:
+                    connection.close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise SystemExit(f"{self.name}: gunicorn did not answer within 60 s")
+
+    def post(self, body: bytes) -> Tuple[int, str, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request("POST", "/statefun", body, {"Content-Type": "application/octet-stream"})
+            response = connection.getresponse()
+            return response.status, response.getheader("Content-Type") or "", response.read()
+        finally:
+            connection.close()
+
+    def check(self, body: bytes, want: Dict[str, TypingAny]) -> None:
+        """Stop unless the server answers ``body`` with a 200 whose content is ``want``."""
+        status, content_type, reply = self.post(body)
+        if status != 200 or not content_type.startswith("application/octet-stream"):
+            raise SystemExit(f"{self.name} answered {status} ({content_type}): {reply[:200]!r}")
+        got = bench_handler.decode_reply_v3(reply)
+        if got != want:
+            raise SystemExit(f"{self.name}'s reply differs:\n{bench_handler.describe_difference(got, want)}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def wrk(port: int, script: Path, seconds: int, connections: int) -> Dict[str, TypingAny]:
+    """One wrk run; req/s, p50/p90/p99 in ms, errors, the connection split and the load average."""
+    load_before = os.getloadavg()[0]
+    process = subprocess.Popen(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s", "--latency",
+         "-s", str(script), f"http://127.0.0.1:{port}/statefun"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    time.sleep(min(1.0, seconds / 2))
+    split = connection_split(port)
+    output, _ = process.communicate(timeout=seconds + 60)
+    if process.returncode:
+        raise SystemExit(f"wrk failed on port {port}:\n{output}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+
+    def percentile(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    return {"rps": rps, "p50_ms": percentile("50"), "p90_ms": percentile("90"), "p99_ms": percentile("99"),
+            "non_2xx": int(errors.group(1)) if errors else 0,
+            "socket_errors": socket_errors.group(1) if socket_errors else None,
+            "connections_per_worker": split, "load_before": load_before, "load_after": os.getloadavg()[0]}
+
+
+def run_series(servers: List[Server], script: Path, rounds: int, seconds: int, connections: int) -> Dict[str, list]:
+    """Warm each server up, then ``rounds`` rounds of one wrk run each, the order rotated every round."""
+    results: Dict[str, list] = {server.name: [] for server in servers}
+    for server in servers:
+        wrk(server.port, script, 2, connections)
+    for number in range(rounds):
+        shift = number % len(servers)
+        for server in servers[shift:] + servers[:shift]:
+            run = wrk(server.port, script, seconds, connections)
+            results[server.name].append(run)
+            print(f"-c{connections} round {number + 1} {server.name:34} {run['rps']:8.0f} req/s  "
+                  f"p50 {run['p50_ms']:6.2f}  p99 {run['p99_ms']:6.2f} ms  non-2xx {run['non_2xx']}  "
+                  f"split {run['connections_per_worker']}  load {run['load_before']:.1f}", flush=True)
+    return results
+
+
+def summarize(results: Dict[str, list]) -> Dict[str, Dict[str, float]]:
+    return {
+        name: {
+            "rps": statistics.median(r["rps"] for r in runs),
+            **{key: statistics.median(r[key] for r in runs) for key in ("p50_ms", "p90_ms", "p99_ms")},
+            "non_2xx": sum(r["non_2xx"] for r in runs),
+        }
+        for name, runs in results.items()
+    }
+
+
+def ratios(results: Dict[str, list], name: str, reference: str) -> List[float]:
+    """``name``'s req/s over ``reference``'s, round by round."""
+    return [mine["rps"] / theirs["rps"] for mine, theirs in zip(results[name], results[reference])]
+
+
+def best_official(results: Dict[str, list], install: str) -> str:
+    """The official server of ``install`` with the highest median req/s."""
+    names = [name for name in results if name.startswith(f"official {install},")]
+    return max(names, key=lambda name: statistics.median(r["rps"] for r in results[name]))
+
+
+def describe(values: List[float]) -> str:
+    return f"{statistics.median(values):.2f} (rounds {min(values):.2f}-{max(values):.2f})"
+
+
+def section(connections: int, results: Dict[str, list], installs: List[str], rounds: int, seconds: int) -> List[str]:
+    summary = summarize(results)
+    loads = [r["load_before"] for runs in results.values() for r in runs]
+    lines = [
+        f"## wrk -c{connections}",
+        "",
+        f"{rounds} rounds x {seconds} s, median; 1-minute load average before the runs "
+        f"{min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f})",
+        "",
+        "| server | req/s | p50 ms | p90 ms | p99 ms | non-2xx |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(f"| {name} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | {s['non_2xx']} |"
+          for name, s in summary.items()),
+        "",
+        "Ratios of req/s, median over the rounds of each round's pair:",
+        "",
+    ]
+    for install in installs:
+        best = best_official(results, install)
+        verdict = "met" if statistics.median(ratios(results, "ours", best)) >= GOAL else "NOT met"
+        lines.append(f"- **ours / {best}** (the better official server of the {install} install) = "
+                     f"{describe(ratios(results, 'ours', best))}; goal >= {GOAL:g}: {verdict}")
+        for name in results:
+            if name.startswith(f"official {install},") and name != best:
+                lines.append(f"- ours / {name} = {describe(ratios(results, 'ours', name))}")
+    if "ceiling" in results:
+        lines.append(f"- ours / ceiling = {describe(ratios(results, 'ours', 'ceiling'))}: the share of gunicorn "
+                     "(a bare app on the same settings) in ours")
+    lines += [
+        "",
+        "wrk's socket errors (connect, read, write, timeout): " + (", ".join(
+            f"{name} round {number}: {run['socket_errors']}"
+            for name, runs in results.items() for number, run in enumerate(runs, 1) if run.get("socket_errors"))
+            or "none"),
+        "",
+    ]
+    return lines
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short rounds (~4 minutes in all)")
+    parser.add_argument("--connections", type=int, nargs="+", default=[16, 64],
+                        help="wrk's connections, one series of rounds each (default: 16 64)")
+    parser.add_argument("--installs", nargs="+", choices=INSTALLS, default=list(INSTALLS),
+                        help="the official SDK's installs to run (default: fastest default)")
+    parser.add_argument("--no-ceiling", action="store_true", help="leave out the bare WSGI app")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="worker processes of every server (default: the cores, as gunicorn_conf sets them)")
+    parser.add_argument("--rounds", type=int, help="rounds per series (default 7, --quick 2)")
+    parser.add_argument("--seconds", type=int, help="seconds per wrk run (default 8, --quick 4)")
+    parser.add_argument("--output", default="serving-v3",
+                        help="results file name under bench/results/, without .md/.json (default: serving-v3)")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    rounds = args.rounds or (2 if args.quick else 7)
+    seconds = args.seconds or (4 if args.quick else 8)
+    raise_open_files_limit(max(args.connections) + 256)
+
+    scenario = next(s for s in bench_handler.scenarios() if s.name == "counter")
+    body, want = scenario.request_v3, scenario.reply
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-v3-"))
+    script = post_script(work, body)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", None)
+
+    pythons: Dict[str, str] = {}
+    venv_info: Dict[str, str] = {}
+    for install in args.installs:
+        venv, candidates, version, protobuf, want_protobuf, implementation, extra = INSTALLS[install]
+        base = bench_handler.find_python(version, candidates)
+        pythons[install] = bench_handler.ensure_venv(
+            venv, base, [bench_handler.OFFICIAL_SDK_3, *protobuf, *WEB_PACKAGES], {**env, **extra},
+            want_protobuf, implementation, ("flask", "aiohttp", "gunicorn"),
+        )
+        venv_info[install] = subprocess.run([pythons[install], "-c", VERSIONS], capture_output=True, text=True,
+                                            check=True, env={**env, **extra}).stdout.strip()
+
+    # The ceiling answers ours' reply bytes (checked like the others).
+    import statefun_wsgi.v3
+
+    sys.modules["statefun"] = statefun_wsgi.v3
+    import scenarios_v3
+
+    functions = statefun_wsgi.v3.StatefulFunctions()
+    scenarios_v3.register(functions)
+    (work / "reply.bin").write_bytes(statefun_wsgi.v3.RequestReplyHandler(functions).handle_sync(body))
+    env["BENCH_CEILING_REPLY"] = str(work / "reply.bin")
+
+    by_connections: Dict[int, Dict[str, list]] = {}
+    commands: Dict[str, str] = {}
+    started = datetime.datetime.now(datetime.timezone.utc)
+    for connections in args.connections:
+        print(f"\n-- wrk -c{connections}", flush=True)
+        servers: List[Server] = []
+        try:
+            servers.append(Server("ours", sys.executable, "bench._serving_apps:ours_v3", [], env, args.workers,
+                                  recommended=True))
+            for install in args.installs:
+                install_env = {**env, **INSTALLS[install][6]}
+                for name, (app, options) in official_servers(install).items():
+                    servers.append(Server(name, pythons[install], app, options, install_env, args.workers))
+            if not args.no_ceiling:
+                servers.append(Server("ceiling", sys.executable, "bench._serving_apps:ceiling", [*COMMON, *GTHREAD],
+                                      env, args.workers))
+            for server in servers:
+                server.check(body, want)
+                commands[server.name] = " ".join(server.command)
+            by_connections[connections] = run_series(servers, script, rounds, seconds, connections)
+        finally:
+            for server in servers:
+                server.stop()
+
+    import google.protobuf
+    from google.protobuf.internal import api_implementation
+
+    lines = [
+        "# Serving the StateFun 3.3 API over HTTP: statefun_wsgi.v3 against the official SDK",
+        "",
+        f"`python bench/bench_serving_v3.py{' --quick' if args.quick else ''}` from "
+        f"{started:%Y-%m-%d %H:%M} UTC; {cpu_model()}, {os.cpu_count()} cores shared by the servers, wrk and "
+        "whatever else ran on the machine (see the load averages).",
+        "",
+        f"One-invocation 3.x counter batch ({len(body)} bytes: `bench/counter`, state count=41; the function stores "
+        "42 and sends it to an egress), the same function code on every side (`bench/scenarios_v3.py`); every "
+        "server's reply checked before timing. "
+        f"{args.workers} worker processes per server, each with its own listening socket (`--reuse-port`). "
+        "wrk -t1, keep-alive connections (the sync workers close each after one request).",
+        "",
+        f"- ours: Python {platform.python_version()}, protobuf {google.protobuf.__version__} "
+        f"({api_implementation.Type()}), gunicorn {gunicorn.__version__}: "
+        "`gunicorn -c python:statefun_wsgi.gunicorn_conf bench._serving_apps:ours_v3` "
+        "(gthread x 4 threads, keep-alive 75 s), access log off (`STATEFUN_ACCESS_LOG=off`)",
+        *(f"- official {install}: {venv_info[install]}" for install in args.installs),
+        "- official, Flask: `gunicorn -c /dev/null --worker-class sync` (gunicorn's default) or "
+        "`--worker-class gthread --threads 4 --keep-alive 75` (ours' settings), `bench._serving_apps:official3_flask` "
+        "(`handler.handle_sync(request.data)`)",
+        "- official, aiohttp: `gunicorn -c /dev/null --worker-class aiohttp.GunicornWebWorker --keep-alive 75 "
+        "bench._serving_apps:official3_aiohttp` (`await handler.handle_async(await request.read())`)",
+        "- ceiling: a WSGI app that reads the body and answers ours' reply bytes, on ours' worker settings",
+        "",
+    ]
+    for connections, results in by_connections.items():
+        lines += section(connections, results, args.installs, rounds, seconds)
+    text = "\n".join(lines)
+    print("\n" + text)
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / f"{args.output}.md").write_text(text)
+    data = {
+        "started": started.isoformat(),
+        "request_bytes": len(body),
+        "workers": args.workers,
+        "installs": venv_info,
+        "commands": commands,
+        "series": {
+            str(connections): {
+                "summary": summarize(results),
+                "ratios_by_round": {
+                    f"ours/{name}": ratios(results, "ours", name) for name in results if name != "ours"
+                },
+                "runs": results,
+            }
+            for connections, results in by_connections.items()
+        },
+    }
+    (HERE / "results" / f"{args.output}.json").write_text(json.dumps(data, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -40,8 +40,10 @@ import datetime
 import http.client
 import json
 import os
+import importlib.util
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,6 +65,7 @@ import bench_handler  # noqa: E402
 from bench_serving import connection_split, free_port, post_script, raise_open_files_limit  # noqa: E402
 
 GOAL = 3.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: What each official install is: (venv name under bench/.venvs, base python candidates, extra
 #: packages, protobuf version prefix, implementation, environment).
 INSTALLS = {
@@ -83,6 +86,7 @@ WEB_PACKAGES = ["flask", "aiohttp", f"gunicorn=={gunicorn.__version__}"]
 COMMON = ["-c", "/dev/null", "--log-level", "warning", "--no-control-socket", "--reuse-port"]
 #: ours' worker settings, as statefun_wsgi.gunicorn_conf sets them (for the sides that copy them).
 GTHREAD = ["--worker-class", "gthread", "--threads", "4", "--keep-alive", "75"]
+AIOHTTP = [*COMMON, "--worker-class", "aiohttp.GunicornWebWorker", "--keep-alive", "75"]
 
 
 def official_servers(install: str) -> Dict[str, Tuple[str, List[str]]]:
@@ -92,7 +96,7 @@ def official_servers(install: str) -> Dict[str, Tuple[str, List[str]]]:
         f"official {install}, Flask gthread": ("bench._serving_apps:official3_flask", [*COMMON, *GTHREAD]),
         f"official {install}, aiohttp": (
             "bench._serving_apps:official3_aiohttp",
-            [*COMMON, "--worker-class", "aiohttp.GunicornWebWorker", "--keep-alive", "75"],
+            AIOHTTP,
         ),
     }
 
@@ -151,6 +155,19 @@ class Server:
         if got != want:
             raise SystemExit(f"{self.name}'s reply differs:\n{bench_handler.describe_difference(got, want)}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the master and its workers have used so far."""
+        listing = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        total = 0
+        for pid in [self.process.pid, *map(int, listing.split())]:
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return total / CLOCK_TICKS
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -161,9 +178,13 @@ class Server:
                 self.process.wait()
 
 
-def wrk(port: int, script: Path, seconds: int, connections: int) -> Dict[str, TypingAny]:
-    """One wrk run; req/s, p50/p90/p99 in ms, errors, the connection split and the load average."""
+def wrk(server: Server, script: Path, seconds: int, connections: int) -> Dict[str, TypingAny]:
+    """One wrk run; req/s, p50/p90/p99 in ms, errors, the connection split, the load average, and
+    the CPU time per request of the server (its processes) and of wrk."""
+    port = server.port
     load_before = os.getloadavg()[0]
+    server_cpu = server.cpu_seconds()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(
         ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s", "--latency",
          "-s", str(script), f"http://127.0.0.1:{port}/statefun"],
@@ -172,8 +193,12 @@ def wrk(port: int, script: Path, seconds: int, connections: int) -> Dict[str, Ty
     time.sleep(min(1.0, seconds / 2))
     split = connection_split(port)
     output, _ = process.communicate(timeout=seconds + 60)
+    server_cpu = server.cpu_seconds() - server_cpu
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     if process.returncode:
         raise SystemExit(f"wrk failed on port {port}:\n{output}")
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
 
     def percentile(label: str) -> float:
@@ -185,21 +210,24 @@ def wrk(port: int, script: Path, seconds: int, connections: int) -> Dict[str, Ty
     return {"rps": rps, "p50_ms": percentile("50"), "p90_ms": percentile("90"), "p99_ms": percentile("99"),
             "non_2xx": int(errors.group(1)) if errors else 0,
             "socket_errors": socket_errors.group(1) if socket_errors else None,
-            "connections_per_worker": split, "load_before": load_before, "load_after": os.getloadavg()[0]}
+            "connections_per_worker": split, "load_before": load_before, "load_after": os.getloadavg()[0],
+            "requests": requests, "server_cpu_us": server_cpu / max(requests, 1) * 1e6,
+            "wrk_cpu_us": wrk_cpu / max(requests, 1) * 1e6}
 
 
 def run_series(servers: List[Server], script: Path, rounds: int, seconds: int, connections: int) -> Dict[str, list]:
     """Warm each server up, then ``rounds`` rounds of one wrk run each, the order rotated every round."""
     results: Dict[str, list] = {server.name: [] for server in servers}
     for server in servers:
-        wrk(server.port, script, 2, connections)
+        wrk(server, script, 2, connections)
     for number in range(rounds):
         shift = number % len(servers)
         for server in servers[shift:] + servers[:shift]:
-            run = wrk(server.port, script, seconds, connections)
+            run = wrk(server, script, seconds, connections)
             results[server.name].append(run)
             print(f"-c{connections} round {number + 1} {server.name:34} {run['rps']:8.0f} req/s  "
                   f"p50 {run['p50_ms']:6.2f}  p99 {run['p99_ms']:6.2f} ms  non-2xx {run['non_2xx']}  "
+                  f"cpu {run['server_cpu_us']:4.0f}+{run['wrk_cpu_us']:3.0f} us/req  "
                   f"split {run['connections_per_worker']}  load {run['load_before']:.1f}", flush=True)
     return results
 
@@ -208,7 +236,8 @@ def summarize(results: Dict[str, list]) -> Dict[str, Dict[str, float]]:
     return {
         name: {
             "rps": statistics.median(r["rps"] for r in runs),
-            **{key: statistics.median(r[key] for r in runs) for key in ("p50_ms", "p90_ms", "p99_ms")},
+            **{key: statistics.median(r[key] for r in runs)
+               for key in ("p50_ms", "p90_ms", "p99_ms", "server_cpu_us", "wrk_cpu_us")},
             "non_2xx": sum(r["non_2xx"] for r in runs),
         }
         for name, runs in results.items()
@@ -239,9 +268,10 @@ def section(connections: int, results: Dict[str, list], installs: List[str], rou
         f"{rounds} rounds x {seconds} s, median; 1-minute load average before the runs "
         f"{min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f})",
         "",
-        "| server | req/s | p50 ms | p90 ms | p99 ms | non-2xx |",
-        "|---|---:|---:|---:|---:|---:|",
-        *(f"| {name} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | {s['non_2xx']} |"
+        "| server | req/s | p50 ms | p90 ms | p99 ms | non-2xx | server CPU µs/req | wrk CPU µs/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        *(f"| {name} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | {s['non_2xx']} "
+          f"| {s['server_cpu_us']:.0f} | {s['wrk_cpu_us']:.0f} |"
           for name, s in summary.items()),
         "",
         "Ratios of req/s, median over the rounds of each round's pair:",
@@ -255,6 +285,11 @@ def section(connections: int, results: Dict[str, list], installs: List[str], rou
         for name in results:
             if name.startswith(f"official {install},") and name != best:
                 lines.append(f"- ours / {name} = {describe(ratios(results, 'ours', name))}")
+    if "ours, aiohttp" in results:
+        for install in installs:
+            name = f"official {install}, aiohttp"
+            lines.append(f"- ours, aiohttp / {name} = {describe(ratios(results, 'ours, aiohttp', name))}: "
+                         "the same aiohttp app and server, the SDK alone differs")
     if "ceiling" in results:
         lines.append(f"- ours / ceiling = {describe(ratios(results, 'ours', 'ceiling'))}: the share of gunicorn "
                      "(a bare app on the same settings) in ours")
@@ -264,6 +299,48 @@ def section(connections: int, results: Dict[str, list], installs: List[str], rou
             f"{name} round {number}: {run['socket_errors']}"
             for name, runs in results.items() for number, run in enumerate(runs, 1) if run.get("socket_errors"))
             or "none"),
+        "",
+    ]
+    return lines
+
+
+def read_app_times(directory: Path) -> Tuple[int, int]:
+    """(calls, CPU ns inside them) summed over the workers' files (``_serving_apps._timed``)."""
+    calls = nanoseconds = 0
+    for path in directory.iterdir():
+        _, worker_calls, worker_ns = map(int, path.read_text().split())
+        calls, nanoseconds = calls + worker_calls, nanoseconds + worker_ns
+    if not calls:
+        raise SystemExit(f"no app times in {directory}: did the workers exit cleanly?")
+    return calls, nanoseconds
+
+
+def profile_section(connections: int, results: Dict[str, list], times: Dict[str, Tuple[int, int]], rounds: int,
+                    seconds: int) -> List[str]:
+    """``--profile``: per request, the workers' CPU time, the part inside the app call, the rest (gunicorn)."""
+    summary = summarize(results)
+    loads = [r["load_before"] for runs in results.values() for r in runs]
+    rows = {}
+    for name in ("ours", "ceiling"):
+        calls, nanoseconds = times[name]
+        server = summary[name]["server_cpu_us"]
+        app = nanoseconds / calls / 1000
+        rows[name] = (summary[name]["rps"], server, app, server - app)
+    lines = [
+        f"## wrk -c{connections}",
+        "",
+        f"{rounds} rounds x {seconds} s, median; 1-minute load average before the runs "
+        f"{min(loads):.1f}-{max(loads):.1f}",
+        "",
+        "| server | req/s | server CPU µs/req | in the app call | around it (gunicorn) |",
+        "|---|---:|---:|---:|---:|",
+        *(f"| {name} | {rps:.0f} | {server:.0f} | {app:.1f} | {rest:.0f} |"
+          for name, (rps, server, app, rest) in rows.items()),
+        "",
+        f"- ours / ceiling, req/s = {describe(ratios(results, 'ours', 'ceiling'))}",
+        f"- ours' app call (middleware, handler, function) {rows['ours'][2]:.1f} µs of "
+        f"{rows['ours'][1]:.0f} µs per request ({rows['ours'][2] / rows['ours'][1]:.0%}); gunicorn around it "
+        f"{rows['ours'][3]:.0f} µs, the bare app's gunicorn {rows['ceiling'][3]:.0f} µs",
         "",
     ]
     return lines
@@ -285,13 +362,20 @@ def main() -> int:
     parser.add_argument("--installs", nargs="+", choices=INSTALLS, default=list(INSTALLS),
                         help="the official SDK's installs to run (default: fastest default)")
     parser.add_argument("--no-ceiling", action="store_true", help="leave out the bare WSGI app")
+    parser.add_argument("--no-ours-aiohttp", action="store_true",
+                        help="leave out ours behind the official aiohttp app (run only when aiohttp imports here)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="worker processes of every server (default: the cores, as gunicorn_conf sets them)")
     parser.add_argument("--rounds", type=int, help="rounds per series (default 7, --quick 2)")
     parser.add_argument("--seconds", type=int, help="seconds per wrk run (default 8, --quick 4)")
+    parser.add_argument("--profile", action="store_true",
+                        help="where ours' time goes: ours and the ceiling only, the CPU time of each app call "
+                             "counted in the workers (results: <output>-profile.md)")
     parser.add_argument("--output", default="serving-v3",
                         help="results file name under bench/results/, without .md/.json (default: serving-v3)")
     args = parser.parse_args()
+    if args.profile:
+        args.installs, args.no_ours_aiohttp, args.no_ceiling = [], True, False
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
     rounds = args.rounds or (2 if args.quick else 7)
@@ -328,22 +412,36 @@ def main() -> int:
     (work / "reply.bin").write_bytes(statefun_wsgi.v3.RequestReplyHandler(functions).handle_sync(body))
     env["BENCH_CEILING_REPLY"] = str(work / "reply.bin")
 
+    ours_aiohttp = not args.no_ours_aiohttp and importlib.util.find_spec("aiohttp") is not None
     by_connections: Dict[int, Dict[str, list]] = {}
     commands: Dict[str, str] = {}
+    app_times: Dict[int, Dict[str, Tuple[int, int]]] = {}
     started = datetime.datetime.now(datetime.timezone.utc)
     for connections in args.connections:
         print(f"\n-- wrk -c{connections}", flush=True)
         servers: List[Server] = []
+        timed: Dict[str, Path] = {}
+        if args.profile:
+            for name in ("ours", "ceiling"):
+                timed[name] = work / f"times-{connections}-{name}"
+                timed[name].mkdir()
+
+        def env_of(name: str) -> Dict[str, str]:
+            return {**env, "BENCH_APP_TIMES": str(timed[name])} if name in timed else env
+
         try:
-            servers.append(Server("ours", sys.executable, "bench._serving_apps:ours_v3", [], env, args.workers,
-                                  recommended=True))
+            servers.append(Server("ours", sys.executable, "bench._serving_apps:ours_v3", [], env_of("ours"),
+                                  args.workers, recommended=True))
             for install in args.installs:
                 install_env = {**env, **INSTALLS[install][6]}
                 for name, (app, options) in official_servers(install).items():
                     servers.append(Server(name, pythons[install], app, options, install_env, args.workers))
+            if ours_aiohttp:
+                servers.append(Server("ours, aiohttp", sys.executable, "bench._serving_apps:ours_v3_aiohttp",
+                                      AIOHTTP, env, args.workers))
             if not args.no_ceiling:
-                servers.append(Server("ceiling", sys.executable, "bench._serving_apps:ceiling", [*COMMON, *GTHREAD],
-                                      env, args.workers))
+                servers.append(Server("ceiling", sys.executable, "bench._serving_apps:ceiling_app",
+                                      [*COMMON, *GTHREAD], env_of("ceiling"), args.workers))
             for server in servers:
                 server.check(body, want)
                 commands[server.name] = " ".join(server.command)
@@ -351,6 +449,7 @@ def main() -> int:
         finally:
             for server in servers:
                 server.stop()
+        app_times[connections] = {name: read_app_times(directory) for name, directory in timed.items()}
 
     import google.protobuf
     from google.protobuf.internal import api_implementation
@@ -378,11 +477,21 @@ def main() -> int:
         "(`handler.handle_sync(request.data)`)",
         "- official, aiohttp: `gunicorn -c /dev/null --worker-class aiohttp.GunicornWebWorker --keep-alive 75 "
         "bench._serving_apps:official3_aiohttp` (`await handler.handle_async(await request.read())`)",
+        "- ours, aiohttp: the official aiohttp app and server above with `statefun_wsgi.v3`'s `handle_async` "
+        "(`bench._serving_apps:ours_v3_aiohttp`): the same server, the SDK alone differs",
         "- ceiling: a WSGI app that reads the body and answers ours' reply bytes, on ours' worker settings",
+        "- CPU µs/req: the server's processes' user + system time (from /proc) and wrk's, over each run, per "
+        "request answered",
         "",
     ]
-    for connections, results in by_connections.items():
-        lines += section(connections, results, args.installs, rounds, seconds)
+    if args.profile:
+        lines[0] = "# Where a request's time goes: statefun_wsgi.v3 under gunicorn against a bare WSGI app"
+        for connections, results in by_connections.items():
+            lines += profile_section(connections, results, app_times[connections], rounds, seconds)
+        args.output += "-profile"
+    else:
+        for connections, results in by_connections.items():
+            lines += section(connections, results, args.installs, rounds, seconds)
     text = "\n".join(lines)
     print("\n" + text)
     (HERE / "results").mkdir(exist_ok=True)
@@ -393,6 +502,10 @@ def main() -> int:
         "workers": args.workers,
         "installs": venv_info,
         "commands": commands,
+        "app_cpu_ns_per_call": {
+            str(connections): {name: ns / calls for name, (calls, ns) in times.items() if calls}
+            for connections, times in app_times.items()
+        },
         "series": {
             str(connections): {
                 "summary": summarize(results),

@@ -13,6 +13,8 @@ ours runs it with only its import changed) answers the same 3.x counter batch
 * official <install>, Flask gthread  -- the same Flask app on ours' worker settings (gthread x 4)
 * official <install>, aiohttp        -- an aiohttp app calling ``handle_async``, as the official
                                         docs show, on aiohttp's ``GunicornWebWorker`` (keep-alive 75 s)
+* ours, aiohttp           -- the official aiohttp app above with ``statefun_wsgi.v3``'s ``handle_async``:
+                             the same server, the SDK alone differs (when aiohttp imports here)
 * ceiling                 -- a bare WSGI app on ours' settings that reads the body and answers fixed
                              bytes: gunicorn's own share of ours
 
@@ -23,10 +25,13 @@ version added). Every server has the same number of worker processes and its own
 socket per worker (``--reuse-port``; gunicorn 24+). Before any timing each server's reply is
 decoded and compared with the expected content (count 42 stored, one egress record of 42).
 The load is wrk (Debian's ``wrk``, one thread), at fixed connection counts, the servers
-interleaved round by round in a rotating order.
+interleaved round by round in a rotating order. Reported per server: req/s, latency
+percentiles, and the CPU time per request of its processes (from /proc) and of wrk; the
+1-minute load average before each run says how busy the rest of the machine was.
 
-    python bench/bench_serving_v3.py              # ~25 minutes: -c16 and -c64, 7 rounds x 8 s
-    python bench/bench_serving_v3.py --quick      # ~4 minutes
+    python bench/bench_serving_v3.py              # ~14 minutes: -c16 and -c64, 7 rounds x 6 s
+    python bench/bench_serving_v3.py --quick      # ~3 minutes
+    python bench/bench_serving_v3.py --profile    # where ours' time goes: CPU inside the app call and around it
     python bench/bench_serving_v3.py --installs fastest --connections 64
 
 Goal (issue 15): ours >= 3 x the better of official Flask and official aiohttp (req/s).
@@ -346,6 +351,22 @@ def profile_section(connections: int, results: Dict[str, list], times: Dict[str,
     return lines
 
 
+def hot_loop(functions: TypingAny, body: bytes, seconds: float = 2.0) -> float:
+    """Microseconds per ``handle_sync(body)`` back to back in this process (the best of 5 blocks)."""
+    import statefun_wsgi.v3
+
+    handle = statefun_wsgi.v3.RequestReplyHandler(functions).handle_sync
+    best = float("inf")
+    for _ in range(5):
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 5:
+            for _ in range(100):
+                handle(body)
+            count += 100
+        best = min(best, (time.perf_counter() - start) / count * 1e6)
+    return best
+
+
 def cpu_model() -> str:
     with open("/proc/cpuinfo") as handle:
         for line in handle:
@@ -367,7 +388,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="worker processes of every server (default: the cores, as gunicorn_conf sets them)")
     parser.add_argument("--rounds", type=int, help="rounds per series (default 7, --quick 2)")
-    parser.add_argument("--seconds", type=int, help="seconds per wrk run (default 8, --quick 4)")
+    parser.add_argument("--seconds", type=int, help="seconds per wrk run (default 6, --quick 4)")
     parser.add_argument("--profile", action="store_true",
                         help="where ours' time goes: ours and the ceiling only, the CPU time of each app call "
                              "counted in the workers (results: <output>-profile.md)")
@@ -379,7 +400,7 @@ def main() -> int:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
     rounds = args.rounds or (2 if args.quick else 7)
-    seconds = args.seconds or (4 if args.quick else 8)
+    seconds = args.seconds or (4 if args.quick else 6)
     raise_open_files_limit(max(args.connections) + 256)
 
     scenario = next(s for s in bench_handler.scenarios() if s.name == "counter")
@@ -457,7 +478,7 @@ def main() -> int:
     lines = [
         "# Serving the StateFun 3.3 API over HTTP: statefun_wsgi.v3 against the official SDK",
         "",
-        f"`python bench/bench_serving_v3.py{' --quick' if args.quick else ''}` from "
+        f"`python bench/bench_serving_v3.py {' '.join(sys.argv[1:])}`".replace(" `", "`") + " from "
         f"{started:%Y-%m-%d %H:%M} UTC; {cpu_model()}, {os.cpu_count()} cores shared by the servers, wrk and "
         "whatever else ran on the machine (see the load averages).",
         "",
@@ -472,13 +493,17 @@ def main() -> int:
         "`gunicorn -c python:statefun_wsgi.gunicorn_conf bench._serving_apps:ours_v3` "
         "(gthread x 4 threads, keep-alive 75 s), access log off (`STATEFUN_ACCESS_LOG=off`)",
         *(f"- official {install}: {venv_info[install]}" for install in args.installs),
-        "- official, Flask: `gunicorn -c /dev/null --worker-class sync` (gunicorn's default) or "
-        "`--worker-class gthread --threads 4 --keep-alive 75` (ours' settings), `bench._serving_apps:official3_flask` "
-        "(`handler.handle_sync(request.data)`)",
-        "- official, aiohttp: `gunicorn -c /dev/null --worker-class aiohttp.GunicornWebWorker --keep-alive 75 "
-        "bench._serving_apps:official3_aiohttp` (`await handler.handle_async(await request.read())`)",
-        "- ours, aiohttp: the official aiohttp app and server above with `statefun_wsgi.v3`'s `handle_async` "
-        "(`bench._serving_apps:ours_v3_aiohttp`): the same server, the SDK alone differs",
+        *([
+            "- official, Flask: `gunicorn -c /dev/null --worker-class sync` (gunicorn's default) or "
+            "`--worker-class gthread --threads 4 --keep-alive 75` (ours' settings), "
+            "`bench._serving_apps:official3_flask` (`handler.handle_sync(request.data)`)",
+            "- official, aiohttp: `gunicorn -c /dev/null --worker-class aiohttp.GunicornWebWorker --keep-alive 75 "
+            "bench._serving_apps:official3_aiohttp` (`await handler.handle_async(await request.read())`)",
+        ] if args.installs else []),
+        *([
+            "- ours, aiohttp: the official aiohttp app and server above with `statefun_wsgi.v3`'s `handle_async` "
+            "(`bench._serving_apps:ours_v3_aiohttp`): the same server, the SDK alone differs",
+        ] if ours_aiohttp else []),
         "- ceiling: a WSGI app that reads the body and answers ours' reply bytes, on ours' worker settings",
         "- CPU µs/req: the server's processes' user + system time (from /proc) and wrk's, over each run, per "
         "request answered",
@@ -486,6 +511,15 @@ def main() -> int:
     ]
     if args.profile:
         lines[0] = "# Where a request's time goes: statefun_wsgi.v3 under gunicorn against a bare WSGI app"
+        hot = hot_loop(functions, body)
+        lines += [
+            "The app call's CPU time is counted in each worker (`time.thread_time_ns()` around it, so waits for the "
+            "GIL are left out; `bench/_serving_apps.py`'s `_timed`); \"around it\" is the rest of the workers' CPU "
+            "time: gunicorn's parsing, socket calls, its threads' hand-offs. The bare app's call is gunicorn's "
+            "body reader and nothing else, so ours' own code is ours' app call less the bare app's. "
+            f"In a hot loop in one process, ours' handler (`handle_sync`) takes {hot:.1f} µs for this batch.",
+            "",
+        ]
         for connections, results in by_connections.items():
             lines += profile_section(connections, results, app_times[connections], rounds, seconds)
         args.output += "-profile"

@@ -254,6 +254,11 @@ def ratios(results: Dict[str, list], name: str, reference: str) -> List[float]:
     return [mine["rps"] / theirs["rps"] for mine, theirs in zip(results[name], results[reference])]
 
 
+def cpu_ratios(results: Dict[str, list], name: str, reference: str) -> List[float]:
+    """``name``'s server CPU time per request over ``reference``'s, round by round."""
+    return [mine["server_cpu_us"] / theirs["server_cpu_us"] for mine, theirs in zip(results[name], results[reference])]
+
+
 def best_official(results: Dict[str, list], install: str) -> str:
     """The official server of ``install`` with the highest median req/s."""
     names = [name for name in results if name.startswith(f"official {install},")]
@@ -287,6 +292,8 @@ def section(connections: int, results: Dict[str, list], installs: List[str], rou
         verdict = "met" if statistics.median(ratios(results, "ours", best)) >= GOAL else "NOT met"
         lines.append(f"- **ours / {best}** (the better official server of the {install} install) = "
                      f"{describe(ratios(results, 'ours', best))}; goal >= {GOAL:g}: {verdict}")
+        lines.append(f"  - its server CPU per request / ours' = "
+                     f"{describe(cpu_ratios(results, best, 'ours'))} (less sensitive to what else runs)")
         for name in results:
             if name.startswith(f"official {install},") and name != best:
                 lines.append(f"- ours / {name} = {describe(ratios(results, 'ours', name))}")
@@ -296,8 +303,10 @@ def section(connections: int, results: Dict[str, list], installs: List[str], rou
             lines.append(f"- ours, aiohttp / {name} = {describe(ratios(results, 'ours, aiohttp', name))}: "
                          "the same aiohttp app and server, the SDK alone differs")
     if "ceiling" in results:
-        lines.append(f"- ours / ceiling = {describe(ratios(results, 'ours', 'ceiling'))}: the share of gunicorn "
-                     "(a bare app on the same settings) in ours")
+        lines.append(f"- ours / ceiling = {describe(ratios(results, 'ours', 'ceiling'))}: how close ours comes to "
+                     "a bare app on the same gunicorn settings; the ceiling / the best official server = "
+                     + ", ".join(f"{describe(ratios(results, 'ceiling', best_official(results, install)))} "
+                                 f"({install})" for install in installs))
     lines += [
         "",
         "wrk's socket errors (connect, read, write, timeout): " + (", ".join(

@@ -160,18 +160,18 @@ class Server:
         if got != want:
             raise SystemExit(f"{self.name}'s reply differs:\n{bench_handler.describe_difference(got, want)}")
 
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system) the master and its workers have used so far."""
+    def cpu_seconds(self) -> Tuple[float, float]:
+        """CPU time (user, system) the master and its workers have used so far."""
         listing = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
-        total = 0
+        user = system = 0
         for pid in [self.process.pid, *map(int, listing.split())]:
             try:
                 with open(f"/proc/{pid}/stat") as handle:
                     fields = handle.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-        return total / CLOCK_TICKS
+            user, system = user + int(fields[11]), system + int(fields[12])  # utime, stime (stat's 14th, 15th)
+        return user / CLOCK_TICKS, system / CLOCK_TICKS
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -188,7 +188,7 @@ def wrk(server: Server, script: Path, seconds: int, connections: int) -> Dict[st
     the CPU time per request of the server (its processes) and of wrk."""
     port = server.port
     load_before = os.getloadavg()[0]
-    server_cpu = server.cpu_seconds()
+    user, system = server.cpu_seconds()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(
         ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s", "--latency",
@@ -198,7 +198,8 @@ def wrk(server: Server, script: Path, seconds: int, connections: int) -> Dict[st
     time.sleep(min(1.0, seconds / 2))
     split = connection_split(port)
     output, _ = process.communicate(timeout=seconds + 60)
-    server_cpu = server.cpu_seconds() - server_cpu
+    user_after, system_after = server.cpu_seconds()
+    user, system = user_after - user, system_after - system
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wrk_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     if process.returncode:
@@ -216,7 +217,8 @@ def wrk(server: Server, script: Path, seconds: int, connections: int) -> Dict[st
             "non_2xx": int(errors.group(1)) if errors else 0,
             "socket_errors": socket_errors.group(1) if socket_errors else None,
             "connections_per_worker": split, "load_before": load_before, "load_after": os.getloadavg()[0],
-            "requests": requests, "server_cpu_us": server_cpu / max(requests, 1) * 1e6,
+            "requests": requests, "server_cpu_us": (user + system) / max(requests, 1) * 1e6,
+            "server_system_us": system / max(requests, 1) * 1e6,
             "wrk_cpu_us": wrk_cpu / max(requests, 1) * 1e6}
 
 
@@ -242,7 +244,7 @@ def summarize(results: Dict[str, list]) -> Dict[str, Dict[str, float]]:
         name: {
             "rps": statistics.median(r["rps"] for r in runs),
             **{key: statistics.median(r[key] for r in runs)
-               for key in ("p50_ms", "p90_ms", "p99_ms", "server_cpu_us", "wrk_cpu_us")},
+               for key in ("p50_ms", "p90_ms", "p99_ms", "server_cpu_us", "server_system_us", "wrk_cpu_us")},
             "non_2xx": sum(r["non_2xx"] for r in runs),
         }
         for name, runs in results.items()
@@ -339,22 +341,23 @@ def profile_section(connections: int, results: Dict[str, list], times: Dict[str,
         calls, nanoseconds = times[name]
         server = summary[name]["server_cpu_us"]
         app = nanoseconds / calls / 1000
-        rows[name] = (summary[name]["rps"], server, app, server - app)
+        rows[name] = (summary[name]["rps"], server, summary[name]["server_system_us"], app, server - app)
     lines = [
         f"## wrk -c{connections}",
         "",
         f"{rounds} rounds x {seconds} s, median; 1-minute load average before the runs "
         f"{min(loads):.1f}-{max(loads):.1f}",
         "",
-        "| server | req/s | server CPU µs/req | in the app call | around it (gunicorn) |",
-        "|---|---:|---:|---:|---:|",
-        *(f"| {name} | {rps:.0f} | {server:.0f} | {app:.1f} | {rest:.0f} |"
-          for name, (rps, server, app, rest) in rows.items()),
+        "| server | req/s | server CPU µs/req | of which in the kernel | in the app call | around it (gunicorn) |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(f"| {name} | {rps:.0f} | {server:.0f} | {system:.0f} | {app:.1f} | {rest:.0f} |"
+          for name, (rps, server, system, app, rest) in rows.items()),
         "",
         f"- ours / ceiling, req/s = {describe(ratios(results, 'ours', 'ceiling'))}",
-        f"- ours' app call (middleware, handler, function) {rows['ours'][2]:.1f} µs of "
-        f"{rows['ours'][1]:.0f} µs per request ({rows['ours'][2] / rows['ours'][1]:.0%}); gunicorn around it "
-        f"{rows['ours'][3]:.0f} µs, the bare app's gunicorn {rows['ceiling'][3]:.0f} µs",
+        f"- ours' app call (middleware, handler, function; gunicorn's body reader) {rows['ours'][3]:.1f} µs of "
+        f"{rows['ours'][1]:.0f} µs per request ({rows['ours'][3] / rows['ours'][1]:.0%}); ours' own code "
+        f"(less the bare app's call) {rows['ours'][3] - rows['ceiling'][3]:.1f} µs; gunicorn around the call "
+        f"{rows['ours'][4]:.0f} µs, around the bare app's {rows['ceiling'][4]:.0f} µs",
         "",
     ]
     return lines

@@ -180,14 +180,6 @@ def _official():
     return app
 
 
-def _ours_v3():
-    """``bench/scenarios_v3.py`` (written for the official 3.3 SDK) on ``statefun_wsgi.v3``, its
-    import changed and nothing else, behind the middleware."""
-    from statefun_wsgi import StatefunMiddleware
-
-    return StatefunMiddleware(None, _scenarios_v3_on_ours())
-
-
 def _scenarios_v3_on_ours():
     """``scenarios_v3`` registered in a ``statefun_wsgi.v3.StatefulFunctions`` (its import changed only)."""
     import statefun_wsgi.v3
@@ -200,10 +192,17 @@ def _scenarios_v3_on_ours():
     return functions
 
 
-def _official3():
-    from statefun import RequestReplyHandler, StatefulFunctions
+def _ours_v3():
+    """``bench/scenarios_v3.py`` (written for the official 3.3 SDK) on ``statefun_wsgi.v3``, its
+    import changed and nothing else, behind the middleware."""
+    from statefun_wsgi import StatefunMiddleware
 
+    return StatefunMiddleware(None, _scenarios_v3_on_ours())
+
+
+def _official3():
     import scenarios_v3
+    from statefun import RequestReplyHandler, StatefulFunctions
 
     if "statefun_wsgi" in sys.modules["statefun"].__name__:
         raise RuntimeError("official3_*: run in the official SDK's virtualenv, not on statefun_wsgi.v3")
@@ -294,7 +293,7 @@ def _timed(app):
         if totals[0]:
             path = os.path.join(os.environ["BENCH_APP_TIMES"], str(os.getpid()))
             with open(path, "w") as handle:
-                handle.write("%d %d %d\n" % (os.getpid(), totals[0], totals[1]))
+                handle.write(f"{os.getpid()} {totals[0]} {totals[1]}\n")
 
     atexit.register(report)
     return timed

@@ -43,9 +43,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import http.client
+import importlib.util
 import json
 import os
-import importlib.util
 import platform
 import re
 import resource
@@ -57,17 +57,15 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any as TypingAny
-from typing import Dict, List, Tuple
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-import gunicorn  # noqa: E402
-
-import bench_handler  # noqa: E402
-from bench_serving import connection_split, free_port, post_script, raise_open_files_limit  # noqa: E402
+import bench_handler
+import gunicorn
+from bench_serving import connection_split, free_port, post_script, raise_open_files_limit
 
 GOAL = 3.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -94,7 +92,7 @@ GTHREAD = ["--worker-class", "gthread", "--threads", "4", "--keep-alive", "75"]
 AIOHTTP = [*COMMON, "--worker-class", "aiohttp.GunicornWebWorker", "--keep-alive", "75"]
 
 
-def official_servers(install: str) -> Dict[str, Tuple[str, List[str]]]:
+def official_servers(install: str) -> dict[str, tuple[str, list[str]]]:
     """name -> (app, gunicorn options) of the official SDK's servers on ``install``."""
     return {
         f"official {install}, Flask sync": ("bench._serving_apps:official3_flask", [*COMMON, "--worker-class", "sync"]),
@@ -109,7 +107,7 @@ def official_servers(install: str) -> Dict[str, Tuple[str, List[str]]]:
 class Server:
     """One gunicorn, started on a free port of 127.0.0.1."""
 
-    def __init__(self, name: str, python: str, app: str, options: List[str], env: Dict[str, str],
+    def __init__(self, name: str, python: str, app: str, options: list[str], env: dict[str, str],
                  workers: int, recommended: bool = False) -> None:
         self.name = name
         self.port = free_port()
@@ -142,7 +140,7 @@ class Server:
         self.stop()
         raise SystemExit(f"{self.name}: gunicorn did not answer within 60 s")
 
-    def post(self, body: bytes) -> Tuple[int, str, bytes]:
+    def post(self, body: bytes) -> tuple[int, str, bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
             connection.request("POST", "/statefun", body, {"Content-Type": "application/octet-stream"})
@@ -151,7 +149,7 @@ class Server:
         finally:
             connection.close()
 
-    def check(self, body: bytes, want: Dict[str, TypingAny]) -> None:
+    def check(self, body: bytes, want: dict[str, TypingAny]) -> None:
         """Stop unless the server answers ``body`` with a 200 whose content is ``want``."""
         status, content_type, reply = self.post(body)
         if status != 200 or not content_type.startswith("application/octet-stream"):
@@ -160,9 +158,10 @@ class Server:
         if got != want:
             raise SystemExit(f"{self.name}'s reply differs:\n{bench_handler.describe_difference(got, want)}")
 
-    def cpu_seconds(self) -> Tuple[float, float]:
+    def cpu_seconds(self) -> tuple[float, float]:
         """CPU time (user, system) the master and its workers have used so far."""
-        listing = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        listing = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True,
+                                 check=False).stdout
         user = system = 0
         for pid in [self.process.pid, *map(int, listing.split())]:
             try:
@@ -183,7 +182,7 @@ class Server:
                 self.process.wait()
 
 
-def wrk(server: Server, script: Path, seconds: int, connections: int) -> Dict[str, TypingAny]:
+def wrk(server: Server, script: Path, seconds: int, connections: int) -> dict[str, TypingAny]:
     """One wrk run; req/s, p50/p90/p99 in ms, errors, the connection split, the load average, and
     the CPU time per request of the server (its processes) and of wrk."""
     port = server.port
@@ -208,7 +207,7 @@ def wrk(server: Server, script: Path, seconds: int, connections: int) -> Dict[st
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
 
     def percentile(label: str) -> float:
-        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE).groups()
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
@@ -222,9 +221,9 @@ def wrk(server: Server, script: Path, seconds: int, connections: int) -> Dict[st
             "wrk_cpu_us": wrk_cpu / max(requests, 1) * 1e6}
 
 
-def run_series(servers: List[Server], script: Path, rounds: int, seconds: int, connections: int) -> Dict[str, list]:
+def run_series(servers: list[Server], script: Path, rounds: int, seconds: int, connections: int) -> dict[str, list]:
     """Warm each server up, then ``rounds`` rounds of one wrk run each, the order rotated every round."""
-    results: Dict[str, list] = {server.name: [] for server in servers}
+    results: dict[str, list] = {server.name: [] for server in servers}
     for server in servers:
         wrk(server, script, 2, connections)
     for number in range(rounds):
@@ -239,7 +238,7 @@ def run_series(servers: List[Server], script: Path, rounds: int, seconds: int, c
     return results
 
 
-def summarize(results: Dict[str, list]) -> Dict[str, Dict[str, float]]:
+def summarize(results: dict[str, list]) -> dict[str, dict[str, float]]:
     return {
         name: {
             "rps": statistics.median(r["rps"] for r in runs),
@@ -251,27 +250,27 @@ def summarize(results: Dict[str, list]) -> Dict[str, Dict[str, float]]:
     }
 
 
-def ratios(results: Dict[str, list], name: str, reference: str) -> List[float]:
+def ratios(results: dict[str, list], name: str, reference: str) -> list[float]:
     """``name``'s req/s over ``reference``'s, round by round."""
     return [mine["rps"] / theirs["rps"] for mine, theirs in zip(results[name], results[reference])]
 
 
-def cpu_ratios(results: Dict[str, list], name: str, reference: str) -> List[float]:
+def cpu_ratios(results: dict[str, list], name: str, reference: str) -> list[float]:
     """``name``'s server CPU time per request over ``reference``'s, round by round."""
     return [mine["server_cpu_us"] / theirs["server_cpu_us"] for mine, theirs in zip(results[name], results[reference])]
 
 
-def best_official(results: Dict[str, list], install: str) -> str:
+def best_official(results: dict[str, list], install: str) -> str:
     """The official server of ``install`` with the highest median req/s."""
     names = [name for name in results if name.startswith(f"official {install},")]
     return max(names, key=lambda name: statistics.median(r["rps"] for r in results[name]))
 
 
-def describe(values: List[float]) -> str:
+def describe(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} (rounds {min(values):.2f}-{max(values):.2f})"
 
 
-def section(connections: int, results: Dict[str, list], installs: List[str], rounds: int, seconds: int) -> List[str]:
+def section(connections: int, results: dict[str, list], installs: list[str], rounds: int, seconds: int) -> list[str]:
     summary = summarize(results)
     loads = [r["load_before"] for runs in results.values() for r in runs]
     lines = [
@@ -320,7 +319,7 @@ def section(connections: int, results: Dict[str, list], installs: List[str], rou
     return lines
 
 
-def read_app_times(directory: Path) -> Tuple[int, int]:
+def read_app_times(directory: Path) -> tuple[int, int]:
     """(calls, CPU ns inside them) summed over the workers' files (``_serving_apps._timed``)."""
     calls = nanoseconds = 0
     for path in directory.iterdir():
@@ -331,8 +330,8 @@ def read_app_times(directory: Path) -> Tuple[int, int]:
     return calls, nanoseconds
 
 
-def profile_section(connections: int, results: Dict[str, list], times: Dict[str, Tuple[int, int]], rounds: int,
-                    seconds: int) -> List[str]:
+def profile_section(connections: int, results: dict[str, list], times: dict[str, tuple[int, int]], rounds: int,
+                    seconds: int) -> list[str]:
     """``--profile``: per request, the workers' CPU time, the part inside the app call, the rest (gunicorn)."""
     summary = summarize(results)
     loads = [r["load_before"] for runs in results.values() for r in runs]
@@ -422,8 +421,8 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", None)
 
-    pythons: Dict[str, str] = {}
-    venv_info: Dict[str, str] = {}
+    pythons: dict[str, str] = {}
+    venv_info: dict[str, str] = {}
     for install in args.installs:
         venv, candidates, version, protobuf, want_protobuf, implementation, extra = INSTALLS[install]
         base = bench_handler.find_python(version, candidates)
@@ -446,20 +445,20 @@ def main() -> int:
     env["BENCH_CEILING_REPLY"] = str(work / "reply.bin")
 
     ours_aiohttp = not args.no_ours_aiohttp and importlib.util.find_spec("aiohttp") is not None
-    by_connections: Dict[int, Dict[str, list]] = {}
-    commands: Dict[str, str] = {}
-    app_times: Dict[int, Dict[str, Tuple[int, int]]] = {}
-    started = datetime.datetime.now(datetime.timezone.utc)
+    by_connections: dict[int, dict[str, list]] = {}
+    commands: dict[str, str] = {}
+    app_times: dict[int, dict[str, tuple[int, int]]] = {}
+    started = datetime.datetime.now(datetime.UTC)
     for connections in args.connections:
         print(f"\n-- wrk -c{connections}", flush=True)
-        servers: List[Server] = []
-        timed: Dict[str, Path] = {}
+        servers: list[Server] = []
+        timed: dict[str, Path] = {}
         if args.profile:
             for name in ("ours", "ceiling"):
                 timed[name] = work / f"times-{connections}-{name}"
                 timed[name].mkdir()
 
-        def env_of(name: str) -> Dict[str, str]:
+        def env_of(name: str, timed: dict[str, Path] = timed) -> dict[str, str]:
             return {**env, "BENCH_APP_TIMES": str(timed[name])} if name in timed else env
 
         try:

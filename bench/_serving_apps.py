@@ -10,6 +10,15 @@
     gunicorn bench._serving_apps:official    # the official SDK behind Flask, as its docs show
                                              # (run in the official SDK's virtualenv)
 
+and for ``bench_serving_v3.py`` (the 3.x counter, ``bench/scenarios_v3.py``)::
+
+    gunicorn bench._serving_apps:ours_v3            # statefun_wsgi.v3 behind StatefunMiddleware
+    gunicorn bench._serving_apps:official3_flask    # official 3.3: Flask calling handle_sync
+    gunicorn -k aiohttp.GunicornWebWorker bench._serving_apps:official3_aiohttp
+                                                    # official 3.3: aiohttp calling handle_async
+    gunicorn -k aiohttp.GunicornWebWorker bench._serving_apps:ours_v3_aiohttp
+                                                    # the same app on statefun_wsgi.v3's handle_async
+
 ``by_hand`` and ``least_work`` are bounds, not SDKs: they answer only this benchmark's batch
 (one ``bench/counter`` invocation, one state), with the same reply bytes as ``ours``, and
 check nothing an SDK must check. No SDK serving the counter can beat ``by_hand``, which runs
@@ -19,7 +28,8 @@ egress message) with no dispatch, context or checks around them; ``least_work`` 
 lines on purpose, written out in each: a bound calls nothing it does not need.
 
 Every app but ``official`` runs in this repository's environment; ``official`` in a
-virtualenv with ``apache-flink-statefun==2.2.2``, Flask and gunicorn.
+virtualenv with ``apache-flink-statefun==2.2.2``, Flask and gunicorn, ``official3_*`` in one
+with ``apache-flink-statefun==3.3.0``, Flask, aiohttp and gunicorn.
 """
 
 import os
@@ -185,6 +195,77 @@ def _official():
     return app
 
 
+def _scenarios_v3_on_ours():
+    """``scenarios_v3`` registered in a ``statefun_wsgi.v3.StatefulFunctions`` (its import changed only)."""
+    import statefun_wsgi.v3
+
+    sys.modules["statefun"] = statefun_wsgi.v3  # scenarios_v3's ``from statefun import ...``
+    import scenarios_v3
+
+    functions = statefun_wsgi.v3.StatefulFunctions()
+    scenarios_v3.register(functions)
+    return functions
+
+
+def _ours_v3():
+    """``bench/scenarios_v3.py`` (written for the official 3.3 SDK) on ``statefun_wsgi.v3``, its
+    import changed and nothing else, behind the middleware."""
+    from statefun_wsgi import StatefunMiddleware
+
+    return StatefunMiddleware(None, _scenarios_v3_on_ours())
+
+
+def _official3():
+    import scenarios_v3
+    from statefun import RequestReplyHandler, StatefulFunctions
+
+    if "statefun_wsgi" in sys.modules["statefun"].__name__:
+        raise RuntimeError("official3_*: run in the official SDK's virtualenv, not on statefun_wsgi.v3")
+    functions = StatefulFunctions()
+    scenarios_v3.register(functions)
+    return RequestReplyHandler(functions)
+
+
+def _official3_flask():
+    """The official 3.3 SDK behind Flask, calling ``handle_sync`` (an event loop per request)."""
+    from flask import Flask, make_response, request
+
+    handler = _official3()
+    app = Flask(__name__)
+
+    @app.route("/statefun", methods=["POST"])
+    def handle():
+        response_data = handler.handle_sync(request.data)
+        response = make_response(response_data)
+        response.headers.set("Content-Type", "application/octet-stream")
+        return response
+
+    return app
+
+
+def _official3_aiohttp(handler=None):
+    """The official 3.3 SDK behind aiohttp, calling ``handle_async``, as the SDK's docs show."""
+    from aiohttp import web
+
+    handler = handler or _official3()
+
+    async def handle(request):
+        req = await request.read()
+        res = await handler.handle_async(req)
+        return web.Response(body=res, content_type="application/octet-stream")
+
+    app = web.Application()
+    app.add_routes([web.post("/statefun", handle)])
+    return app
+
+
+def _ours_v3_aiohttp():
+    """``official3_aiohttp``'s app with ``statefun_wsgi.v3``'s handler: the same server, another SDK."""
+    from statefun_wsgi.v3 import RequestReplyHandler
+
+    return _official3_aiohttp(RequestReplyHandler(_scenarios_v3_on_ours()))
+
+
 _FACTORIES = {
     "ours": _ours,
     "ours_metrics": _ours_metrics,
@@ -193,11 +274,53 @@ _FACTORIES = {
     "by_hand": _by_hand,
     "least_work": _least_work,
     "official": _official,
+    "ours_v3": _ours_v3,
+    "official3_flask": _official3_flask,
+    "official3_aiohttp": _official3_aiohttp,
+    "ours_v3_aiohttp": _ours_v3_aiohttp,
 }
 
 
+def _timed(app):
+    """``app`` with the CPU time of its own calls counted (``time.thread_time_ns``, this thread's
+    CPU only, so GIL waits are left out); each worker writes ``<pid> <calls> <ns>`` to a file in
+    ``$BENCH_APP_TIMES`` when it exits. For ``bench_serving_v3.py --profile``: a worker's CPU
+    time (from /proc) less this is what gunicorn spent around the app."""
+    import atexit
+    import threading
+    import time
+
+    lock = threading.Lock()
+    totals = [0, 0]
+
+    def timed(environ, start_response):
+        start = time.thread_time_ns()
+        result = app(environ, start_response)
+        body = list(result)  # the app's iterable consumed here, so its work counts as the app's
+        if hasattr(result, "close"):
+            result.close()
+        elapsed = time.thread_time_ns() - start
+        with lock:
+            totals[0] += 1
+            totals[1] += elapsed
+        return body
+
+    def report():
+        if totals[0]:
+            path = os.path.join(os.environ["BENCH_APP_TIMES"], str(os.getpid()))
+            with open(path, "w") as handle:
+                handle.write(f"{os.getpid()} {totals[0]} {totals[1]}\n")
+
+    atexit.register(report)
+    return timed
+
+
 def __getattr__(name):
-    try:
-        return _FACTORIES[name]()
-    except KeyError:
-        raise AttributeError(name) from None
+    if name == "ceiling_app":  # the ceiling by way of a factory, so that it can be timed too
+        app = ceiling
+    else:
+        try:
+            app = _FACTORIES[name]()
+        except KeyError:
+            raise AttributeError(name) from None
+    return _timed(app) if os.environ.get("BENCH_APP_TIMES") else app

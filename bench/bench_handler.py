@@ -405,10 +405,13 @@ PROBE = (
 )
 
 
-def probe_venv(python: Path, env: Dict[str, str]) -> Optional[Tuple[str, str]]:
+def probe_venv(python: Path, env: Dict[str, str], modules: Tuple[str, ...] = ()) -> Optional[Tuple[str, str]]:
+    """(protobuf version, implementation) in the venv, or None when it or ``statefun`` (or one of
+    ``modules``) does not import there."""
     if not python.exists():
         return None
-    result = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True, env=env, check=False)
+    probe = "".join(f"import {module}; " for module in modules) + PROBE
+    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
         return None
     version, implementation = json.loads(result.stdout)
@@ -416,12 +419,19 @@ def probe_venv(python: Path, env: Dict[str, str]) -> Optional[Tuple[str, str]]:
 
 
 def ensure_venv(
-    name: str, base_python: str, packages: List[str], env: Dict[str, str], want_protobuf: str, want_impl: str
+    name: str,
+    base_python: str,
+    packages: List[str],
+    env: Dict[str, str],
+    want_protobuf: str,
+    want_impl: str,
+    modules: Tuple[str, ...] = (),
 ) -> str:
-    """The venv's python, creating or repairing ``bench/.venvs/<name>`` when needed (idempotent)."""
+    """The venv's python, creating or repairing ``bench/.venvs/<name>`` when needed (idempotent).
+    ``modules`` must import there too (``bench_serving_v3.py`` adds its web servers to ``packages``)."""
     directory = VENVS / name
     python = directory / "bin" / "python"
-    found = probe_venv(python, env)
+    found = probe_venv(python, env, modules)
     if found and found[0].startswith(want_protobuf) and found[1] == want_impl:
         return str(python)
     log(f"setting up {directory.relative_to(REPO)} ({base_python} + {' '.join(packages)}) ...")
@@ -433,9 +443,10 @@ def ensure_venv(
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *packages], check=True, env=env
     )
-    found = probe_venv(python, env)
+    found = probe_venv(python, env, modules)
     if not found:
-        raise SystemExit(f"{name}: the official SDK does not import after installing {packages}")
+        raise SystemExit(f"{name}: the official SDK (or {', '.join(modules) or 'statefun'}) does not import "
+                         f"after installing {packages}")
     if not found[0].startswith(want_protobuf) or found[1] != want_impl:
         raise SystemExit(
             f"{name}: got protobuf {found[0]} ({found[1]}), expected {want_protobuf}x ({want_impl}); "

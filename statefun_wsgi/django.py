@@ -68,7 +68,7 @@ from .functions import StatefulFunctions
 from .handler import RequestReplyHandler
 from .listeners import runtime_listeners_from, warn_every_listener
 from .metrics import DEFAULT_METRICS_PATH, metrics_from_setting, metrics_reply
-from .middleware import _metrics_path
+from .middleware import checked_metrics_path
 from .wsgi import is_escaped_path_target, raw_request_target, respond_to_environ, unix_socket_path_info
 
 __all__ = ["ANSWERING_MIDDLEWARE", "StatefunMiddleware", "load_object"]
@@ -177,7 +177,7 @@ class StatefunMiddleware:
         max_body_size = getattr(settings, "STATEFUN_MAX_BODY_SIZE", DEFAULT_MAX_BODY_SIZE)
         protocols = getattr(settings, "STATEFUN_PROTOCOLS", None)
         try:
-            self.metrics_path = _metrics_path(
+            self.metrics_path = checked_metrics_path(
                 getattr(settings, "STATEFUN_METRICS_PATH", DEFAULT_METRICS_PATH), self.path, "STATEFUN_METRICS_PATH")
         except ConfigurationError as exc:
             raise ImproperlyConfigured(str(exc)) from exc

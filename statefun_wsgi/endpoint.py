@@ -258,7 +258,9 @@ class Endpoint:
         self.metrics = metrics
         if metrics is not None:  # decided once: without metrics a batch runs the same code as before
             self._run = self._run_measured  # type: ignore[method-assign]
-            if isinstance(self.handler, RequestReplyHandler):
+            # (a subclass with a __call__ of its own keeps it: _answer calls the handler)
+            handler_call = type(self.handler).__call__
+            if isinstance(self.handler, RequestReplyHandler) and handler_call is RequestReplyHandler.__call__:
                 self._answer = self.handler.answer  # type: ignore[method-assign,assignment]
 
     def respond(

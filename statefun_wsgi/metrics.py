@@ -21,7 +21,8 @@ request that names no function this endpoint serves, or none at all):
 ``statefun_invocations_total``           counter    invocations of the batches that ran (200)
 ``statefun_batch_invocations``           histogram  invocations per batch that ran
 ``statefun_batch_duration_seconds``      histogram  time to answer a batch, from its body read to
-                                                    its reply (any status; not the network)
+                                                    its reply (any status once the body is read;
+                                                    not the network)
 ``statefun_request_bytes_total``         counter    request bodies read
 ``statefun_reply_bytes_total``           counter    reply bodies written
 ``statefun_function_exceptions_total``   counter    exceptions functions raised, by ``exception``
@@ -35,7 +36,7 @@ with the states to declare ran nothing (it counts as a batch, not its invocation
 Under gunicorn every worker is a process with counts of its own: in prometheus_client's
 multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, which :mod:`statefun_wsgi.gunicorn_conf`
 sets up with ``STATEFUN_METRICS=1``) each worker writes its counts to a file there
-(``statefun_<pid>.metrics``, beside prometheus_client's ``*.db`` for your app's own metrics),
+(``statefun_<pid>_<n>.metrics``, beside prometheus_client's ``*.db`` for your app's own metrics),
 and a scrape, answered by any worker, adds them all up; a worker that died leaves its file,
 so its counts stay in the totals. Without that directory each scrape shows one worker's counts.
 
@@ -49,7 +50,9 @@ its recording path once, when it is built (bench/results/serving-metrics.md).
 from __future__ import annotations
 
 import glob
+import itertools
 import json
+import logging
 import math
 import mmap
 import os
@@ -68,6 +71,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_METRICS_PATH",
+    "MetricsSetting",
     "DURATION_BUCKETS",
     "INVOCATION_BUCKETS",
     "METRIC_NAMES",
@@ -79,6 +83,8 @@ __all__ = [
     "make_metrics_app",
     "metrics_from_setting",
     "metrics_reply",
+    "multiprocess_dir",
+    "quantile",
     "summarize",
 ]
 
@@ -104,6 +110,8 @@ METRIC_NAMES = (
     "statefun_reply_bytes_total",
     "statefun_function_exceptions_total",
 )
+
+logger = logging.getLogger(__name__)
 
 _INSTALL_HINT = "metrics need prometheus_client: pip install 'statefun-wsgi[metrics]'"
 
@@ -135,7 +143,7 @@ def exception_label(error: BaseException) -> str:
 # a lock, a pid check and a write to a memory-mapped file per value, ~0.6 us each): eight
 # values a batch cost a worker about 10% of its CPU on a one-invocation batch. Here a batch
 # adds to one array of doubles per label set under one lock and, in multiprocess mode, copies
-# it into this process's file in one write (~1 us in all). The collector turns the blocks
+# it into this process's file in one write (~1-1.6 us in all, by machine load). The collector turns the blocks
 # into the same counters and histograms; a scrape adds up every process's file.
 
 _BATCHES, _INVOCATIONS, _REQUEST_BYTES, _REPLY_BYTES, _DURATION_SUM, _DURATION_COUNT, _RAN = range(7)
@@ -144,7 +152,8 @@ _INVOCATION_BUCKET = _DURATION_BUCKET + len(DURATION_BUCKETS) + 1  # then one pe
 _BLOCK = _INVOCATION_BUCKET + len(INVOCATION_BUCKETS) + 1
 
 #: A file per process in PROMETHEUS_MULTIPROC_DIR (not *.db: prometheus_client's own collector reads those).
-_FILE_PATTERN = "statefun_{pid}.metrics"
+_FILE_PATTERN = "statefun_{pid}_{number}.metrics"
+_FILE_NUMBERS = itertools.count()
 _FILE_GLOB = "statefun_*.metrics"
 _FORMAT = 1
 _HEADER = struct.Struct("<II")  # bytes used, format
@@ -166,12 +175,19 @@ class _ProcessFile:
     appended as label sets appear and rewritten in place. Readers read up to "used", which is
     written after an entry is complete."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._file = open(path, "w+b")
-        self._file.truncate(_INITIAL_SIZE)
+    def __init__(self, directory: str) -> None:
+        # A name no file has yet (O_EXCL): never another Metrics' of this process, nor the file
+        # a dead worker of the same pid left (its counts stay in the totals).
+        pid, number = os.getpid(), next(_FILE_NUMBERS)
+        while True:
+            self.path = os.path.join(directory, _FILE_PATTERN.format(pid=pid, number=number))
+            try:
+                descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                break
+            except FileExistsError:
+                number = next(_FILE_NUMBERS)
         self.capacity = _INITIAL_SIZE
-        self.map = mmap.mmap(self._file.fileno(), self.capacity)
+        self.map = self._mapped(descriptor)
         self.used = _HEADER.size
         _HEADER.pack_into(self.map, 0, self.used, _FORMAT)
 
@@ -182,17 +198,24 @@ class _ProcessFile:
         entry = _ENTRY.pack(len(encoded), size) + padded + bytes(8 * size)
         while self.used + len(entry) > self.capacity:
             self.capacity *= 2
-            self._file.truncate(self.capacity)
+            grown = self._mapped(os.open(self.path, os.O_RDWR))
             self.map.close()
-            self.map = mmap.mmap(self._file.fileno(), self.capacity)
+            self.map = grown
         self.map[self.used:self.used + len(entry)] = entry
         self.used += len(entry)
         _HEADER.pack_into(self.map, 0, self.used, _FORMAT)
         return self.used - 8 * size
 
+    def _mapped(self, descriptor: int) -> mmap.mmap:
+        """The file at ``capacity`` bytes, mapped; the descriptor closed (the map is all we keep)."""
+        try:
+            os.ftruncate(descriptor, self.capacity)
+            return mmap.mmap(descriptor, self.capacity)
+        finally:
+            os.close(descriptor)
+
     def close(self) -> None:
         self.map.close()
-        self._file.close()
 
 
 def _read_file(path: str) -> Iterable[Tuple[Tuple[Any, ...], array]]:
@@ -207,15 +230,21 @@ def _read_file(path: str) -> Iterable[Tuple[Tuple[Any, ...], array]]:
     used, version = _HEADER.unpack_from(data, 0)
     if version != _FORMAT:
         return
+    end = min(used, len(data))
     position = _HEADER.size
-    while position + _ENTRY.size <= min(used, len(data)):
+    while position + _ENTRY.size <= end:
         key_length, size = _ENTRY.unpack_from(data, position)
-        position += _ENTRY.size
-        key = tuple(json.loads(data[position:position + key_length].decode("utf-8")))
-        position += key_length + (-key_length % 8)
+        start = position + _ENTRY.size
+        values_at = start + key_length + (-key_length % 8)
+        position = values_at + 8 * size
+        if position > end:  # an entry cut short: the rest is not there
+            return
+        try:
+            key = tuple(json.loads(data[start:start + key_length].decode("utf-8")))
+        except ValueError:  # (UnicodeDecodeError and JSONDecodeError included): not a file of ours
+            return
         values = array("d")
-        values.frombytes(data[position:position + 8 * size])
-        position += 8 * size
+        values.frombytes(data[values_at:position])
         yield key, values
 
 
@@ -227,6 +256,7 @@ class _Counts:
         self.lock = threading.Lock()
         self.slots: Dict[Tuple[Any, ...], _Slot] = {}
         self.file: Optional[_ProcessFile] = None
+        self.failed = False  # the file could not be written: counts in memory
         if hasattr(os, "register_at_fork"):
             forked = weakref.WeakMethod(self._forked)
             os.register_at_fork(after_in_child=lambda: (forked() or (lambda: None))())
@@ -235,6 +265,7 @@ class _Counts:
         """In a child (gunicorn's preload_app makes the app before forking): counts of its own, from zero."""
         self.lock = threading.Lock()
         self.slots = {}
+        self.failed = False
         self.file = None  # the parent's stays open in the parent; the child writes a file of its own
 
     def slot(self, key: Tuple[Any, ...], size: int) -> _Slot:
@@ -242,10 +273,15 @@ class _Counts:
         found = self.slots.get(key)
         if found is None:
             position = -1
-            if self.directory is not None:
-                if self.file is None:
-                    self.file = _ProcessFile(os.path.join(self.directory, _FILE_PATTERN.format(pid=os.getpid())))
-                position = self.file.add(json.dumps(list(key)), size)
+            if self.directory is not None and not self.failed:
+                try:
+                    if self.file is None:
+                        self.file = _ProcessFile(self.directory)
+                    position = self.file.add(json.dumps(list(key)), size)
+                except OSError as exc:  # metrics never fail a batch: this process counts in memory
+                    self.failed = True
+                    logger.error("metrics: cannot write this process's counts to %s (%s); they are counted in memory "
+                                 "only, and scrapes miss them", self.directory, exc)
             found = self.slots[key] = _Slot(size, position)
         return found
 
@@ -350,7 +386,14 @@ class Metrics:
         if registry is None:
             registry = prometheus.REGISTRY
         self.registry = registry
-        self._counts = _Counts(multiprocess_dir())
+        directory = multiprocess_dir()
+        if directory is not None and not (os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK)):
+            raise ConfigurationError(
+                f"PROMETHEUS_MULTIPROC_DIR={directory!r} is not a writable directory: create it before the "
+                "app starts (statefun_wsgi.gunicorn_conf does with STATEFUN_METRICS=1), or unset it",
+                setting="PROMETHEUS_MULTIPROC_DIR",
+            )
+        self._counts = _Counts(directory)
         self._collector = _Collector(self._counts)
         registry.register(self._collector)
         self._exposed: Optional[Any] = None
@@ -519,7 +562,8 @@ class FunctionSummary(NamedTuple):
         times = ", ".join(f"{name} {_milliseconds(value)}" for name, value in (("p50", self.p50), ("p99", self.p99))
                           if value is not None)
         plural = "" if self.batches == 1 else "es"
-        text = f"{self.function_type}: {self.batches} batch{plural} ({statuses}), {self.invocations} invocations"
+        invocations = f"{self.invocations} invocation{'' if self.invocations == 1 else 's'}"
+        text = f"{self.function_type}: {self.batches} batch{plural} ({statuses}), {invocations}"
         return f"{text}, {times}" if times else text
 
 

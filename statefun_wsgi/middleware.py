@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .handler import RequestReplyHandler
     from .protocols import ProtocolsSetting
 
-__all__ = ["StatefunMiddleware"]
+__all__ = ["StatefunMiddleware", "checked_metrics_path"]
 
 _NOT_FOUND = Reply(404, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "10")], b"Not Found\n")
 
@@ -122,7 +122,9 @@ class StatefunMiddleware:
         self.unix_path_info = unix_socket_path_info(path)
         self.metrics = metrics_from_setting(metrics)
         #: Where scrapes are answered; ``None``: nowhere.
-        self.metrics_path = _metrics_path(metrics_path, path, "metrics_path") if self.metrics is not None else None
+        self.metrics_path = (
+            checked_metrics_path(metrics_path, path, "metrics_path") if self.metrics is not None else None
+        )
         self.endpoint = Endpoint(functions, max_body_size=max_body_size, protocols=protocols, metrics=self.metrics)
         #: Where the runtime's requests are admitted; ``None``: every listener.
         self.runtime_listeners = runtime_listeners_from(runtime_listeners, "runtime_listeners")
@@ -153,8 +155,7 @@ class StatefunMiddleware:
         return [reply.body]
 
 
-
-def _metrics_path(metrics_path: Optional[str], path: str, setting: str) -> Optional[str]:
+def checked_metrics_path(metrics_path: Optional[str], path: str, setting: str) -> Optional[str]:
     """``metrics_path`` checked: ``None``, or a path other than the functions'."""
     if metrics_path is None:
         return None

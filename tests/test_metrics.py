@@ -434,6 +434,78 @@ def test_summarize_counts_batches_invocations_and_times(metrics: Metrics) -> Non
     assert ok.line().startswith("m/ok: 3 batches (200: 3), 6 invocations, p50 ")
 
 
+def test_one_invocation_is_singular() -> None:
+    line = FunctionSummary("ns/fn", 1, {"200": 1}, 1, None, None).line()
+    assert line == "ns/fn: 1 batch (200: 1), 1 invocation"
+
+
+# -- multiprocess files: nothing lost, and metrics never fail a batch ------------------------------
+
+
+@pytest.fixture
+def multiproc_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_two_metrics_of_one_process_keep_their_own_files(multiproc_dir: Any) -> None:
+    """A second Metrics (or a new worker with a dead one's pid) never truncates a file: every count stays."""
+    first = Metrics(CollectorRegistry())
+    assert post(Endpoint(functions, metrics=first), batch("m/ok", invocations=3)).status == 200
+    second = Metrics(CollectorRegistry())
+    assert post(Endpoint(functions, metrics=second), batch("m/ok", invocations=2)).status == 200
+    assert post(Endpoint(functions, metrics=first), batch("m/ok")).status == 200
+    assert len(list(multiproc_dir.glob("statefun_*.metrics"))) == 2
+    found = samples(first.exposition_registry())
+    assert only(found, "statefun_invocations_total") == {(("function_type", "m/ok"),): 6}
+    assert only(found, "statefun_batches_total") == {(("function_type", "m/ok"), ("status", "200")): 3}
+
+
+def test_a_file_cut_short_is_read_up_to_its_last_whole_entry(multiproc_dir: Any) -> None:
+    metrics = Metrics(CollectorRegistry())
+    assert post(Endpoint(functions, metrics=metrics), batch("m/ok", invocations=2)).status == 200
+    [path] = multiproc_dir.glob("statefun_*.metrics")
+    whole = path.read_bytes()
+    for size in (3, 12, 30, 100):
+        (multiproc_dir / f"statefun_1_{size}.metrics").write_bytes(whole[:size])
+    (multiproc_dir / "statefun_2_0.metrics").write_bytes(whole[:8] + b"\xff" * 200)
+    found = samples(metrics.exposition_registry())  # the scrape still answers, with the whole file's counts
+    assert only(found, "statefun_invocations_total") == {(("function_type", "m/ok"),): 2}
+
+
+def test_a_multiprocess_dir_that_is_not_a_writable_directory_is_refused_at_start(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
+    with pytest.raises(ConfigurationError, match=r"PROMETHEUS_MULTIPROC_DIR=.*missing' is not a writable directory"):
+        Metrics(CollectorRegistry())
+
+
+def test_a_file_that_cannot_be_written_fails_no_batch(multiproc_dir: Any, caplog: pytest.LogCaptureFixture) -> None:
+    metrics = Metrics(CollectorRegistry())
+    multiproc_dir.rmdir()  # gone after the start: the counts stay in memory, the batches answer
+    endpoint = Endpoint(functions, metrics=metrics)
+    with caplog.at_level(logging.ERROR, logger="statefun_wsgi.metrics"):
+        assert post(endpoint, batch("m/ok", invocations=2)).status == 200
+        assert post(endpoint, batch("m/boom")).status == 500
+    errors = [record for record in caplog.records if record.name == "statefun_wsgi.metrics"]
+    assert len(errors) == 1 and "counted in memory only" in errors[0].getMessage()
+
+
+def test_a_handler_subclass_keeps_its_own_call_with_metrics_on(metrics: Metrics) -> None:
+    calls = []
+
+    class Audited(RequestReplyHandler):
+        def __call__(self, request_bytes: bytes) -> bytes:
+            calls.append(len(request_bytes))
+            return super().__call__(request_bytes)
+
+    endpoint = Endpoint(Audited(functions), metrics=metrics)
+    assert post(endpoint, batch("m/ok", invocations=2)).status == 200
+    assert len(calls) == 1
+    assert only(samples(metrics.registry), "statefun_invocations_total") == {(("function_type", "m/ok"),): 2}
+
+
 def test_a_summary_line() -> None:
     line = FunctionSummary("ns/fn", 4, {"500": 1, "200": 3}, 3, 0.00021, 0.0019).line()
     assert line == "ns/fn: 4 batches (200: 3, 500: 1), 3 invocations, p50 0.21 ms, p99 1.9 ms"

@@ -192,7 +192,7 @@ def serve(app: str, metrics_dir: Path, *args: str) -> Server:
 
 def writers(metrics_dir: Path) -> set:
     """The pids that wrote statefun counts to the multiprocess directory."""
-    return {int(path.stem.rsplit("_", 1)[1]) for path in metrics_dir.glob("statefun_*.metrics")}
+    return {int(path.stem.split("_")[1]) for path in metrics_dir.glob("statefun_*.metrics")}
 
 
 def wait_for_workers(server: Server, count: int, timeout: float = 20.0) -> List[int]:

@@ -222,12 +222,13 @@ def _read_file(path: str) -> Iterable[Tuple[Tuple[Any, ...], array]]:
     """The (key, doubles) of one process's file; nothing for a file cut short or of another format."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            data = handle.read(_HEADER.size)
+            if len(data) < _HEADER.size:
+                return
+            used, version = _HEADER.unpack_from(data, 0)
+            data += handle.read(max(0, used - _HEADER.size))  # the used part only, not the file's capacity
     except OSError:
         return
-    if len(data) < _HEADER.size:
-        return
-    used, version = _HEADER.unpack_from(data, 0)
     if version != _FORMAT:
         return
     end = min(used, len(data))

@@ -184,6 +184,11 @@ def serve(app: str, metrics_dir: Path, *args: str) -> Server:
     try:
         server.wait_ready()
         server.wait_for_log("Booting worker", WORKERS)
+        if "--preload" not in args:  # a worker logs "Booting" before it imports the app, which sets its gauge
+            deadline = time.monotonic() + 30
+            while len(list(metrics_dir.glob("gauge_livesum_*.db"))) < WORKERS:
+                assert time.monotonic() < deadline, f"the workers did not all import the app:\n{server.log()}"
+                time.sleep(0.05)
     except BaseException:
         server.stop()
         raise

@@ -174,6 +174,30 @@ def harness_for_test(version: str = "3.3.0") -> Path:
         pytest.fail(str(exc))
 
 
+def module_yaml_verdicts(
+    version: str, probe: Path, cases: Iterable[Tuple[str, str]], folder: Path, timeout: float
+) -> Dict[str, str]:
+    """Run a module.yaml probe (a Java source file) on the ``version`` harness's classpath over
+    every ``(case id, text)``, each written to ``folder``: case id -> the probe's line for it,
+    "ACCEPTED" or "REFUSED\t<exception chain>". Skipped without Maven, as harness_for_test."""
+    java_cmd = harness_for_test(version)
+    java = json.loads(java_cmd.read_text())[0]
+    classpath = (HARNESS_TARGET if version == "2.2.2" else HARNESS3_TARGET) / "classpath.txt"
+    paths = {}
+    for number, (case_id, text) in enumerate(cases):
+        path = folder / f"case{number:03d}.yaml"
+        path.write_text(text, encoding="utf-8")
+        paths[str(path)] = case_id
+    run = subprocess.run(
+        [java, "-cp", classpath.read_text().strip(), str(probe), *paths],
+        cwd=folder, capture_output=True, text=True, encoding="utf-8", timeout=timeout,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    lines = dict(line.split("\t", 1) for line in run.stdout.splitlines() if "\t" in line)
+    assert set(lines) == set(paths), run.stdout[-4000:] + run.stderr[-4000:]
+    return {paths[path]: verdict for path, verdict in lines.items()}
+
+
 def official_sdk_python() -> str:
     """Run ``statefun_sdk_setup.sh`` (idempotent); return the python of the official 3.3 SDK's venv.
 

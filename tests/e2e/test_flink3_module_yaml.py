@@ -13,8 +13,6 @@ and egress's sink) and prints whether the runtime accepts it. Each verdict must 
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Dict
@@ -31,29 +29,15 @@ from e2e import runtime  # noqa: E402  (tests/e2e/runtime.py)
 pytestmark = pytest.mark.flink
 
 PROBE = Path(__file__).resolve().parent / "ModuleYaml3Probe.java"
-CLASSPATH = runtime.HARNESS3_TARGET / "classpath.txt"
 PROBE_TIMEOUT = 180.0
 
 
 @pytest.fixture(scope="module")
 def verdicts(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
     """Case id -> the probe's line for it: "ACCEPTED", or "REFUSED\\t<exception chain>"."""
-    java_cmd = runtime.harness_for_test("3.3.0")
-    java = json.loads(java_cmd.read_text())[0]
+    cases = [(case.id, case.text) for case in module_yaml3_cases.CASES]
     folder = tmp_path_factory.mktemp("module_yaml3_cases")
-    paths = {}
-    for number, case in enumerate(module_yaml3_cases.CASES):
-        path = folder / f"case{number:03d}.yaml"
-        path.write_text(case.text, encoding="utf-8")
-        paths[str(path)] = case.id
-    probe = subprocess.run(
-        [java, "-cp", CLASSPATH.read_text().strip(), str(PROBE), *paths],
-        cwd=folder, capture_output=True, text=True, encoding="utf-8", timeout=PROBE_TIMEOUT,
-    )
-    assert probe.returncode == 0, probe.stderr[-4000:]
-    lines = dict(line.split("\t", 1) for line in probe.stdout.splitlines() if "\t" in line)
-    assert set(lines) == set(paths), probe.stdout[-4000:] + probe.stderr[-4000:]
-    return {paths[path]: verdict for path, verdict in lines.items()}
+    return runtime.module_yaml_verdicts("3.3.0", PROBE, cases, folder, PROBE_TIMEOUT)
 
 
 @pytest.mark.parametrize("case", module_yaml3_cases.params())

@@ -11,9 +11,7 @@ must be the table's; ``tests/test_module_yaml.py`` holds our loader to the same 
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Dict
@@ -30,32 +28,16 @@ from e2e import runtime  # noqa: E402  (tests/e2e/runtime.py)
 pytestmark = pytest.mark.flink
 
 PROBE = Path(__file__).resolve().parent / "ModuleYamlProbe.java"
-CLASSPATH = runtime.HARNESS_TARGET / "classpath.txt"
 PROBE_TIMEOUT = 90.0
 
 
 @pytest.fixture(scope="module")
 def verdicts(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
     """Case id -> the probe's line for it: "ACCEPTED", or "REFUSED\\t<exception chain>"."""
-    setup = subprocess.run(["bash", str(runtime.HARNESS_SETUP)], capture_output=True, text=True, timeout=900)
-    if setup.returncode != 0:
-        pytest.fail(f"harness_setup.sh failed: {setup.stderr[-2000:]}")
-    java = json.loads(runtime.JAVA_CMD.read_text())[0]
     folder = tmp_path_factory.mktemp("module_yaml_cases")
     (folder / module_yaml_cases.DESCRIPTOR_SET).write_bytes(module_yaml_cases.descriptor_set())
-    paths = {}
-    for number, case in enumerate(module_yaml_cases.CASES):
-        path = folder / f"case{number:03d}.yaml"
-        path.write_text(case.text, encoding="utf-8")
-        paths[str(path)] = case.id
-    probe = subprocess.run(
-        [java, "-cp", CLASSPATH.read_text().strip(), str(PROBE), *paths],
-        cwd=folder, capture_output=True, text=True, encoding="utf-8", timeout=PROBE_TIMEOUT,
-    )
-    assert probe.returncode == 0, probe.stderr[-4000:]
-    lines = dict(line.split("\t", 1) for line in probe.stdout.splitlines() if "\t" in line)
-    assert set(lines) == set(paths), probe.stdout[-4000:] + probe.stderr[-4000:]
-    return {paths[path]: verdict for path, verdict in lines.items()}
+    cases = [(case.id, case.text) for case in module_yaml_cases.CASES]
+    return runtime.module_yaml_verdicts("2.2.2", PROBE, cases, folder, PROBE_TIMEOUT)
 
 
 @pytest.mark.parametrize("case", module_yaml_cases.params())
